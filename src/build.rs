@@ -1,0 +1,524 @@
+//! `almr build`: read → tokenize → shards, provenance, rejects and manifest.
+//!
+//! Data flow for each source, in pipeline order:
+//!
+//! 1. A reader thread streams the source's files, in order, and cuts the
+//!    items into batches (bounded channel: at most a few batches in memory).
+//! 2. Each batch is tokenized in parallel on a rayon pool; results keep the
+//!    batch's order, so the output does not depend on the thread count.
+//! 3. Documents go, in order, to the source's current shard; malformed
+//!    records go to `rejects/read.parquet` and the counts.
+//!
+//! Everything is written under `OUT/.almr-staging/` first and moved into
+//! place at the end, manifest last, so a killed build leaves no file under a
+//! final name and a rerun starts clean.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use crate::config::{self, LoadedPipeline, Source};
+use crate::fsutil::{self, FileDigest};
+use crate::manifest::{
+    Counts, InputFile, Manifest, OutputFile, PipelineInfo, ShardEntry, SourceCounts,
+    TokenizerInfo,
+};
+use crate::provenance::{DocRow, ProvenanceWriter};
+use crate::read::{self, Item};
+use crate::rejects::{RejectRow, RejectsWriter};
+use crate::shard::{with_suffix, DType, ShardWriter};
+use crate::tokenize::DocTokenizer;
+
+/// Name of the staging directory inside the output directory.
+pub const STAGING: &str = ".almr-staging";
+/// Items per batch handed to the tokenizer pool.
+const BATCH_ITEMS: usize = 4096;
+/// Text bytes per batch, whichever limit comes first.
+const BATCH_BYTES: usize = 8 << 20;
+/// Malformed records printed as warnings before the rest are only counted.
+const MAX_WARNINGS: u64 = 10;
+
+/// Command-line options of `almr build`.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Output directory; overrides the pipeline's `output`.
+    pub out: Option<PathBuf>,
+    /// Tokenizer threads; all cores when unset.
+    pub threads: Option<usize>,
+    /// Fail on the first malformed record.
+    pub strict: bool,
+    /// Print warnings and show a progress bar (on a terminal).
+    pub verbose: bool,
+}
+
+/// A finished build.
+#[derive(Debug)]
+pub struct BuildOutcome {
+    /// The output directory.
+    pub out: PathBuf,
+    /// What was written there as `manifest.json`.
+    pub manifest: Manifest,
+}
+
+/// Runs the pipeline at `pipeline_path`.
+pub fn build(pipeline_path: &Path, opts: &BuildOptions) -> Result<BuildOutcome> {
+    let loaded = config::load(pipeline_path)?;
+    let out = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| loaded.pipeline.output.clone());
+    let tcfg = &loaded.pipeline.tokenizer;
+    let tokenizer = DocTokenizer::from_file(&tcfg.path, &tcfg.eos)?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads.unwrap_or(0))
+        .build()
+        .context("starting the tokenizer threads")?;
+
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let staging = out.join(STAGING);
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)
+            .with_context(|| format!("removing stale {}", staging.display()))?;
+    }
+    std::fs::create_dir_all(staging.join("rejects"))?;
+    let result = build_into(&loaded, &tokenizer, &pool, &staging, opts);
+    let manifest = match result {
+        Ok(m) => m,
+        Err(e) => {
+            // Best effort: the error is what the user needs to see.
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    publish(&staging, &out, &manifest)?;
+    Ok(BuildOutcome { out, manifest })
+}
+
+fn build_into(
+    loaded: &LoadedPipeline,
+    tokenizer: &DocTokenizer,
+    pool: &rayon::ThreadPool,
+    staging: &Path,
+    opts: &BuildOptions,
+) -> Result<Manifest> {
+    let pipeline = &loaded.pipeline;
+    let tok_copy = PathBuf::from("tokenizer.json");
+    std::fs::copy(&pipeline.tokenizer.path, staging.join(&tok_copy))
+        .with_context(|| format!("copying {}", pipeline.tokenizer.path.display()))?;
+    let tok_digest = fsutil::digest_file(&staging.join(&tok_copy))?;
+    let mut outputs = vec![OutputFile {
+        path: tok_copy.clone(),
+        digest: tok_digest.clone(),
+    }];
+
+    let total_bytes: u64 = loaded
+        .inputs
+        .iter()
+        .flatten()
+        .map(|p| p.metadata().map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let bar = progress_bar(total_bytes, opts.verbose);
+    let progress = Arc::new(AtomicU64::new(0));
+
+    let rejects_rel = PathBuf::from("rejects/read.parquet");
+    let mut rejects = RejectsWriter::create(&staging.join(&rejects_rel))?;
+    let mut ctx = Builder {
+        tokenizer,
+        pool,
+        staging,
+        opts,
+        bar: &bar,
+        progress: &progress,
+        rejects: &mut rejects,
+        warned: 0,
+    };
+    let mut inputs = Vec::new();
+    let mut sources = Vec::new();
+    let mut shards = Vec::new();
+    for (source, files) in pipeline.sources.iter().zip(&loaded.inputs) {
+        bar.set_message(source.name.clone());
+        let built = ctx.build_source(source, files)?;
+        for s in &built.shards {
+            let rel = s.prefix.strip_prefix(staging).unwrap_or(&s.prefix).to_path_buf();
+            for (suffix, digest) in [(".bin", &s.bin), (".idx", &s.idx), (".docs.parquet", &s.docs)]
+            {
+                outputs.push(OutputFile {
+                    path: with_suffix(&rel, suffix),
+                    digest: digest.clone(),
+                });
+            }
+            shards.push(ShardEntry {
+                prefix: rel,
+                source: source.name.clone(),
+                documents: s.documents,
+                tokens: s.tokens,
+            });
+        }
+        let mut counts = Counts::default();
+        for f in &built.files {
+            counts.merge(&f.counts);
+        }
+        sources.push(SourceCounts {
+            name: source.name.clone(),
+            language: source.language.clone(),
+            additional: source.additional,
+            files: built.files.len(),
+            shards: built.shards.len(),
+            counts,
+        });
+        inputs.extend(built.files);
+    }
+    let warned = ctx.warned;
+    outputs.push(OutputFile {
+        path: rejects_rel.clone(),
+        digest: rejects.finish()?,
+    });
+    bar.finish_and_clear();
+    if opts.verbose && warned > MAX_WARNINGS {
+        eprintln!(
+            "warning: {} more malformed records; all are listed in {}",
+            warned - MAX_WARNINGS,
+            rejects_rel.display()
+        );
+    }
+    outputs.sort_by(|a, b| a.path.cmp(&b.path));
+
+    let mut totals = Counts::default();
+    for s in &sources {
+        totals.merge(&s.counts);
+    }
+    let manifest = Manifest {
+        almr_version: env!("CARGO_PKG_VERSION").to_string(),
+        pipeline: PipelineInfo {
+            path: loaded.path.clone(),
+            sha256: fsutil::sha256_hex(loaded.raw.as_bytes()),
+            config: pipeline.clone(),
+        },
+        tokenizer: TokenizerInfo {
+            path: pipeline.tokenizer.path.clone(),
+            copy: tok_copy,
+            sha256: tok_digest.sha256,
+            vocab_size: tokenizer.vocab_size(),
+            eos: tokenizer.eos().to_string(),
+            eos_id: tokenizer.eos_id(),
+            dtype: tokenizer.dtype(),
+        },
+        inputs,
+        sources,
+        totals,
+        shards,
+        outputs,
+    };
+    let problems = manifest.check();
+    if !problems.is_empty() {
+        bail!("internal error, the manifest does not add up: {}", problems.join("; "));
+    }
+    Ok(manifest)
+}
+
+/// Moves the staged files into `out`, replacing an earlier build's, and writes
+/// the manifest last.
+fn publish(staging: &Path, out: &Path, manifest: &Manifest) -> Result<()> {
+    let manifest_path = out.join(crate::manifest::FILE_NAME);
+    if manifest_path.exists() {
+        std::fs::remove_file(&manifest_path)?;
+    }
+    for entry in std::fs::read_dir(staging)? {
+        let entry = entry?;
+        let target = out.join(entry.file_name());
+        if target.is_dir() {
+            std::fs::remove_dir_all(&target)?;
+        } else if target.exists() {
+            std::fs::remove_file(&target)?;
+        }
+        std::fs::rename(entry.path(), &target)
+            .with_context(|| format!("moving {} into place", target.display()))?;
+    }
+    std::fs::remove_dir(staging)?;
+    fsutil::write_atomic(&manifest_path, manifest.to_json().as_bytes())
+        .with_context(|| format!("writing {}", manifest_path.display()))
+}
+
+fn progress_bar(total: u64, verbose: bool) -> ProgressBar {
+    if !verbose || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {msg:12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+/// A finished shard with its provenance table.
+struct BuiltShard {
+    prefix: PathBuf,
+    documents: u64,
+    tokens: u64,
+    bin: FileDigest,
+    idx: FileDigest,
+    docs: FileDigest,
+}
+
+/// What one source produced.
+struct BuiltSource {
+    files: Vec<InputFile>,
+    shards: Vec<BuiltShard>,
+}
+
+/// State shared by every source of one build.
+struct Builder<'a> {
+    tokenizer: &'a DocTokenizer,
+    pool: &'a rayon::ThreadPool,
+    staging: &'a Path,
+    opts: &'a BuildOptions,
+    bar: &'a ProgressBar,
+    progress: &'a Arc<AtomicU64>,
+    rejects: &'a mut RejectsWriter,
+    warned: u64,
+}
+
+/// A batch of items from one source: `(file index, item)`.
+type Batch = Vec<(usize, Item)>;
+
+impl Builder<'_> {
+    fn build_source(&mut self, source: &Source, files: &[PathBuf]) -> Result<BuiltSource> {
+        let mut digests: Vec<Result<FileDigest, String>> = Vec::new();
+        let mut counts = vec![Counts::default(); files.len()];
+        let mut sink = ShardSink::new(self.staging, source, self.tokenizer.dtype());
+        let labels: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+
+        std::thread::scope(|scope| -> Result<()> {
+            let (tx, rx) = mpsc::sync_channel::<Batch>(2);
+            let progress = Arc::clone(self.progress);
+            let reader = scope.spawn(move || read_batches(source, files, progress, tx));
+            for batch in rx {
+                let ids: Vec<Option<Result<Vec<u32>>>> = self.pool.install(|| {
+                    batch
+                        .par_iter()
+                        .map(|(_, item)| match item {
+                            Item::Doc(r) => Some(self.tokenizer.encode(&r.text)),
+                            Item::Bad(_) => None,
+                        })
+                        .collect()
+                });
+                for ((f, item), ids) in batch.into_iter().zip(ids) {
+                    let c = &mut counts[f];
+                    c.read += 1;
+                    match (item, ids) {
+                        (Item::Doc(r), Some(ids)) => {
+                            let ids =
+                                ids.with_context(|| format!("{}:{}", labels[f], r.line))?;
+                            c.kept += 1;
+                            c.tokens += ids.len() as u64;
+                            c.text_bytes += r.text.len() as u64;
+                            sink.push(&ids, &labels[f], r.line, r.id)?;
+                        }
+                        (Item::Bad(m), _) => {
+                            let reason = m.reason.as_str();
+                            let at = format!("{}:{}", labels[f], m.line);
+                            if self.opts.strict {
+                                bail!("{at}: malformed record ({reason}): {}", m.detail);
+                            }
+                            c.malformed.add(reason);
+                            self.warned += 1;
+                            if self.opts.verbose && self.warned <= MAX_WARNINGS {
+                                self.bar.suspend(|| {
+                                    eprintln!("warning: {at}: {reason}: {}", m.detail)
+                                });
+                            }
+                            self.rejects.push(RejectRow {
+                                id: m.id.unwrap_or_else(|| at.clone()),
+                                source: source.name.clone(),
+                                file: labels[f].clone(),
+                                line: m.line,
+                                stage: "read".into(),
+                                reason: reason.into(),
+                                detail: m.detail,
+                            })?;
+                        }
+                        (Item::Doc(_), None) => unreachable!("every document is tokenized"),
+                    }
+                }
+                self.bar.set_position(self.progress.load(Ordering::Relaxed));
+            }
+            digests = reader.join().expect("reader thread does not panic");
+            Ok(())
+        })?;
+
+        let shards = sink.finish()?;
+        let files = files
+            .iter()
+            .zip(digests)
+            .zip(counts)
+            .map(|((path, digest), counts)| {
+                let digest = digest.map_err(anyhow::Error::msg)?;
+                Ok(InputFile {
+                    source: source.name.clone(),
+                    path: path.clone(),
+                    bytes: digest.bytes,
+                    sha256: digest.sha256,
+                    counts,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(BuiltSource { files, shards })
+    }
+}
+
+/// Reader thread: streams every file of `source` into batches, and returns
+/// each file's digest (hashed in a separate pass, before reading it).
+fn read_batches(
+    source: &Source,
+    files: &[PathBuf],
+    progress: Arc<AtomicU64>,
+    tx: mpsc::SyncSender<Batch>,
+) -> Vec<Result<FileDigest, String>> {
+    let mut digests = Vec::with_capacity(files.len());
+    let mut batch: Batch = Vec::new();
+    let mut bytes = 0usize;
+    for (f, path) in files.iter().enumerate() {
+        digests.push(fsutil::digest_file(path).map_err(|e| e.to_string()));
+        for item in read::open(path, source, Arc::clone(&progress)) {
+            if let Item::Doc(r) = &item {
+                bytes += r.text.len();
+            }
+            batch.push((f, item));
+            if batch.len() >= BATCH_ITEMS || bytes >= BATCH_BYTES {
+                if tx.send(std::mem::take(&mut batch)).is_err() {
+                    return digests; // the consumer stopped on an error
+                }
+                bytes = 0;
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.send(batch);
+    }
+    digests
+}
+
+/// Cuts one source's documents into shards of at most `max_shard_tokens`.
+struct ShardSink<'a> {
+    dir: PathBuf,
+    source: &'a Source,
+    dtype: DType,
+    open: Option<OpenShard>,
+    done: Vec<BuiltShard>,
+}
+
+struct OpenShard {
+    prefix: PathBuf,
+    writer: ShardWriter,
+    rows: RowSink,
+}
+
+/// Provenance rows: streamed in input order, or held until the shard is
+/// shuffled (memory then grows with the shard's document count).
+enum RowSink {
+    Stream(ProvenanceWriter),
+    Hold(Vec<DocRow>),
+}
+
+impl<'a> ShardSink<'a> {
+    fn new(staging: &Path, source: &'a Source, dtype: DType) -> Self {
+        ShardSink {
+            dir: staging.join("shards").join(&source.name),
+            source,
+            dtype,
+            open: None,
+            done: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, ids: &[u32], file: &str, line: u64, id: String) -> Result<()> {
+        if let Some(open) = &self.open {
+            let tokens = open.writer.tokens();
+            if tokens > 0 && tokens + ids.len() as u64 > self.source.max_shard_tokens {
+                self.close()?;
+            }
+        }
+        if self.open.is_none() {
+            std::fs::create_dir_all(&self.dir)?;
+            let prefix = self
+                .dir
+                .join(format!("{}-{:05}", self.source.name, self.done.len()));
+            let docs = with_suffix(&prefix, ".docs.parquet");
+            self.open = Some(OpenShard {
+                writer: ShardWriter::create(&prefix, self.dtype)?,
+                rows: match self.source.shuffle_seed {
+                    Some(_) => RowSink::Hold(Vec::new()),
+                    None => RowSink::Stream(ProvenanceWriter::create(&docs)?),
+                },
+                prefix,
+            });
+        }
+        let open = self.open.as_mut().expect("opened above");
+        let row = DocRow {
+            doc_index: open.writer.documents(),
+            source: self.source.name.clone(),
+            file: file.to_string(),
+            line,
+            id,
+            n_tokens: ids.len() as u64,
+        };
+        open.writer.push(ids)?;
+        match &mut open.rows {
+            RowSink::Stream(w) => w.push(row)?,
+            RowSink::Hold(rows) => rows.push(row),
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<()> {
+        let Some(open) = self.open.take() else {
+            return Ok(());
+        };
+        let docs_path = with_suffix(&open.prefix, ".docs.parquet");
+        let (summary, docs) = match open.rows {
+            RowSink::Stream(w) => (open.writer.finish()?, w.finish()?),
+            RowSink::Hold(rows) => {
+                let seed = self.source.shuffle_seed.expect("held rows mean a shuffle");
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                rng.set_stream(self.done.len() as u64);
+                let mut order: Vec<u32> = (0..rows.len() as u32).collect();
+                order.shuffle(&mut rng);
+                let summary = open.writer.finish_permuted(&order)?;
+                let mut w = ProvenanceWriter::create(&docs_path)?;
+                for (k, &i) in order.iter().enumerate() {
+                    let mut row = rows[i as usize].clone();
+                    row.doc_index = k as u64;
+                    w.push(row)?;
+                }
+                (summary, w.finish()?)
+            }
+        };
+        self.done.push(BuiltShard {
+            prefix: summary.prefix,
+            documents: summary.documents,
+            tokens: summary.tokens,
+            bin: summary.bin,
+            idx: summary.idx,
+            docs,
+        });
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Vec<BuiltShard>> {
+        self.close()?;
+        Ok(self.done)
+    }
+}

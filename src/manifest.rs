@@ -1,0 +1,245 @@
+//! `OUT/manifest.json`: what a build read, what it did with every record, and
+//! every file it wrote, with sizes and checksums.
+//!
+//! Its numbers add up: for every source and every input file,
+//! `read = kept + malformed.total`, and the totals are the sums over sources.
+//! The spec is `schemas/manifest.schema.json`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Pipeline;
+use crate::fsutil::FileDigest;
+use crate::shard::DType;
+
+/// The manifest's file name inside a build's output directory.
+pub const FILE_NAME: &str = "manifest.json";
+
+/// The whole manifest.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Manifest {
+    /// Version of almr that wrote it.
+    pub almr_version: String,
+    /// The pipeline file.
+    pub pipeline: PipelineInfo,
+    /// The tokenizer.
+    pub tokenizer: TokenizerInfo,
+    /// Every input file, in reading order.
+    pub inputs: Vec<InputFile>,
+    /// Counts per source, in pipeline order.
+    pub sources: Vec<SourceCounts>,
+    /// Sums over all sources.
+    pub totals: Counts,
+    /// Every shard, in writing order.
+    pub shards: Vec<ShardEntry>,
+    /// Every file written, relative to the output directory (this manifest
+    /// excepted), sorted by path.
+    pub outputs: Vec<OutputFile>,
+}
+
+/// The pipeline that produced the build.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct PipelineInfo {
+    /// Path as given on the command line.
+    pub path: PathBuf,
+    /// SHA-256 of the pipeline file's bytes.
+    pub sha256: String,
+    /// The parsed pipeline, defaults filled in.
+    #[schemars(with = "serde_json::Value")]
+    pub config: Pipeline,
+}
+
+/// The tokenizer the shards were made with.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct TokenizerInfo {
+    /// Path as configured.
+    pub path: PathBuf,
+    /// Its copy inside the output directory.
+    pub copy: PathBuf,
+    /// SHA-256 of `tokenizer.json`.
+    pub sha256: String,
+    /// Largest id + 1.
+    pub vocab_size: usize,
+    /// EOS token appended to each document.
+    pub eos: String,
+    /// Its id.
+    pub eos_id: u32,
+    /// Token dtype of every shard.
+    #[schemars(with = "String")]
+    pub dtype: DType,
+}
+
+/// Record counts. `read = kept + malformed.total`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Counts {
+    /// Records read (documents plus malformed entries).
+    pub read: u64,
+    /// Records that became documents in a shard.
+    pub kept: u64,
+    /// Records that could not be read.
+    pub malformed: ReasonCounts,
+    /// Tokens written, EOS included.
+    pub tokens: u64,
+    /// UTF-8 bytes of the kept documents' text.
+    pub text_bytes: u64,
+}
+
+/// A total and its split by reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReasonCounts {
+    /// Sum over reasons.
+    pub total: u64,
+    /// Count per reason name.
+    pub by_reason: BTreeMap<String, u64>,
+}
+
+impl ReasonCounts {
+    /// Counts one more record for `reason`.
+    pub fn add(&mut self, reason: &str) {
+        self.total += 1;
+        *self.by_reason.entry(reason.to_string()).or_default() += 1;
+    }
+
+    fn merge(&mut self, other: &ReasonCounts) {
+        self.total += other.total;
+        for (k, v) in &other.by_reason {
+            *self.by_reason.entry(k.clone()).or_default() += v;
+        }
+    }
+}
+
+impl Counts {
+    /// Adds another set of counts into this one.
+    pub fn merge(&mut self, other: &Counts) {
+        self.read += other.read;
+        self.kept += other.kept;
+        self.malformed.merge(&other.malformed);
+        self.tokens += other.tokens;
+        self.text_bytes += other.text_bytes;
+    }
+
+    /// Whether `read = kept + malformed` and the reasons sum to the total.
+    pub fn balanced(&self) -> bool {
+        self.read == self.kept + self.malformed.total
+            && self.malformed.by_reason.values().sum::<u64>() == self.malformed.total
+    }
+}
+
+/// One input file.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct InputFile {
+    /// Source it belongs to.
+    pub source: String,
+    /// Path as matched by the source's glob.
+    pub path: PathBuf,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// SHA-256 of the file.
+    pub sha256: String,
+    /// What became of its records.
+    pub counts: Counts,
+}
+
+/// One source's totals.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct SourceCounts {
+    /// Source name.
+    pub name: String,
+    /// Language code.
+    pub language: String,
+    /// Whether it counts toward the ALMR.
+    pub additional: bool,
+    /// Number of input files.
+    pub files: usize,
+    /// Number of shards written.
+    pub shards: usize,
+    /// What became of its records.
+    pub counts: Counts,
+}
+
+/// One shard.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ShardEntry {
+    /// Prefix relative to the output directory (add `.bin`, `.idx`,
+    /// `.docs.parquet`).
+    pub prefix: PathBuf,
+    /// Source name.
+    pub source: String,
+    /// Documents in the shard.
+    pub documents: u64,
+    /// Tokens in the shard, EOS included.
+    pub tokens: u64,
+}
+
+/// One output file.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct OutputFile {
+    /// Path relative to the output directory.
+    pub path: PathBuf,
+    /// Size and checksum.
+    #[serde(flatten)]
+    pub digest: FileDigest,
+}
+
+impl Manifest {
+    /// Reads `DIR/manifest.json`.
+    pub fn load(dir: &Path) -> Result<Manifest> {
+        let path = dir.join(FILE_NAME);
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    /// Pretty JSON with a trailing newline.
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("manifest serializes");
+        s.push('\n');
+        s
+    }
+
+    /// Checks every invariant the manifest promises; returns what fails.
+    pub fn check(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut total = Counts::default();
+        for s in &self.sources {
+            if !s.counts.balanced() {
+                problems.push(format!("source {}: counts do not add up", s.name));
+            }
+            let mut from_files = Counts::default();
+            for f in self.inputs.iter().filter(|f| f.source == s.name) {
+                if !f.counts.balanced() {
+                    problems.push(format!("input {}: counts do not add up", f.path.display()));
+                }
+                from_files.merge(&f.counts);
+            }
+            if from_files != s.counts {
+                problems.push(format!("source {}: differs from the sum of its files", s.name));
+            }
+            let (docs, tokens) = self
+                .shards
+                .iter()
+                .filter(|sh| sh.source == s.name)
+                .fold((0, 0), |(d, t), sh| (d + sh.documents, t + sh.tokens));
+            if (docs, tokens) != (s.counts.kept, s.counts.tokens) {
+                problems.push(format!("source {}: shards do not hold its kept documents", s.name));
+            }
+            total.merge(&s.counts);
+        }
+        if total != self.totals {
+            problems.push("totals differ from the sum of the sources".into());
+        }
+        problems
+    }
+}
+
+/// The manifest's JSON Schema, as committed in `schemas/manifest.schema.json`.
+pub fn generated_schema() -> String {
+    let mut s = serde_json::to_string_pretty(&schemars::schema_for!(Manifest))
+        .expect("schema serializes");
+    s.push('\n');
+    s
+}

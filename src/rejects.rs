@@ -1,0 +1,113 @@
+//! The rejects table: one row for every input record that did not become a
+//! document, with where it was and why, so a user can ask "why was this dropped?".
+//!
+//! Columns: `id`, `source`, `file` (utf8), `line` (int64), `stage`, `reason`,
+//! `detail` (utf8). `detail` holds the measured value or error and a snippet.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Result;
+use arrow_array::builder::{Int64Builder, StringBuilder};
+use arrow_array::RecordBatch;
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+
+use crate::fsutil::FileDigest;
+use crate::table::{TableWriter, BATCH_ROWS};
+
+/// One rejected record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectRow {
+    /// The record's id (`file:line` when it had none that could be read).
+    pub id: String,
+    /// Source name.
+    pub source: String,
+    /// Input file.
+    pub file: String,
+    /// 1-based line or row; 0 for a whole unreadable file.
+    pub line: u64,
+    /// The stage that rejected it (`read` for malformed input).
+    pub stage: String,
+    /// Machine-readable reason.
+    pub reason: String,
+    /// Measured value or error, and a snippet.
+    pub detail: String,
+}
+
+/// The rejects table's Arrow schema.
+pub fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("file", DataType::Utf8, false),
+        Field::new("line", DataType::Int64, false),
+        Field::new("stage", DataType::Utf8, false),
+        Field::new("reason", DataType::Utf8, false),
+        Field::new("detail", DataType::Utf8, false),
+    ]))
+}
+
+/// Streams reject rows to a Parquet file.
+pub struct RejectsWriter {
+    table: TableWriter,
+    rows: Vec<RejectRow>,
+    count: u64,
+}
+
+impl RejectsWriter {
+    /// Creates the table at `path`.
+    pub fn create(path: &Path) -> Result<Self> {
+        Ok(RejectsWriter {
+            table: TableWriter::create(path, schema())?,
+            rows: Vec::new(),
+            count: 0,
+        })
+    }
+
+    /// Appends one row.
+    pub fn push(&mut self, row: RejectRow) -> Result<()> {
+        self.rows.push(row);
+        self.count += 1;
+        if self.rows.len() >= BATCH_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let mut cols: Vec<StringBuilder> = (0..6).map(|_| StringBuilder::new()).collect();
+        let mut line = Int64Builder::new();
+        for r in self.rows.drain(..) {
+            for (b, v) in cols
+                .iter_mut()
+                .zip([&r.id, &r.source, &r.file, &r.stage, &r.reason, &r.detail])
+            {
+                b.append_value(v);
+            }
+            line.append_value(r.line as i64);
+        }
+        let mut cols = cols.into_iter().map(|mut b| Arc::new(b.finish()) as _);
+        let mut next = || cols.next().expect("six string columns");
+        let (id, source, file) = (next(), next(), next());
+        let (stage, reason, detail) = (next(), next(), next());
+        let batch = RecordBatch::try_new(
+            schema(),
+            vec![id, source, file, Arc::new(line.finish()), stage, reason, detail],
+        )?;
+        self.table.write(&batch)
+    }
+
+    /// Rows written so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Flushes and closes the file.
+    pub fn finish(mut self) -> Result<FileDigest> {
+        self.flush()?;
+        self.table.finish()
+    }
+}

@@ -1,0 +1,309 @@
+//! Memory-mapped reader for `MMIDIDX` shards, ours or Megatron-LM's.
+//!
+//! Opening checks the whole index against the `.bin` size, so later reads
+//! cannot go out of bounds; each sequence is then read in O(1).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+use super::{bin_path, idx_path, DType, HEADER_LEN, MAGIC, VERSION};
+
+/// Why a shard could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    /// The file could not be opened or mapped.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The index is not a valid `MMIDIDX` index for this `.bin`.
+    #[error("{path}: {message}")]
+    Corrupt {
+        /// The index file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A sequence index past the end.
+    #[error("sequence {index} is out of range: the shard has {len}")]
+    OutOfRange {
+        /// The index asked for.
+        index: usize,
+        /// Number of sequences.
+        len: usize,
+    },
+}
+
+/// A read-only, memory-mapped shard.
+pub struct ShardReader {
+    prefix: PathBuf,
+    idx: Mmap,
+    bin: Mmap,
+    dtype: DType,
+    sequences: usize,
+    documents: usize,
+    tokens: u64,
+}
+
+fn map(path: &Path) -> Result<Mmap, ShardError> {
+    let io = |source| ShardError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(io)?;
+    // SAFETY: shards are immutable once their build completes; the map is
+    // read-only and the index is validated against the file sizes first.
+    unsafe { Mmap::map(&file) }.map_err(io)
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+fn i64_at(b: &[u8], at: usize) -> i64 {
+    i64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+fn i32_at(b: &[u8], at: usize) -> i32 {
+    i32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+impl ShardReader {
+    /// Opens `PREFIX.idx` and `PREFIX.bin` and validates the index.
+    pub fn open(prefix: &Path) -> Result<Self, ShardError> {
+        let idx_file = idx_path(prefix);
+        let idx = map(&idx_file)?;
+        let bin = map(&bin_path(prefix))?;
+        let corrupt = |message: String| ShardError::Corrupt {
+            path: idx_file.clone(),
+            message,
+        };
+        if idx.len() < HEADER_LEN || &idx[..9] != MAGIC {
+            return Err(corrupt("not an MMIDIDX index (bad magic)".into()));
+        }
+        let version = u64_at(&idx, 9);
+        if version != VERSION {
+            return Err(corrupt(format!("index version {version}, expected {VERSION}")));
+        }
+        let dtype = DType::from_code(idx[17])
+            .filter(|d| d.is_integer())
+            .ok_or_else(|| corrupt(format!("unknown or non-integer dtype code {}", idx[17])))?;
+        let sequences = u64_at(&idx, 18);
+        let doc_count = u64_at(&idx, 26);
+        let expected = (sequences as u128) * 12 + (doc_count as u128) * 8 + HEADER_LEN as u128;
+        if expected != idx.len() as u128 {
+            return Err(corrupt(format!(
+                "{sequences} sequences and {doc_count} document indices need {expected} bytes, the file has {}",
+                idx.len()
+            )));
+        }
+        let (sequences, doc_count) = (sequences as usize, doc_count as usize);
+        let reader = ShardReader {
+            prefix: prefix.to_path_buf(),
+            idx,
+            bin,
+            dtype,
+            sequences,
+            documents: doc_count.saturating_sub(1),
+            tokens: 0,
+        };
+        let mut tokens = 0u64;
+        for i in 0..sequences {
+            let len = reader.raw_len(i);
+            let ptr = reader.raw_pointer(i);
+            let end = (ptr as i128) + (len as i128) * dtype.size() as i128;
+            if len < 0 || ptr < 0 || end > reader.bin.len() as i128 {
+                return Err(corrupt(format!(
+                    "sequence {i} (pointer {ptr}, length {len}) lies outside the {}-byte .bin",
+                    reader.bin.len()
+                )));
+            }
+            tokens += len as u64;
+        }
+        let mut prev = 0i64;
+        for d in 0..doc_count {
+            let at = HEADER_LEN + sequences * 12 + d * 8;
+            let v = i64_at(&reader.idx, at);
+            if v < prev || v as u64 > sequences as u64 || (d == 0 && v != 0) {
+                return Err(corrupt(format!("document index {d} = {v} is out of order")));
+            }
+            prev = v;
+        }
+        Ok(ShardReader { tokens, ..reader })
+    }
+
+    fn raw_len(&self, i: usize) -> i32 {
+        i32_at(&self.idx, HEADER_LEN + i * 4)
+    }
+
+    fn raw_pointer(&self, i: usize) -> i64 {
+        i64_at(&self.idx, HEADER_LEN + self.sequences * 4 + i * 8)
+    }
+
+    /// The shard prefix.
+    pub fn prefix(&self) -> &Path {
+        &self.prefix
+    }
+
+    /// Token element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Number of sequences (one per document in shards almr writes).
+    pub fn len(&self) -> usize {
+        self.sequences
+    }
+
+    /// Whether the shard holds no sequences.
+    pub fn is_empty(&self) -> bool {
+        self.sequences == 0
+    }
+
+    /// Number of documents (`document_count - 1`).
+    pub fn documents(&self) -> usize {
+        self.documents
+    }
+
+    /// Total tokens over all sequences.
+    pub fn total_tokens(&self) -> u64 {
+        self.tokens
+    }
+
+    /// Length in tokens of sequence `i`.
+    pub fn seq_len(&self, i: usize) -> Result<usize, ShardError> {
+        self.check(i)?;
+        Ok(self.raw_len(i) as usize)
+    }
+
+    /// The document-index table: sequence boundaries of each document.
+    pub fn document_indices(&self) -> Vec<i64> {
+        let base = HEADER_LEN + self.sequences * 12;
+        (0..=self.documents)
+            .map(|d| i64_at(&self.idx, base + d * 8))
+            .collect()
+    }
+
+    fn check(&self, i: usize) -> Result<(), ShardError> {
+        if i < self.sequences {
+            Ok(())
+        } else {
+            Err(ShardError::OutOfRange {
+                index: i,
+                len: self.sequences,
+            })
+        }
+    }
+
+    /// Appends the tokens of sequence `i` to `out`.
+    pub fn read_into(&self, i: usize, out: &mut Vec<u32>) -> Result<(), ShardError> {
+        self.check(i)?;
+        let start = self.raw_pointer(i) as usize;
+        let len = self.raw_len(i) as usize;
+        let bytes = &self.bin[start..start + len * self.dtype.size()];
+        decode_into(bytes, self.dtype, out);
+        Ok(())
+    }
+
+    /// The tokens of sequence `i`.
+    pub fn get(&self, i: usize) -> Result<Vec<u32>, ShardError> {
+        let mut out = Vec::new();
+        self.read_into(i, &mut out)?;
+        Ok(out)
+    }
+}
+
+/// Decodes little-endian token values of `dtype` into `out`. Negative values
+/// (impossible for token ids) wrap, as numpy's cast to uint32 would.
+fn decode_into(bytes: &[u8], dtype: DType, out: &mut Vec<u32>) {
+    let size = dtype.size();
+    out.reserve(bytes.len() / size);
+    for c in bytes.chunks_exact(size) {
+        out.push(match dtype {
+            DType::U8 => c[0] as u32,
+            DType::I8 => c[0] as i8 as u32,
+            DType::U16 => u16::from_le_bytes([c[0], c[1]]) as u32,
+            DType::I16 => i16::from_le_bytes([c[0], c[1]]) as u32,
+            DType::I32 => i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u32,
+            DType::I64 => i64::from_le_bytes(c.try_into().expect("8 bytes")) as u32,
+            DType::F32 | DType::F64 => unreachable!("rejected when the shard is opened"),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ShardWriter;
+    use super::*;
+
+    fn write(dir: &Path, dtype: DType, docs: &[&[u32]]) -> PathBuf {
+        let prefix = dir.join("s");
+        let mut w = ShardWriter::create(&prefix, dtype).unwrap();
+        for d in docs {
+            w.push(d).unwrap();
+        }
+        w.finish().unwrap();
+        prefix
+    }
+
+    #[test]
+    fn round_trip_each_dtype() {
+        let dir = tempfile::tempdir().unwrap();
+        for dtype in [DType::U16, DType::I32, DType::I64, DType::U8] {
+            let prefix = write(dir.path(), dtype, &[&[1, 2, 3], &[], &[200]]);
+            let r = ShardReader::open(&prefix).unwrap();
+            assert_eq!(r.dtype(), dtype);
+            assert_eq!((r.len(), r.documents(), r.total_tokens()), (3, 3, 4));
+            assert_eq!(r.get(0).unwrap(), [1, 2, 3]);
+            assert!(r.get(1).unwrap().is_empty());
+            assert_eq!(r.get(2).unwrap(), [200]);
+            assert!(matches!(r.get(3), Err(ShardError::OutOfRange { .. })));
+            assert_eq!(r.document_indices(), [0, 1, 2, 3]);
+        }
+    }
+
+    #[test]
+    fn permuted_finish_reorders_documents() {
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = dir.path().join("p");
+        let mut w = ShardWriter::create(&prefix, DType::I32).unwrap();
+        for d in [&[10u32, 11][..], &[20], &[30, 31, 32]] {
+            w.push(d).unwrap();
+        }
+        let s = w.finish_permuted(&[2, 0, 1]).unwrap();
+        assert_eq!((s.documents, s.tokens), (3, 6));
+        let r = ShardReader::open(&prefix).unwrap();
+        assert_eq!(r.get(0).unwrap(), [30, 31, 32]);
+        assert_eq!(r.get(1).unwrap(), [10, 11]);
+        assert_eq!(r.get(2).unwrap(), [20]);
+        assert!(!crate::fsutil::partial_path(&bin_path(&prefix)).exists());
+    }
+
+    #[test]
+    fn truncated_bin_is_reported_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = write(dir.path(), DType::U16, &[&[1, 2, 3]]);
+        std::fs::write(bin_path(&prefix), [0u8; 4]).unwrap();
+        let e = ShardReader::open(&prefix).err().unwrap();
+        assert!(e.to_string().contains("outside"), "{e}");
+    }
+
+    #[test]
+    fn bad_magic_and_short_index_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = write(dir.path(), DType::U16, &[&[1]]);
+        let idx = idx_path(&prefix);
+        let mut bytes = std::fs::read(&idx).unwrap();
+        bytes.truncate(bytes.len() - 1);
+        std::fs::write(&idx, &bytes).unwrap();
+        assert!(ShardReader::open(&prefix).is_err());
+        std::fs::write(&idx, b"NOTANIDX").unwrap();
+        let e = ShardReader::open(&prefix).err().unwrap();
+        assert!(e.to_string().contains("magic"), "{e}");
+    }
+}

@@ -1,0 +1,92 @@
+//! Tokenization with the Hugging Face `tokenizers` crate.
+//!
+//! A document's ids are exactly what `tokenizer.encode(text,
+//! add_special_tokens=False)` gives in Python, followed by the EOS id.
+
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Result};
+use tokenizers::Tokenizer;
+
+use crate::shard::DType;
+
+/// Loads a Hugging Face `tokenizer.json`.
+pub fn load(path: &Path) -> Result<Tokenizer> {
+    Tokenizer::from_file(path).map_err(|e| anyhow!("{}: cannot load tokenizer: {e}", path.display()))
+}
+
+/// Decodes ids back to text, keeping special tokens such as EOS visible.
+pub fn decode(tokenizer: &Tokenizer, ids: &[u32]) -> Result<String> {
+    tokenizer
+        .decode(ids, false)
+        .map_err(|e| anyhow!("cannot decode tokens: {e}"))
+}
+
+/// A loaded tokenizer plus the EOS id appended to every document.
+pub struct DocTokenizer {
+    inner: Tokenizer,
+    eos: String,
+    eos_id: u32,
+    vocab_size: usize,
+}
+
+impl DocTokenizer {
+    /// Loads `tokenizer.json` and looks up `eos` in its vocabulary.
+    pub fn from_file(path: &Path, eos: &str) -> Result<Self> {
+        let inner = load(path)?;
+        let eos_id = inner.token_to_id(eos).ok_or_else(|| {
+            anyhow!(
+                "{}: the EOS token {eos:?} is not in the vocabulary",
+                path.display()
+            )
+        })?;
+        // The largest id plus one: added tokens can sit past the base vocab.
+        let vocab_size = inner
+            .get_vocab(true)
+            .values()
+            .map(|&id| id as usize + 1)
+            .max()
+            .unwrap_or(0);
+        if vocab_size > i32::MAX as usize {
+            bail!("{}: vocabulary of {vocab_size} ids is too large", path.display());
+        }
+        Ok(DocTokenizer {
+            inner,
+            eos: eos.to_string(),
+            eos_id,
+            vocab_size,
+        })
+    }
+
+    /// Token ids of `text` without special tokens, followed by EOS.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self
+            .inner
+            .encode_fast(text, false)
+            .map_err(|e| anyhow!("tokenizer failed: {e}"))?;
+        let mut ids = Vec::with_capacity(enc.len() + 1);
+        ids.extend_from_slice(enc.get_ids());
+        ids.push(self.eos_id);
+        Ok(ids)
+    }
+
+    /// The EOS token string.
+    pub fn eos(&self) -> &str {
+        &self.eos
+    }
+
+    /// The EOS token id.
+    pub fn eos_id(&self) -> u32 {
+        self.eos_id
+    }
+
+    /// Number of ids the tokenizer can produce (largest id + 1).
+    pub fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+
+    /// The shard dtype Megatron would choose for this vocabulary.
+    pub fn dtype(&self) -> DType {
+        DType::for_vocab_size(self.vocab_size)
+    }
+}
