@@ -29,8 +29,7 @@ use rayon::prelude::*;
 use crate::config::{self, LoadedPipeline, Source};
 use crate::fsutil::{self, FileDigest};
 use crate::manifest::{
-    Counts, InputFile, Manifest, OutputFile, PipelineInfo, ShardEntry, SourceCounts,
-    TokenizerInfo,
+    Counts, InputFile, Manifest, OutputFile, PipelineInfo, ShardEntry, SourceCounts, TokenizerInfo,
 };
 use crate::provenance::{DocRow, ProvenanceWriter};
 use crate::read::{self, Item};
@@ -148,9 +147,16 @@ fn build_into(
         bar.set_message(source.name.clone());
         let built = ctx.build_source(source, files)?;
         for s in &built.shards {
-            let rel = s.prefix.strip_prefix(staging).unwrap_or(&s.prefix).to_path_buf();
-            for (suffix, digest) in [(".bin", &s.bin), (".idx", &s.idx), (".docs.parquet", &s.docs)]
-            {
+            let rel = s
+                .prefix
+                .strip_prefix(staging)
+                .unwrap_or(&s.prefix)
+                .to_path_buf();
+            for (suffix, digest) in [
+                (".bin", &s.bin),
+                (".idx", &s.idx),
+                (".docs.parquet", &s.docs),
+            ] {
                 outputs.push(OutputFile {
                     path: with_suffix(&rel, suffix),
                     digest: digest.clone(),
@@ -220,7 +226,10 @@ fn build_into(
     };
     let problems = manifest.check();
     if !problems.is_empty() {
-        bail!("internal error, the manifest does not add up: {}", problems.join("; "));
+        bail!(
+            "internal error, the manifest does not add up: {}",
+            problems.join("; ")
+        );
     }
     Ok(manifest)
 }
@@ -320,8 +329,7 @@ impl Builder<'_> {
                     c.read += 1;
                     match (item, ids) {
                         (Item::Doc(r), Some(ids)) => {
-                            let ids =
-                                ids.with_context(|| format!("{}:{}", labels[f], r.line))?;
+                            let ids = ids.with_context(|| format!("{}:{}", labels[f], r.line))?;
                             c.kept += 1;
                             c.tokens += ids.len() as u64;
                             c.text_bytes += r.text.len() as u64;
@@ -336,9 +344,8 @@ impl Builder<'_> {
                             c.malformed.add(reason);
                             self.warned += 1;
                             if self.opts.verbose && self.warned <= MAX_WARNINGS {
-                                self.bar.suspend(|| {
-                                    eprintln!("warning: {at}: {reason}: {}", m.detail)
-                                });
+                                self.bar
+                                    .suspend(|| eprintln!("warning: {at}: {reason}: {}", m.detail));
                             }
                             self.rejects.push(RejectRow {
                                 id: m.id.unwrap_or_else(|| at.clone()),
@@ -429,7 +436,7 @@ struct OpenShard {
 /// Provenance rows: streamed in input order, or held until the shard is
 /// shuffled (memory then grows with the shard's document count).
 enum RowSink {
-    Stream(ProvenanceWriter),
+    Stream(Box<ProvenanceWriter>),
     Hold(Vec<DocRow>),
 }
 
@@ -461,7 +468,7 @@ impl<'a> ShardSink<'a> {
                 writer: ShardWriter::create(&prefix, self.dtype)?,
                 rows: match self.source.shuffle_seed {
                     Some(_) => RowSink::Hold(Vec::new()),
-                    None => RowSink::Stream(ProvenanceWriter::create(&docs)?),
+                    None => RowSink::Stream(Box::new(ProvenanceWriter::create(&docs)?)),
                 },
                 prefix,
             });

@@ -215,33 +215,38 @@ pub fn parse(path: &Path, raw: &str) -> Result<Pipeline, ConfigError> {
             return Err(err(line, "", format!("invalid TOML: {}", e.message())));
         }
     };
-    let value: toml::Value = toml::from_str(raw)
-        .map_err(|e| err(None, "", format!("invalid TOML: {}", e.message())))?;
+    let value: toml::Value =
+        toml::from_str(raw).map_err(|e| err(None, "", format!("invalid TOML: {}", e.message())))?;
     let json = serde_json::to_value(&value).map_err(|e| err(None, "", e.to_string()))?;
 
     let schema: serde_json::Value =
         serde_json::from_str(PIPELINE_SCHEMA).expect("embedded schema is valid JSON");
     let validator = jsonschema::validator_for(&schema).expect("embedded schema compiles");
-    let mut errors: Vec<ConfigError> = validator
+    // Unknown keys come first: a misspelt key also shows up as a missing one.
+    let mut errors: Vec<(bool, ConfigError)> = validator
         .iter_errors(&json)
         .map(|e| {
             let mut pointer = e.instance_path().to_string();
-            let message = match e.kind() {
+            let (unknown, message) = match e.kind() {
                 jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
                     if let Some(first) = unexpected.first() {
                         pointer = format!("{pointer}/{first}");
                     }
-                    format!("unknown key{} {}", plural(unexpected.len()), quote_all(unexpected))
+                    let keys = quote_all(unexpected);
+                    (
+                        true,
+                        format!("unknown key{} {keys}", plural(unexpected.len())),
+                    )
                 }
-                _ => e.to_string(),
+                _ => (false, e.to_string()),
             };
             let key = key_path(&pointer);
-            err(spans.line(&pointer), &key, message)
+            (unknown, err(spans.line(&pointer), &key, message))
         })
         .collect();
     if !errors.is_empty() {
-        errors.sort_by_key(|e| e.line.unwrap_or(0));
-        return Err(errors.swap_remove(0));
+        errors.sort_by_key(|(unknown, e)| (!unknown, e.line.unwrap_or(0)));
+        return Err(errors.swap_remove(0).1);
     }
     let pipeline: Pipeline = serde_json::from_value(json)
         .map_err(|e| err(None, "", format!("does not match the schema: {e}")))?;
@@ -461,9 +466,13 @@ id_field = "id"
         let bad = GOOD.replace("text_field = \"text\"", "text_feild = \"text\"");
         let e = parse_str(&bad).unwrap_err();
         assert_eq!(e.key, "source[0].text_feild");
-        assert_eq!(e.line, Some(14));
+        assert_eq!(e.line, Some(13));
         assert!(e.message.contains("unknown key"), "{e}");
-        assert!(e.to_string().starts_with("p.toml:14: `source[0].text_feild`"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("p.toml:13: `source[0].text_feild`"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -479,7 +488,7 @@ id_field = "id"
         let bad = GOOD.replace("format = \"jsonl\"", "format = \"xml\"");
         let e = parse_str(&bad).unwrap_err();
         assert_eq!(e.key, "source[0].format");
-        assert_eq!(e.line, Some(13));
+        assert_eq!(e.line, Some(12));
     }
 
     #[test]

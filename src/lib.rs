@@ -9,15 +9,15 @@
 //! [`config`] → [`read`] → [`tokenize`] → [`shard`] + [`provenance`] (+ [`rejects`])
 //! → [`manifest`], driven by [`build`]. [`inspect`] reads shards back.
 
-pub mod config;
-pub mod read;
-pub mod tokenize;
-pub mod shard;
-pub mod provenance;
-pub mod rejects;
-pub mod manifest;
 pub mod build;
+pub mod config;
 pub mod inspect;
+pub mod manifest;
+pub mod provenance;
+pub mod read;
+pub mod rejects;
+pub mod shard;
+pub mod tokenize;
 
 mod fsutil;
 mod table;

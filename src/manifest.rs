@@ -189,8 +189,8 @@ impl Manifest {
     /// Reads `DIR/manifest.json`.
     pub fn load(dir: &Path) -> Result<Manifest> {
         let path = dir.join(FILE_NAME);
-        let text =
-            std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 
@@ -217,7 +217,10 @@ impl Manifest {
                 from_files.merge(&f.counts);
             }
             if from_files != s.counts {
-                problems.push(format!("source {}: differs from the sum of its files", s.name));
+                problems.push(format!(
+                    "source {}: differs from the sum of its files",
+                    s.name
+                ));
             }
             let (docs, tokens) = self
                 .shards
@@ -225,7 +228,10 @@ impl Manifest {
                 .filter(|sh| sh.source == s.name)
                 .fold((0, 0), |(d, t), sh| (d + sh.documents, t + sh.tokens));
             if (docs, tokens) != (s.counts.kept, s.counts.tokens) {
-                problems.push(format!("source {}: shards do not hold its kept documents", s.name));
+                problems.push(format!(
+                    "source {}: shards do not hold its kept documents",
+                    s.name
+                ));
             }
             total.merge(&s.counts);
         }
@@ -238,8 +244,8 @@ impl Manifest {
 
 /// The manifest's JSON Schema, as committed in `schemas/manifest.schema.json`.
 pub fn generated_schema() -> String {
-    let mut s = serde_json::to_string_pretty(&schemars::schema_for!(Manifest))
-        .expect("schema serializes");
+    let mut s =
+        serde_json::to_string_pretty(&schemars::schema_for!(Manifest)).expect("schema serializes");
     s.push('\n');
     s
 }

@@ -95,7 +95,15 @@ impl RejectsWriter {
         let (stage, reason, detail) = (next(), next(), next());
         let batch = RecordBatch::try_new(
             schema(),
-            vec![id, source, file, Arc::new(line.finish()), stage, reason, detail],
+            vec![
+                id,
+                source,
+                file,
+                Arc::new(line.finish()),
+                stage,
+                reason,
+                detail,
+            ],
         )?;
         self.table.write(&batch)
     }

@@ -12,7 +12,8 @@ use crate::shard::DType;
 
 /// Loads a Hugging Face `tokenizer.json`.
 pub fn load(path: &Path) -> Result<Tokenizer> {
-    Tokenizer::from_file(path).map_err(|e| anyhow!("{}: cannot load tokenizer: {e}", path.display()))
+    Tokenizer::from_file(path)
+        .map_err(|e| anyhow!("{}: cannot load tokenizer: {e}", path.display()))
 }
 
 /// Decodes ids back to text, keeping special tokens such as EOS visible.
@@ -48,7 +49,10 @@ impl DocTokenizer {
             .max()
             .unwrap_or(0);
         if vocab_size > i32::MAX as usize {
-            bail!("{}: vocabulary of {vocab_size} ids is too large", path.display());
+            bail!(
+                "{}: vocabulary of {vocab_size} ids is too large",
+                path.display()
+            );
         }
         Ok(DocTokenizer {
             inner,

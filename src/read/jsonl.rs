@@ -41,7 +41,13 @@ impl JsonlReader {
         };
         let text = match std::str::from_utf8(&self.buf) {
             Ok(t) => t,
-            Err(e) => return bad(MalformedReason::InvalidUtf8, None, utf8_detail(&self.buf, &e)),
+            Err(e) => {
+                return bad(
+                    MalformedReason::InvalidUtf8,
+                    None,
+                    utf8_detail(&self.buf, &e),
+                )
+            }
         };
         let mut object = match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(map)) => map,
@@ -49,7 +55,11 @@ impl JsonlReader {
                 return bad(
                     MalformedReason::BadJson,
                     None,
-                    format!("expected a JSON object, found {}: {}", kind(&other), snippet(text, 60)),
+                    format!(
+                        "expected a JSON object, found {}: {}",
+                        kind(&other),
+                        snippet(text, 60)
+                    ),
                 )
             }
             Err(e) => {
@@ -76,7 +86,10 @@ impl JsonlReader {
                     return bad(
                         MalformedReason::BadId,
                         None,
-                        format!("id field {key:?} is {}, not a string or number", kind(other)),
+                        format!(
+                            "id field {key:?} is {}, not a string or number",
+                            kind(other)
+                        ),
                     )
                 }
             },
@@ -90,12 +103,20 @@ impl JsonlReader {
             None | Some(Value::Null) => bad(
                 MalformedReason::MissingText,
                 Some(id),
-                format!("no text field {:?}: {}", self.fields.text, snippet(text, 60)),
+                format!(
+                    "no text field {:?}: {}",
+                    self.fields.text,
+                    snippet(text, 60)
+                ),
             ),
             Some(other) => bad(
                 MalformedReason::NonStringText,
                 Some(id),
-                format!("text field {:?} is {}, not a string", self.fields.text, kind(&other)),
+                format!(
+                    "text field {:?} is {}, not a string",
+                    self.fields.text,
+                    kind(&other)
+                ),
             ),
         }
     }
@@ -167,12 +188,23 @@ mod tests {
 
     #[test]
     fn good_lines_become_records() {
-        let items = read(b"{\"id\":\"a\",\"text\":\"x\"}\n\n{\"id\":7,\"text\":\"y\"}\n", Some("id"));
+        let items = read(
+            b"{\"id\":\"a\",\"text\":\"x\"}\n\n{\"id\":7,\"text\":\"y\"}\n",
+            Some("id"),
+        );
         assert_eq!(
             items,
             vec![
-                Item::Doc(Record { line: 1, id: "a".into(), text: "x".into() }),
-                Item::Doc(Record { line: 3, id: "7".into(), text: "y".into() }),
+                Item::Doc(Record {
+                    line: 1,
+                    id: "a".into(),
+                    text: "x".into()
+                }),
+                Item::Doc(Record {
+                    line: 3,
+                    id: "7".into(),
+                    text: "y".into()
+                }),
             ]
         );
     }
@@ -182,7 +214,11 @@ mod tests {
         let items = read(b"\n{\"text\":\"x\"}", None);
         assert_eq!(
             items,
-            vec![Item::Doc(Record { line: 2, id: "f.jsonl:2".into(), text: "x".into() })]
+            vec![Item::Doc(Record {
+                line: 2,
+                id: "f.jsonl:2".into(),
+                text: "x".into()
+            })]
         );
     }
 
@@ -225,7 +261,10 @@ mod tests {
         let items: Vec<Item> = JsonlReader::new(
             Box::new(reader),
             "f.jsonl.gz".into(),
-            Fields { text: "text".into(), id: None },
+            Fields {
+                text: "text".into(),
+                id: None,
+            },
         )
         .collect();
         let last = items.last().unwrap();

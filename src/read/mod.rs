@@ -114,8 +114,7 @@ pub fn open(path: &Path, source: &Source, progress: Arc<AtomicU64>) -> ItemStrea
         id: source.id_field.clone(),
     };
     let label = path.display().to_string();
-    let result: Result<ItemStream, Box<dyn std::error::Error + Send + Sync>> = match source.format
-    {
+    let result: Result<ItemStream, Box<dyn std::error::Error + Send + Sync>> = match source.format {
         Format::Jsonl => open_text_stream(path, progress)
             .map(|r| Box::new(JsonlReader::new(r, label, fields)) as ItemStream)
             .map_err(Into::into),
@@ -149,10 +148,7 @@ fn open_text_stream(path: &Path, progress: Arc<AtomicU64>) -> io::Result<Box<dyn
             BUF,
             flate2::read::MultiGzDecoder::new(BufReader::with_capacity(BUF, file)),
         )),
-        Compression::Zstd => Box::new(BufReader::with_capacity(
-            BUF,
-            zstd::Decoder::new(file)?,
-        )),
+        Compression::Zstd => Box::new(BufReader::with_capacity(BUF, zstd::Decoder::new(file)?)),
     })
 }
 

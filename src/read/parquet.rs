@@ -106,11 +106,9 @@ impl ParquetReader {
     }
 
     fn report_progress(&mut self) {
-        let done = if self.total_rows == 0 {
-            self.file_bytes
-        } else {
-            self.file_bytes * self.row.min(self.total_rows) / self.total_rows
-        };
+        let done = (self.file_bytes * self.row.min(self.total_rows))
+            .checked_div(self.total_rows)
+            .unwrap_or(self.file_bytes);
         if done > self.reported_bytes {
             self.progress
                 .fetch_add(done - self.reported_bytes, Ordering::Relaxed);
@@ -159,12 +157,8 @@ impl ParquetReader {
                 Some(col) => {
                     let col = col.as_string::<i64>();
                     if col.is_null(i) {
-                        let item = self.bad(
-                            line,
-                            None,
-                            MalformedReason::MissingId,
-                            "id is null".into(),
-                        );
+                        let item =
+                            self.bad(line, None, MalformedReason::MissingId, "id is null".into());
                         self.pending.push_back(item);
                         continue;
                     }

@@ -71,7 +71,10 @@ impl TextReader {
             Err(e) => {
                 let bytes = e.as_bytes();
                 let at = e.utf8_error().valid_up_to();
-                let line_start = bytes[..at].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+                let line_start = bytes[..at]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |p| p + 1);
                 let line = 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count() as u64;
                 let before = String::from_utf8_lossy(&bytes[line_start..at]);
                 Some(self.bad(
@@ -195,7 +198,10 @@ mod tests {
 
     #[test]
     fn whole_file_is_kept_byte_for_byte() {
-        assert_eq!(read(b"a\r\n\nb\n", TextUnit::File), vec![doc(1, "a\r\n\nb\n")]);
+        assert_eq!(
+            read(b"a\r\n\nb\n", TextUnit::File),
+            vec![doc(1, "a\r\n\nb\n")]
+        );
         assert!(read(b"", TextUnit::File).is_empty());
     }
 

@@ -176,7 +176,13 @@ mod tests {
     #[test]
     fn suffixes_keep_dots() {
         let p = std::path::Path::new("out/shards/en.wiki/00000");
-        assert_eq!(bin_path(p), std::path::Path::new("out/shards/en.wiki/00000.bin"));
-        assert_eq!(idx_path(p), std::path::Path::new("out/shards/en.wiki/00000.idx"));
+        assert_eq!(
+            bin_path(p),
+            std::path::Path::new("out/shards/en.wiki/00000.bin")
+        );
+        assert_eq!(
+            idx_path(p),
+            std::path::Path::new("out/shards/en.wiki/00000.idx")
+        );
     }
 }

@@ -88,7 +88,9 @@ impl ShardReader {
         }
         let version = u64_at(&idx, 9);
         if version != VERSION {
-            return Err(corrupt(format!("index version {version}, expected {VERSION}")));
+            return Err(corrupt(format!(
+                "index version {version}, expected {VERSION}"
+            )));
         }
         let dtype = DType::from_code(idx[17])
             .filter(|d| d.is_integer())

@@ -59,7 +59,10 @@ impl ShardWriter {
         let len = i32::try_from(ids.len()).map_err(|_| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("a document of {} tokens does not fit an i32 length", ids.len()),
+                format!(
+                    "a document of {} tokens does not fit an i32 length",
+                    ids.len()
+                ),
             )
         })?;
         self.scratch.clear();

@@ -1,0 +1,398 @@
+#!/usr/bin/env python3
+"""Check almr's shards with Megatron-LM's own reader (and, optionally, writer).
+
+Usage:
+    check_megatron.py OUT_DIR [--golden GOLDEN.jsonl.gz] [--almr BIN]
+                      [--inspect-sample K] [--rewrite-with-megatron]
+                      [--rewrite-dir DIR]
+
+OUT_DIR is an `almr build` output directory. For every shard listed under
+"shards" in OUT_DIR/manifest.json, this opens PREFIX with
+megatron.core.datasets.indexed_dataset.IndexedDataset (the real package from
+megatron-core, which needs torch) and checks:
+
+  * the index dtype equals the manifest's tokenizer dtype;
+  * len(ds) == the shard's document count (manifest and docs.parquet);
+  * ds.sequence_lengths == the docs.parquet n_tokens column;
+  * ds.document_indices == [0, 1, ..., N] (one sequence per document);
+  * the sequence pointers are the cumulative byte offsets of n_tokens;
+  * every ds[i] (and the slice ds[0:N]) equals the ids read with plain numpy
+    from PREFIX.bin, cut at the cumulative n_tokens offsets;
+  * every document ends with the manifest's eos_id;
+  * IndexedDataset.get(idx, offset, length) partial reads on a few documents
+    equal the same slices of the numpy reading;
+  * `almr inspect PREFIX --doc N --json` returns the same tokens for a sample
+    of documents (when an almr binary is found);
+  * with --golden, ds[i] == golden ids + [eos_id], matched through the
+    docs.parquet (file, line) columns (golden lines are {file, line, ids},
+    ids without EOS);
+  * with --rewrite-with-megatron, Megatron's IndexedDatasetBuilder writes the
+    same documents to a separate prefix, and its .bin and .idx must be
+    byte-for-byte identical to ours (hex dumps of the first difference are
+    printed otherwise).
+
+Prints one summary line per shard and exits 1 on any mismatch.
+"""
+
+import argparse
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import warnings
+from importlib import metadata
+
+import numpy as np
+import pyarrow.parquet as pq
+
+with warnings.catch_warnings():
+    # megatron.core warns at import time that Transformer Engine / Apex are
+    # absent; neither is used by the indexed dataset code.
+    warnings.simplefilter("ignore")
+    import torch
+    from megatron.core.datasets import indexed_dataset as mid
+    from megatron.core.datasets.indexed_dataset import (
+        IndexedDataset,
+        IndexedDatasetBuilder,
+    )
+
+# almr's manifest dtype names -> numpy
+DTYPES = {
+    "u8": np.uint8, "uint8": np.uint8,
+    "i8": np.int8, "int8": np.int8,
+    "u16": np.uint16, "uint16": np.uint16,
+    "i16": np.int16, "int16": np.int16,
+    "i32": np.int32, "int32": np.int32,
+    "i64": np.int64, "int64": np.int64,
+}
+
+
+class Failures:
+    def __init__(self):
+        self.items = []
+
+    def add(self, shard, msg):
+        self.items.append(f"{shard}: {msg}")
+        print(f"  MISMATCH {shard}: {msg}")
+
+
+def versions():
+    out = [f"python {sys.version.split()[0]}"]
+    for pkg in ("megatron-core", "torch", "numpy", "pyarrow"):
+        try:
+            out.append(f"{pkg} {metadata.version(pkg)}")
+        except metadata.PackageNotFoundError:
+            out.append(f"{pkg} ?")
+    return ", ".join(out)
+
+
+def load_golden(path):
+    golden = {}
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                g = json.loads(line)
+                golden[(g["file"], int(g["line"]))] = g["ids"]
+    return golden
+
+
+def find_almr(arg):
+    if arg:
+        return arg if arg != "none" else None
+    here = os.path.dirname(os.path.abspath(__file__))
+    for cand in (
+        os.path.join(here, "..", "target", "release", "almr"),
+        os.path.join(here, "..", "target", "debug", "almr"),
+    ):
+        if os.access(cand, os.X_OK):
+            return os.path.normpath(cand)
+    return shutil.which("almr")
+
+
+def hexdump(data, base):
+    lines = []
+    for i in range(0, len(data), 16):
+        chunk = data[i:i + 16]
+        lines.append(f"    {base + i:08x}  {chunk.hex(' ')}")
+    return "\n".join(lines)
+
+
+def idx_region(off, n_seq, n_docidx):
+    """Name the .idx region that byte offset `off` falls in."""
+    regions = [
+        ("magic 'MMIDIDX\\x00\\x00'", 9),
+        ("version u64", 8),
+        ("dtype code u8", 1),
+        ("sequence count u64", 8),
+        ("document count u64", 8),
+        ("sequence lengths i32[]", 4 * n_seq),
+        ("sequence pointers i64[]", 8 * n_seq),
+        ("document indices i64[]", 8 * n_docidx),
+    ]
+    start = 0
+    for name, size in regions:
+        if off < start + size:
+            return f"{name} (+{off - start})"
+        start += size
+    return "past the end of the expected layout"
+
+
+def compare_bytes(ours_path, theirs_path, describe=None):
+    """Return None if identical, else a description with hex dumps."""
+    a = open(ours_path, "rb").read()
+    b = open(theirs_path, "rb").read()
+    if a == b:
+        return None
+    n = min(len(a), len(b))
+    first = next((i for i in range(n) if a[i] != b[i]), n)
+    lo = max(0, (first // 16) * 16 - 16)
+    hi = min(max(len(a), len(b)), lo + 64)
+    msg = [
+        f"{os.path.basename(ours_path)} differs: ours {len(a)} bytes, "
+        f"megatron {len(b)} bytes, first difference at byte {first} (0x{first:x})"
+    ]
+    if describe:
+        msg.append(f"    region: {describe(first)}")
+    msg.append("    ours:")
+    msg.append(hexdump(a[lo:hi], lo))
+    msg.append("    megatron:")
+    msg.append(hexdump(b[lo:hi], lo))
+    return "\n".join(msg)
+
+
+def check_shard(out_dir, entry, manifest, args, golden, almr, fails, stats):
+    prefix_rel = entry["prefix"]
+    prefix = os.path.join(out_dir, prefix_rel)
+    name = prefix_rel
+    tok = manifest["tokenizer"]
+    want_dtype = DTYPES.get(tok["dtype"])
+    eos_id = int(tok["eos_id"])
+    nfail0 = len(fails.items)
+    notes = []
+
+    if want_dtype is None:
+        fails.add(name, f"unknown manifest dtype {tok['dtype']!r}")
+        return
+    docs = pq.read_table(prefix + ".docs.parquet").to_pydict()
+    n_tokens = np.asarray(docs["n_tokens"], dtype=np.int64)
+    n = len(n_tokens)
+
+    # --- Megatron's reader -------------------------------------------------
+    ds = IndexedDataset(prefix)  # mmap=True, the default used in training
+    ds_file = IndexedDataset(prefix, mmap=False)  # the _FileBinReader path
+
+    if ds.index.dtype is not want_dtype:
+        fails.add(name, f"dtype: megatron {ds.index.dtype.__name__}, manifest {tok['dtype']}")
+    if len(ds) != n or entry["documents"] != n:
+        fails.add(name, f"len: megatron {len(ds)}, docs.parquet {n}, manifest {entry['documents']}")
+    if list(docs["doc_index"]) != list(range(n)):
+        fails.add(name, "docs.parquet doc_index is not 0..N-1")
+    if not np.array_equal(np.asarray(ds.sequence_lengths, dtype=np.int64), n_tokens):
+        fails.add(name, "sequence_lengths != docs.parquet n_tokens")
+    if not np.array_equal(ds.document_indices, np.arange(n + 1, dtype=np.int64)):
+        fails.add(name, f"document_indices != 0..{n}: {ds.document_indices[:8]}...")
+    itemsize = np.dtype(want_dtype).itemsize
+    ends = np.cumsum(n_tokens)
+    starts = ends - n_tokens
+    if not np.array_equal(ds.index.sequence_pointers, starts * itemsize):
+        fails.add(name, "sequence_pointers != cumulative byte offsets of n_tokens")
+    total = int(ends[-1]) if n else 0
+    if entry.get("tokens") is not None and entry["tokens"] != total:
+        fails.add(name, f"manifest tokens {entry['tokens']} != sum(n_tokens) {total}")
+
+    # --- independent reading: plain numpy over .bin ------------------------
+    flat = np.fromfile(prefix + ".bin", dtype=want_dtype)
+    if flat.size != total:
+        fails.add(name, f".bin holds {flat.size} tokens, sum(n_tokens) is {total}")
+    ref = [flat[s:e] for s, e in zip(starts, ends)]
+
+    bad_items = 0
+    for i in range(n):
+        got = ds[i]
+        if got.dtype != want_dtype or not np.array_equal(got, ref[i]):
+            bad_items += 1
+            if bad_items <= 3:
+                fails.add(name, f"ds[{i}] != numpy reading (len {got.size} vs {ref[i].size})")
+        if not np.array_equal(ds_file[i], ref[i]):
+            bad_items += 1
+            if bad_items <= 3:
+                fails.add(name, f"ds(mmap=False)[{i}] != numpy reading")
+        if ref[i].size == 0 or int(ref[i][-1]) != eos_id:
+            bad_items += 1
+            if bad_items <= 3:
+                fails.add(name, f"doc {i} does not end with eos_id {eos_id}")
+    if bad_items > 3:
+        fails.add(name, f"... {bad_items} item mismatches in all")
+    if n:
+        sl = ds[0:n]
+        if len(sl) != n or any(not np.array_equal(a, b) for a, b in zip(sl, ref)):
+            fails.add(name, "slice ds[0:N] != numpy reading")
+    stats["items"] += n
+
+    # --- partial reads: IndexedDataset.get(idx, offset, length) ------------
+    n_get = 0
+    if n:
+        rng = np.random.default_rng(1234)
+        picks = sorted({0, n // 2, n - 1, *rng.integers(0, n, size=min(5, n)).tolist()})
+        for i in picks:
+            L = int(n_tokens[i])
+            cases = [(0, None), (0, 1), (L - 1, 1), (L - 1, None)]
+            if L > 2:
+                off = int(rng.integers(1, L - 1))
+                cases += [(off, None), (off, int(rng.integers(1, L - off + 1)))]
+            for off, length in cases:
+                got = ds.get(i, offset=off, length=length)
+                want = ref[i][off:] if length is None else ref[i][off:off + length]
+                n_get += 1
+                if not np.array_equal(got, want):
+                    fails.add(name, f"get({i}, offset={off}, length={length}) != numpy slice")
+    notes.append(f"get()={n_get}")
+
+    # --- almr inspect, for a sample ----------------------------------------
+    if almr and args.inspect_sample > 0 and n:
+        k = min(args.inspect_sample, n)
+        sample = sorted({int(x) for x in np.linspace(0, n - 1, k).round()})
+        for i in sample:
+            r = subprocess.run(
+                [almr, "inspect", prefix, "--doc", str(i), "--json"],
+                capture_output=True, text=True,
+            )
+            if r.returncode != 0:
+                fails.add(name, f"almr inspect --doc {i} failed: {r.stderr.strip()[:200]}")
+                continue
+            doc = json.loads(r.stdout)["document"]
+            if not np.array_equal(np.asarray(doc["tokens"], dtype=np.int64),
+                                  ds[i].astype(np.int64)):
+                fails.add(name, f"almr inspect --doc {i} tokens != megatron ds[{i}]")
+            prov = doc.get("provenance") or {}
+            if prov.get("n_tokens") not in (None, int(n_tokens[i])):
+                fails.add(name, f"almr inspect --doc {i} n_tokens != docs.parquet")
+        notes.append(f"inspect={len(sample)}")
+    else:
+        notes.append("inspect=skipped")
+
+    # --- golden ids ---------------------------------------------------------
+    if golden is not None:
+        matched = missing = bad = 0
+        for i, (f, line) in enumerate(zip(docs["file"], docs["line"])):
+            ids = golden.get((f, int(line)))
+            if ids is None:
+                missing += 1
+                if missing <= 3:
+                    fails.add(name, f"doc {i} ({f}:{line}) has no golden entry")
+                continue
+            stats["golden_seen"].add((f, int(line)))
+            want = np.asarray(ids + [eos_id], dtype=np.int64)
+            if np.array_equal(ds[i].astype(np.int64), want):
+                matched += 1
+            else:
+                bad += 1
+                if bad <= 3:
+                    got = ds[i].astype(np.int64)
+                    k = next((j for j in range(min(got.size, want.size)) if got[j] != want[j]),
+                             min(got.size, want.size))
+                    fails.add(name, f"doc {i} ({f}:{line}) != golden+[eos]: lengths "
+                                    f"{got.size}/{want.size}, first difference at token {k}")
+        notes.append(f"golden={matched}/{n}")
+
+    # --- Megatron's own writer, byte for byte ------------------------------
+    if args.rewrite_with_megatron:
+        rdir = os.path.join(stats["rewrite_dir"], os.path.dirname(prefix_rel))
+        os.makedirs(rdir, exist_ok=True)
+        mprefix = os.path.join(stats["rewrite_dir"], prefix_rel)
+        builder = IndexedDatasetBuilder(mid.get_bin_path(mprefix), dtype=want_dtype)
+        for i in range(n):
+            builder.add_item(torch.from_numpy(np.array(ds[i])))
+            builder.end_document()
+        builder.finalize(mid.get_idx_path(mprefix))
+        same = True
+        for ext, describe in (
+            (".bin", lambda off: f"token {off // itemsize} (+{off % itemsize})"),
+            (".idx", lambda off: idx_region(off, n, n + 1)),
+        ):
+            diff = compare_bytes(prefix + ext, mprefix + ext, describe)
+            if diff:
+                same = False
+                fails.add(name, "megatron writer: " + diff)
+        if same:
+            # And Megatron reads its own copy back the same way, for completeness.
+            mds = IndexedDataset(mprefix)
+            if len(mds) != n or any(not np.array_equal(mds[i], ref[i]) for i in range(n)):
+                fails.add(name, "megatron-written copy reads back differently")
+        notes.append("megatron-writer=" + ("identical" if same else "DIFFERENT"))
+
+    ok = len(fails.items) == nfail0
+    print(
+        f"{'ok  ' if ok else 'FAIL'} {name}: dtype={ds.index.dtype.__name__} docs={n} "
+        f"tokens={total} bin={os.path.getsize(prefix + '.bin')}B "
+        f"idx={os.path.getsize(prefix + '.idx')}B " + " ".join(notes)
+    )
+    del ds, ds_file
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("out_dir", help="an `almr build` output directory (with manifest.json)")
+    ap.add_argument("--golden", help="golden ids, JSON lines {file, line, ids} (.gz ok)")
+    ap.add_argument("--almr", help="almr binary for `inspect` cross-checks "
+                    "(default: target/release/almr, then PATH; 'none' to skip)")
+    ap.add_argument("--inspect-sample", type=int, default=3,
+                    help="documents per shard to cross-check with `almr inspect` (default 3)")
+    ap.add_argument("--rewrite-with-megatron", action="store_true",
+                    help="rewrite every shard with Megatron's IndexedDatasetBuilder and "
+                    "compare .bin/.idx byte for byte")
+    ap.add_argument("--rewrite-dir", help="where to put the Megatron-written copies "
+                    "(default: a temporary directory, removed at exit)")
+    args = ap.parse_args()
+
+    out_dir = os.path.abspath(args.out_dir)
+    with open(os.path.join(out_dir, "manifest.json")) as f:
+        manifest = json.load(f)
+    golden = load_golden(args.golden) if args.golden else None
+    almr = find_almr(args.almr)
+
+    print(f"versions: {versions()}")
+    print(f"reader: {IndexedDataset.__module__}.IndexedDataset ({mid.__file__})")
+    print(f"out dir: {out_dir}; tokenizer dtype {manifest['tokenizer']['dtype']}, "
+          f"eos_id {manifest['tokenizer']['eos_id']}; {len(manifest['shards'])} shard(s)")
+    print(f"almr inspect: {almr or 'not found, skipped'}"
+          + (f"; golden: {args.golden} ({len(golden)} docs)" if golden is not None else ""))
+
+    tmp = None
+    stats = {"items": 0, "golden_seen": set(), "rewrite_dir": None}
+    if args.rewrite_with_megatron:
+        if args.rewrite_dir:
+            stats["rewrite_dir"] = os.path.abspath(args.rewrite_dir)
+            os.makedirs(stats["rewrite_dir"], exist_ok=True)
+        else:
+            tmp = tempfile.mkdtemp(prefix="almr-megatron-rewrite-")
+            stats["rewrite_dir"] = tmp
+        print(f"megatron-written copies: {stats['rewrite_dir']}")
+
+    fails = Failures()
+    try:
+        for entry in manifest["shards"]:
+            check_shard(out_dir, entry, manifest, args, golden, almr, fails, stats)
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    if golden is not None:
+        print(f"golden: {len(stats['golden_seen'])} of {len(golden)} golden documents "
+              f"found in the shards")
+    n_shards = len(manifest["shards"])
+    if fails.items:
+        print(f"FAILED: {len(fails.items)} mismatch(es) over {n_shards} shard(s), "
+              f"{stats['items']} documents")
+        return 1
+    print(f"OK: {n_shards} shard(s), {stats['items']} documents read by Megatron's "
+          f"IndexedDataset match")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

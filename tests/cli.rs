@@ -1,0 +1,154 @@
+//! The command line: schemas in sync, config errors that name key and line,
+//! `inspect` output.
+
+mod common;
+
+use std::process::Command;
+
+use common::root;
+
+fn almr(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_almr"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn committed_schemas_match_the_code() {
+    for (which, file) in [
+        ("pipeline", "schemas/pipeline.schema.json"),
+        ("manifest", "schemas/manifest.schema.json"),
+    ] {
+        let out = almr(&["schema", which]);
+        assert!(out.status.success());
+        let committed = std::fs::read_to_string(root().join(file)).unwrap();
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            committed,
+            "{file} is stale: run `almr schema {which} > {file}`"
+        );
+    }
+}
+
+#[test]
+fn every_example_pipeline_is_valid() {
+    for entry in std::fs::read_dir(root().join("pipelines")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let rel = path.strip_prefix(root()).unwrap().to_path_buf();
+            std::env::set_current_dir(root()).unwrap();
+            almr::config::load(&rel).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
+
+#[test]
+fn config_errors_name_the_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(root().join("pipelines/default.toml")).unwrap();
+    let cases = [
+        (
+            good.replace("text_unit = \"file\"", "text_unit = \"page\""),
+            "source[1].text_unit",
+        ),
+        (
+            good.replace("additional = false", "additonal = false"),
+            "source[2].additonal",
+        ),
+        (
+            good.replace("fixtures/en/*.parquet", "fixtures/en/*.missing"),
+            "source[3].paths[0]",
+        ),
+        (
+            good.replace("llama3/tokenizer.json", "llama3/nope.json"),
+            "tokenizer.path",
+        ),
+    ];
+    for (text, key) in cases {
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, &text).unwrap();
+        let out = almr(&[
+            "build",
+            path.to_str().unwrap(),
+            "--out",
+            dir.path().join("o").to_str().unwrap(),
+        ]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        let line = text
+            .lines()
+            .position(|l| {
+                let k = key.rsplit('.').next().unwrap().split('[').next().unwrap();
+                l.trim_start().starts_with(k) && text.lines().count() > 0
+            })
+            .unwrap();
+        assert!(err.contains(&format!("`{key}`")), "{key}: {err}");
+        // The reported line is one that holds the key.
+        let reported: usize = err
+            .split(&format!("{}:", path.display()))
+            .nth(1)
+            .and_then(|s| s.split(':').next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no line in {err}"));
+        let reported_line = text.lines().nth(reported - 1).unwrap();
+        let k = key.rsplit('.').next().unwrap().split('[').next().unwrap();
+        assert!(
+            reported_line.trim_start().starts_with(k),
+            "{key}: line {reported} is {reported_line:?} (first such key at {})",
+            line + 1
+        );
+    }
+}
+
+#[test]
+fn inspect_decodes_a_document_with_provenance() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let b = almr(&[
+        "build",
+        "pipelines/default.toml",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    let manifest: serde_json::Value = serde_json::from_slice(&b.stdout).unwrap();
+    assert_eq!(manifest["totals"]["kept"], 321);
+
+    let prefix = out.join("shards/en_wiki/en_wiki-00000");
+    let r = almr(&["inspect", prefix.to_str().unwrap(), "--doc", "1", "--json"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(v["shard"]["documents"], 64);
+    assert_eq!(v["shard"]["dtype"], "i32");
+    let doc = &v["document"];
+    assert_eq!(doc["provenance"]["file"], "fixtures/en/enwiki.jsonl.zst");
+    assert_eq!(doc["provenance"]["line"], 2);
+    let text = doc["text"].as_str().unwrap();
+    assert!(text.ends_with("<|end_of_text|>"), "{text}");
+
+    // The decoded text is the input record's text.
+    let raw =
+        zstd::decode_all(std::fs::File::open(root().join("fixtures/en/enwiki.jsonl.zst")).unwrap())
+            .unwrap();
+    let line2: serde_json::Value =
+        serde_json::from_str(String::from_utf8(raw).unwrap().lines().nth(1).unwrap()).unwrap();
+    assert_eq!(doc["provenance"]["id"], line2["id"]);
+    assert_eq!(
+        text.strip_suffix("<|end_of_text|>").unwrap(),
+        line2["text"].as_str().unwrap()
+    );
+
+    let plain = almr(&["inspect", prefix.to_str().unwrap(), "--doc", "1"]);
+    let s = String::from_utf8_lossy(&plain.stdout);
+    assert!(
+        s.contains("from       fixtures/en/enwiki.jsonl.zst:2"),
+        "{s}"
+    );
+
+    let missing = almr(&["inspect", prefix.to_str().unwrap(), "--doc", "64"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("out of range"));
+}
