@@ -4,15 +4,19 @@
 //!
 //! 1. A reader thread streams the source's files, in order, and cuts the
 //!    items into batches (bounded channel: at most a few batches in memory).
-//! 2. Each batch is tokenized in parallel on a rayon pool; results keep the
-//!    batch's order, so the output does not depend on the thread count.
-//! 3. Documents go, in order, to the source's current shard; malformed
-//!    records go to `rejects/read.parquet` and the counts.
+//! 2. Each batch goes through the steps ([`crate::steps::Chain`]) and the
+//!    tokenizer on a rayon pool; exact dedup runs between the parallel parts,
+//!    in order. Results keep the batch's order, so the output does not depend
+//!    on the thread count.
+//! 3. Documents go, in order, to the source's current shard; dropped and
+//!    malformed records go to `rejects/<stage>.parquet`, and everything is
+//!    counted.
 //!
 //! Everything is written under `OUT/.almr-staging/` first and moved into
 //! place at the end, manifest last, so a killed build leaves no file under a
 //! final name and a rerun starts clean.
 
+use std::collections::hash_map::{Entry, HashMap};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +29,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
+use xxhash_rust::xxh3::xxh3_128;
 
 use crate::config::{self, LoadedPipeline, Source};
 use crate::fsutil::{self, FileDigest};
@@ -32,9 +37,10 @@ use crate::manifest::{
     Counts, InputFile, Manifest, OutputFile, PipelineInfo, ShardEntry, SourceCounts, TokenizerInfo,
 };
 use crate::provenance::{DocRow, ProvenanceWriter};
-use crate::read::{self, Item};
-use crate::rejects::{RejectRow, RejectsWriter};
+use crate::read::{self, Item, Malformed, Record};
+use crate::rejects::{RejectRow, RejectTables};
 use crate::shard::{with_suffix, DType, ShardWriter};
+use crate::steps::{Chain, Notes, Rejected, Rejection};
 use crate::tokenize::DocTokenizer;
 
 /// Name of the staging directory inside the output directory.
@@ -128,8 +134,11 @@ fn build_into(
     let bar = progress_bar(total_bytes, opts.verbose);
     let progress = Arc::new(AtomicU64::new(0));
 
-    let rejects_rel = PathBuf::from("rejects/read.parquet");
-    let mut rejects = RejectsWriter::create(&staging.join(&rejects_rel))?;
+    let steps = pipeline.steps();
+    let mut stages = vec!["read"];
+    stages.extend(steps.iter().map(|s| s.stage()));
+    let mut rejects = RejectTables::create(&staging.join("rejects"), &stages)?;
+    let mut dedup = ExactDedup::default();
     let mut ctx = Builder {
         tokenizer,
         pool,
@@ -138,6 +147,7 @@ fn build_into(
         bar: &bar,
         progress: &progress,
         rejects: &mut rejects,
+        dedup: &mut dedup,
         warned: 0,
     };
     let mut inputs = Vec::new();
@@ -145,7 +155,8 @@ fn build_into(
     let mut shards = Vec::new();
     for (source, files) in pipeline.sources.iter().zip(&loaded.inputs) {
         bar.set_message(source.name.clone());
-        let built = ctx.build_source(source, files)?;
+        let chain = Chain::new(&steps, source)?;
+        let built = ctx.build_source(source, files, &chain)?;
         for s in &built.shards {
             let rel = s
                 .prefix
@@ -184,16 +195,15 @@ fn build_into(
         inputs.extend(built.files);
     }
     let warned = ctx.warned;
-    outputs.push(OutputFile {
-        path: rejects_rel.clone(),
-        digest: rejects.finish()?,
-    });
+    for (path, digest) in rejects.finish()? {
+        let path = path.strip_prefix(staging).unwrap_or(&path).to_path_buf();
+        outputs.push(OutputFile { path, digest });
+    }
     bar.finish_and_clear();
     if opts.verbose && warned > MAX_WARNINGS {
         eprintln!(
-            "warning: {} more malformed records; all are listed in {}",
+            "warning: {} more malformed records; all are listed in rejects/read.parquet",
             warned - MAX_WARNINGS,
-            rejects_rel.display()
         );
     }
     outputs.sort_by(|a, b| a.path.cmp(&b.path));
@@ -296,15 +306,53 @@ struct Builder<'a> {
     opts: &'a BuildOptions,
     bar: &'a ProgressBar,
     progress: &'a Arc<AtomicU64>,
-    rejects: &'a mut RejectsWriter,
+    rejects: &'a mut RejectTables,
+    dedup: &'a mut ExactDedup,
     warned: u64,
 }
 
 /// A batch of items from one source: `(file index, item)`.
 type Batch = Vec<(usize, Item)>;
 
+/// A record on its way through the steps.
+enum Work {
+    /// Still a document; `ids` once tokenized.
+    Doc(usize, Record, Notes, Option<Result<Vec<u32>>>),
+    /// Dropped by a step.
+    Rejected(usize, Record, Notes, Rejected),
+    /// Could not be read.
+    Bad(usize, Malformed),
+}
+
+/// Exact dedup across every source: xxh3-128 of the text → the first
+/// document seen with it. Memory: about 100 bytes per kept document (the
+/// 16-byte hash, the map's overhead and a short description of the document).
+#[derive(Default)]
+struct ExactDedup {
+    first: HashMap<u128, String>,
+}
+
+impl ExactDedup {
+    /// `None` for a first occurrence (now remembered), else the description
+    /// of the document it duplicates.
+    fn check(&mut self, text: &str, describe: impl FnOnce() -> String) -> Option<String> {
+        match self.first.entry(xxh3_128(text.as_bytes())) {
+            Entry::Occupied(e) => Some(e.get().clone()),
+            Entry::Vacant(e) => {
+                e.insert(describe());
+                None
+            }
+        }
+    }
+}
+
 impl Builder<'_> {
-    fn build_source(&mut self, source: &Source, files: &[PathBuf]) -> Result<BuiltSource> {
+    fn build_source(
+        &mut self,
+        source: &Source,
+        files: &[PathBuf],
+        chain: &Chain,
+    ) -> Result<BuiltSource> {
         let mut digests: Vec<Result<FileDigest, String>> = Vec::new();
         let mut counts = vec![Counts::default(); files.len()];
         let mut sink = ShardSink::new(self.staging, source, self.tokenizer.dtype());
@@ -315,50 +363,9 @@ impl Builder<'_> {
             let progress = Arc::clone(self.progress);
             let reader = scope.spawn(move || read_batches(source, files, progress, tx));
             for batch in rx {
-                let ids: Vec<Option<Result<Vec<u32>>>> = self.pool.install(|| {
-                    batch
-                        .par_iter()
-                        .map(|(_, item)| match item {
-                            Item::Doc(r) => Some(self.tokenizer.encode(&r.text)),
-                            Item::Bad(_) => None,
-                        })
-                        .collect()
-                });
-                for ((f, item), ids) in batch.into_iter().zip(ids) {
-                    let c = &mut counts[f];
-                    c.read += 1;
-                    match (item, ids) {
-                        (Item::Doc(r), Some(ids)) => {
-                            let ids = ids.with_context(|| format!("{}:{}", labels[f], r.line))?;
-                            c.kept += 1;
-                            c.tokens += ids.len() as u64;
-                            c.text_bytes += r.text.len() as u64;
-                            sink.push(&ids, &labels[f], r.line, r.id)?;
-                        }
-                        (Item::Bad(m), _) => {
-                            let reason = m.reason.as_str();
-                            let at = format!("{}:{}", labels[f], m.line);
-                            if self.opts.strict {
-                                bail!("{at}: malformed record ({reason}): {}", m.detail);
-                            }
-                            c.malformed.add(reason);
-                            self.warned += 1;
-                            if self.opts.verbose && self.warned <= MAX_WARNINGS {
-                                self.bar
-                                    .suspend(|| eprintln!("warning: {at}: {reason}: {}", m.detail));
-                            }
-                            self.rejects.push(RejectRow {
-                                id: m.id.unwrap_or_else(|| at.clone()),
-                                source: source.name.clone(),
-                                file: labels[f].clone(),
-                                line: m.line,
-                                stage: "read".into(),
-                                reason: reason.into(),
-                                detail: m.detail,
-                            })?;
-                        }
-                        (Item::Doc(_), None) => unreachable!("every document is tokenized"),
-                    }
+                let work = self.process(batch, source, chain, &labels);
+                for w in work {
+                    self.account(w, source, &labels, &mut counts, &mut sink)?;
                 }
                 self.bar.set_position(self.progress.load(Ordering::Relaxed));
             }
@@ -383,6 +390,146 @@ impl Builder<'_> {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(BuiltSource { files, shards })
+    }
+
+    /// Runs the steps and the tokenizer over a batch: the per-document steps
+    /// in parallel, exact dedup in order, then the rest and tokenizing in
+    /// parallel. The order of the batch is kept.
+    fn process(
+        &mut self,
+        batch: Batch,
+        source: &Source,
+        chain: &Chain,
+        labels: &[String],
+    ) -> Vec<Work> {
+        let mut work: Vec<Work> = self.pool.install(|| {
+            batch
+                .into_par_iter()
+                .map(|(f, item)| match item {
+                    Item::Bad(m) => Work::Bad(f, m),
+                    Item::Doc(mut r) => {
+                        let mut notes = Notes::default();
+                        match chain.run_before(&mut r.text, &mut notes) {
+                            Ok(()) => Work::Doc(f, r, notes, None),
+                            Err(rej) => Work::Rejected(f, r, notes, rej),
+                        }
+                    }
+                })
+                .collect()
+        });
+        if chain.dedups() {
+            work = work
+                .into_iter()
+                .map(|w| match w {
+                    Work::Doc(f, r, notes, None) => {
+                        let describe =
+                            || format!("{} ({}, {}:{})", r.id, source.name, labels[f], r.line);
+                        match self.dedup.check(&r.text, describe) {
+                            None => Work::Doc(f, r, notes, None),
+                            Some(kept) => {
+                                let rejection =
+                                    Rejection::new("duplicate", format!("duplicate of {kept}"));
+                                Work::Rejected(
+                                    f,
+                                    r,
+                                    notes,
+                                    Rejected {
+                                        stage: "exact_dedup",
+                                        rejection,
+                                    },
+                                )
+                            }
+                        }
+                    }
+                    other => other,
+                })
+                .collect();
+        }
+        self.pool.install(|| {
+            work.into_par_iter()
+                .map(|w| match w {
+                    Work::Doc(f, mut r, mut notes, None) => {
+                        match chain.run_after(&mut r.text, &mut notes) {
+                            Ok(()) => {
+                                let ids = self.tokenizer.encode(&r.text);
+                                Work::Doc(f, r, notes, Some(ids))
+                            }
+                            Err(rej) => Work::Rejected(f, r, notes, rej),
+                        }
+                    }
+                    other => other,
+                })
+                .collect()
+        })
+    }
+
+    /// Counts one processed record and sends it to its shard or rejects table.
+    fn account(
+        &mut self,
+        w: Work,
+        source: &Source,
+        labels: &[String],
+        counts: &mut [Counts],
+        sink: &mut ShardSink,
+    ) -> Result<()> {
+        let (f, notes) = match &w {
+            Work::Doc(f, _, notes, _) | Work::Rejected(f, _, notes, _) => (*f, Some(notes)),
+            Work::Bad(f, _) => (*f, None),
+        };
+        let c = &mut counts[f];
+        c.read += 1;
+        for (k, v) in notes.into_iter().flat_map(Notes::iter) {
+            if v > 0 {
+                *c.changes.entry(k.to_string()).or_default() += v;
+            }
+        }
+        match w {
+            Work::Doc(_, r, _, ids) => {
+                let ids = ids
+                    .expect("every surviving document is tokenized")
+                    .with_context(|| format!("{}:{}", labels[f], r.line))?;
+                c.kept += 1;
+                c.tokens += ids.len() as u64;
+                c.text_bytes += r.text.len() as u64;
+                sink.push(&ids, &labels[f], r.line, r.id)?;
+            }
+            Work::Rejected(_, r, _, rej) => {
+                c.rejected
+                    .add(&format!("{}/{}", rej.stage, rej.rejection.reason));
+                self.rejects.push(RejectRow {
+                    id: r.id,
+                    source: source.name.clone(),
+                    file: labels[f].clone(),
+                    line: r.line,
+                    stage: rej.stage.into(),
+                    reason: rej.rejection.reason,
+                    detail: format!("{} | {}", rej.rejection.detail, read::snippet(&r.text, 80)),
+                })?;
+            }
+            Work::Bad(_, m) => {
+                let reason = m.reason.as_str();
+                let at = format!("{}:{}", labels[f], m.line);
+                if self.opts.strict {
+                    bail!("{at}: malformed record ({reason}): {}", m.detail);
+                }
+                c.malformed.add(reason);
+                self.warned += 1;
+                if self.opts.verbose && self.warned <= MAX_WARNINGS {
+                    self.bar
+                        .suspend(|| eprintln!("warning: {at}: {reason}: {}", m.detail));
+                }
+                self.rejects.push(RejectRow {
+                    id: m.id.unwrap_or_else(|| at.clone()),
+                    source: source.name.clone(),
+                    file: labels[f].clone(),
+                    line: m.line,
+                    stage: "read".into(),
+                    reason: reason.into(),
+                    detail: m.detail,
+                })?;
+            }
+        }
+        Ok(())
     }
 }
 

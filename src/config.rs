@@ -14,6 +14,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use toml::de::{DeTable, DeValue};
 
+use crate::filter::FilterConfig;
+use crate::language::LanguageConfig;
+use crate::normalize::NormalizeConfig;
+pub use crate::steps::Step;
+
 /// The committed JSON Schema of the pipeline file.
 pub const PIPELINE_SCHEMA: &str = include_str!("../schemas/pipeline.schema.json");
 
@@ -27,10 +32,11 @@ pub const PIPELINE_SCHEMA: &str = include_str!("../schemas/pipeline.schema.json"
 pub struct Pipeline {
     /// Directory the build writes to. `almr build --out DIR` overrides it.
     pub output: PathBuf,
-    /// Processing steps run between reading and tokenizing, in this order. An
-    /// empty list tokenizes the text exactly as it was read.
+    /// Processing steps run between reading and tokenizing, in this order.
+    /// Left out, every step runs: `normalize`, `language`, `filter`,
+    /// `exact_dedup`. An empty list tokenizes the text exactly as it was read.
     #[serde(default)]
-    pub steps: Vec<Step>,
+    pub steps: Option<Vec<Step>>,
     /// The tokenizer every source is encoded with.
     pub tokenizer: TokenizerConfig,
     /// The input sources, written as `[[source]]` tables. Each source gets its
@@ -39,12 +45,6 @@ pub struct Pipeline {
     #[schemars(length(min = 1))]
     pub sources: Vec<Source>,
 }
-
-/// A processing step between reading and tokenizing. None exist yet; cleaning
-/// and dedup steps will be added here.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Step {}
 
 /// The tokenizer section.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -121,6 +121,22 @@ pub struct Source {
     /// shard keeps the input order.
     #[serde(default)]
     pub shuffle_seed: Option<u64>,
+    /// Settings of the `normalize` step.
+    #[serde(default)]
+    pub normalize: NormalizeConfig,
+    /// Settings of the `language` step.
+    #[serde(default)]
+    pub language_id: LanguageConfig,
+    /// Settings of the `filter` step.
+    #[serde(default)]
+    pub filter: FilterConfig,
+}
+
+impl Pipeline {
+    /// The steps to run: the `steps` list, or every step when it is left out.
+    pub fn steps(&self) -> Vec<Step> {
+        self.steps.clone().unwrap_or_else(|| Step::ALL.to_vec())
+    }
 }
 
 fn default_text_field() -> String {
@@ -251,6 +267,17 @@ pub fn parse(path: &Path, raw: &str) -> Result<Pipeline, ConfigError> {
     let pipeline: Pipeline = serde_json::from_value(json)
         .map_err(|e| err(None, "", format!("does not match the schema: {e}")))?;
 
+    let steps = pipeline.steps.as_deref().unwrap_or_default();
+    for (i, step) in steps.iter().enumerate() {
+        if steps[..i].contains(step) {
+            let pointer = format!("/steps/{i}");
+            return Err(err(
+                spans.line(&pointer),
+                &key_path(&pointer),
+                format!("step {step:?} is listed twice"),
+            ));
+        }
+    }
     let mut seen = HashSet::new();
     for (i, s) in pipeline.sources.iter().enumerate() {
         if !seen.insert(s.name.as_str()) {
@@ -287,6 +314,12 @@ fn resolve_inputs(
     }
     let mut all = Vec::with_capacity(pipeline.sources.len());
     for (i, source) in pipeline.sources.iter().enumerate() {
+        if let Some((list, j, f)) = crate::filter::missing_file(&source.filter.words) {
+            return Err(err(
+                &format!("/source/{i}/filter/words/{list}/{j}"),
+                format!("no such file: {}", f.display()),
+            ));
+        }
         let mut files = Vec::new();
         for (j, pattern) in source.paths.iter().enumerate() {
             let pointer = format!("/source/{i}/paths/{j}");
@@ -459,6 +492,20 @@ id_field = "id"
         assert_eq!(s.max_shard_tokens, 1_000_000_000);
         assert_eq!(s.text_unit, TextUnit::File);
         assert!(s.shuffle_seed.is_none());
+        assert!(p.steps().is_empty());
+        let all = parse_str(&GOOD.replace("steps = []\n", "")).unwrap();
+        assert_eq!(all.steps(), Step::ALL);
+    }
+
+    #[test]
+    fn step_settings_are_validated() {
+        let bad = format!("{GOOD}[source.filter.gopher_quality]\nmin_wrds = 3\n");
+        let e = parse_str(&bad).unwrap_err();
+        assert_eq!(e.key, "source[0].filter.gopher_quality.min_wrds");
+        let twice = GOOD.replace("steps = []", "steps = [\"filter\", \"filter\"]");
+        assert_eq!(parse_str(&twice).unwrap_err().key, "steps[1]");
+        let unknown = GOOD.replace("steps = []", "steps = [\"dedupe\"]");
+        assert_eq!(parse_str(&unknown).unwrap_err().key, "steps[0]");
     }
 
     #[test]

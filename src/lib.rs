@@ -6,17 +6,24 @@
 //!
 //! The modules follow the data flow of `almr build`:
 //!
-//! [`config`] → [`read`] → [`tokenize`] → [`shard`] + [`provenance`] (+ [`rejects`])
-//! → [`manifest`], driven by [`build`]. [`inspect`] reads shards back.
+//! [`config`] → [`read`] → [`steps`] ([`normalize`] → [`language`] →
+//! [`filter`] → exact dedup) → [`tokenize`] → [`shard`] + [`provenance`]
+//! (+ [`rejects`]) → [`manifest`], driven by [`build`]. [`inspect`] and
+//! [`explain`] read the results back.
 
 pub mod build;
 pub mod config;
+pub mod explain;
+pub mod filter;
 pub mod inspect;
+pub mod language;
 pub mod manifest;
+pub mod normalize;
 pub mod provenance;
 pub mod read;
 pub mod rejects;
 pub mod shard;
+pub mod steps;
 pub mod tokenize;
 
 mod fsutil;

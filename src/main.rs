@@ -53,6 +53,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Say what became of one input record: kept in which shard, or dropped
+    /// at which stage and why.
+    Explain {
+        /// The build's output directory.
+        out: PathBuf,
+        /// The record id (its `id_field` value, or `file:line`).
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the JSON Schema of a config or output file.
     Schema {
         /// Which schema.
@@ -114,6 +125,16 @@ fn run(cli: Cli) -> Result<()> {
                 print!("{report}");
             }
         }
+        Command::Explain { out, id, json } => {
+            let fates = almr::explain::explain(&out, &id)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&fates)?);
+            } else {
+                for fate in fates {
+                    println!("{fate}");
+                }
+            }
+        }
         Command::Schema { which } => print!(
             "{}",
             match which {
@@ -126,28 +147,20 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn print_summary(out: &std::path::Path, m: &Manifest) {
+    let row = |name: &str, lang: &str, c: &almr::manifest::Counts, shards: usize| {
+        println!(
+            "{name:<16} {lang:>4} {:>9} {:>9} {:>9} {:>9} {:>12} {shards:>6}",
+            c.read, c.kept, c.rejected.total, c.malformed.total, c.tokens
+        )
+    };
     println!(
-        "{:<16} {:>4} {:>9} {:>9} {:>9} {:>12} {:>6}",
-        "source", "lang", "read", "kept", "malformed", "tokens", "shards"
+        "{:<16} {:>4} {:>9} {:>9} {:>9} {:>9} {:>12} {:>6}",
+        "source", "lang", "read", "kept", "rejected", "malformed", "tokens", "shards"
     );
     for s in &m.sources {
-        let c = &s.counts;
-        println!(
-            "{:<16} {:>4} {:>9} {:>9} {:>9} {:>12} {:>6}",
-            s.name, s.language, c.read, c.kept, c.malformed.total, c.tokens, s.shards
-        );
+        row(&s.name, &s.language, &s.counts, s.shards);
     }
-    let t = &m.totals;
-    println!(
-        "{:<16} {:>4} {:>9} {:>9} {:>9} {:>12} {:>6}",
-        "total",
-        "",
-        t.read,
-        t.kept,
-        t.malformed.total,
-        t.tokens,
-        m.shards.len()
-    );
+    row("total", "", &m.totals, m.shards.len());
     println!(
         "wrote {} ({} dtype); manifest: {}",
         out.display(),

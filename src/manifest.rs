@@ -2,7 +2,8 @@
 //! every file it wrote, with sizes and checksums.
 //!
 //! Its numbers add up: for every source and every input file,
-//! `read = kept + malformed.total`, and the totals are the sums over sources.
+//! `read = kept + rejected.total + malformed.total`, and the totals are the
+//! sums over sources.
 //! The spec is `schemas/manifest.schema.json`.
 
 use std::collections::BTreeMap;
@@ -73,15 +74,22 @@ pub struct TokenizerInfo {
     pub dtype: DType,
 }
 
-/// Record counts. `read = kept + malformed.total`.
+/// Record counts. `read = kept + rejected.total + malformed.total`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Counts {
     /// Records read (documents plus malformed entries).
     pub read: u64,
     /// Records that became documents in a shard.
     pub kept: u64,
+    /// Documents a step dropped, by `stage/reason` (e.g.
+    /// `filter/gopher_quality.min_words`, `exact_dedup/duplicate`).
+    pub rejected: ReasonCounts,
     /// Records that could not be read.
     pub malformed: ReasonCounts,
+    /// Changes the steps made to kept and rejected documents, by kind
+    /// (`mojibake_repaired`, `pii_email`, `t2s_converted`, …): documents for
+    /// normalizations, occurrences for PII.
+    pub changes: BTreeMap<String, u64>,
     /// Tokens written, EOS included.
     pub tokens: u64,
     /// UTF-8 bytes of the kept documents' text.
@@ -117,14 +125,20 @@ impl Counts {
     pub fn merge(&mut self, other: &Counts) {
         self.read += other.read;
         self.kept += other.kept;
+        self.rejected.merge(&other.rejected);
         self.malformed.merge(&other.malformed);
+        for (k, v) in &other.changes {
+            *self.changes.entry(k.clone()).or_default() += v;
+        }
         self.tokens += other.tokens;
         self.text_bytes += other.text_bytes;
     }
 
-    /// Whether `read = kept + malformed` and the reasons sum to the total.
+    /// Whether `read = kept + rejected + malformed` and the reasons sum to
+    /// their totals.
     pub fn balanced(&self) -> bool {
-        self.read == self.kept + self.malformed.total
+        self.read == self.kept + self.rejected.total + self.malformed.total
+            && self.rejected.by_reason.values().sum::<u64>() == self.rejected.total
             && self.malformed.by_reason.values().sum::<u64>() == self.malformed.total
     }
 }
@@ -248,4 +262,45 @@ pub fn generated_schema() -> String {
         serde_json::to_string_pretty(&schemars::schema_for!(Manifest)).expect("schema serializes");
     s.push('\n');
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(read: u64, kept: u64, bad: &[(&str, u64)]) -> Counts {
+        let mut c = Counts {
+            read,
+            kept,
+            ..Counts::default()
+        };
+        for (reason, n) in bad {
+            for _ in 0..*n {
+                c.malformed.add(reason);
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn balanced_means_read_is_kept_plus_rejected_plus_malformed() {
+        assert!(counts(5, 3, &[("bad_json", 2)]).balanced());
+        let mut c = counts(6, 3, &[("bad_json", 2)]);
+        assert!(!c.balanced());
+        c.rejected.add("filter/length.min_chars");
+        assert!(c.balanced());
+        assert!(!counts(5, 3, &[("bad_json", 1)]).balanced());
+        let mut c = counts(5, 3, &[("bad_json", 2)]);
+        c.malformed.total = 3;
+        assert!(!c.balanced());
+    }
+
+    #[test]
+    fn merge_adds_reasons() {
+        let mut a = counts(2, 1, &[("bad_json", 1)]);
+        a.merge(&counts(3, 1, &[("bad_json", 1), ("invalid_utf8", 1)]));
+        assert_eq!((a.read, a.kept, a.malformed.total), (5, 2, 3));
+        assert_eq!(a.malformed.by_reason["bad_json"], 2);
+        assert!(a.balanced());
+    }
 }

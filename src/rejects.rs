@@ -1,7 +1,8 @@
 //! The rejects table: one row for every input record that did not become a
 //! document, with where it was and why, so a user can ask "why was this dropped?".
 //!
-//! Columns: `id`, `source`, `file` (utf8), `line` (int64), `stage`, `reason`,
+//! One table per stage: `rejects/read.parquet` (malformed input),
+//! `rejects/filter.parquet`, … Columns: `id`, `source`, `file` (utf8), `line` (int64), `stage`, `reason`,
 //! `detail` (utf8). `detail` holds the measured value or error and a snippet.
 
 use std::path::Path;
@@ -51,7 +52,6 @@ pub fn schema() -> SchemaRef {
 pub struct RejectsWriter {
     table: TableWriter,
     rows: Vec<RejectRow>,
-    count: u64,
 }
 
 impl RejectsWriter {
@@ -60,14 +60,12 @@ impl RejectsWriter {
         Ok(RejectsWriter {
             table: TableWriter::create(path, schema())?,
             rows: Vec::new(),
-            count: 0,
         })
     }
 
     /// Appends one row.
     pub fn push(&mut self, row: RejectRow) -> Result<()> {
         self.rows.push(row);
-        self.count += 1;
         if self.rows.len() >= BATCH_ROWS {
             self.flush()?;
         }
@@ -108,14 +106,54 @@ impl RejectsWriter {
         self.table.write(&batch)
     }
 
-    /// Rows written so far.
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-
     /// Flushes and closes the file.
     pub fn finish(mut self) -> Result<FileDigest> {
         self.flush()?;
         self.table.finish()
+    }
+}
+
+/// One rejects table per stage, `DIR/<stage>.parquet`, created when the build
+/// starts so that every stage of the pipeline has its file.
+pub struct RejectTables {
+    dir: std::path::PathBuf,
+    writers: std::collections::BTreeMap<&'static str, RejectsWriter>,
+}
+
+impl RejectTables {
+    /// Creates `DIR/<stage>.parquet` for every stage.
+    pub fn create(dir: &Path, stages: &[&'static str]) -> Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let mut writers = std::collections::BTreeMap::new();
+        for &stage in stages {
+            writers.insert(
+                stage,
+                RejectsWriter::create(&dir.join(format!("{stage}.parquet")))?,
+            );
+        }
+        Ok(RejectTables {
+            dir: dir.to_path_buf(),
+            writers,
+        })
+    }
+
+    /// Appends a row to its stage's table.
+    pub fn push(&mut self, row: RejectRow) -> Result<()> {
+        let stage = row.stage.clone();
+        let w = self
+            .writers
+            .iter_mut()
+            .find(|(s, _)| **s == stage)
+            .map(|(_, w)| w)
+            .ok_or_else(|| anyhow::anyhow!("no rejects table for stage {stage}"))?;
+        w.push(row)
+    }
+
+    /// Closes every table; returns `(path, digest)` for each.
+    pub fn finish(self) -> Result<Vec<(std::path::PathBuf, FileDigest)>> {
+        self.writers
+            .into_iter()
+            .map(|(stage, w)| Ok((self.dir.join(format!("{stage}.parquet")), w.finish()?)))
+            .collect()
     }
 }

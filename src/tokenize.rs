@@ -94,3 +94,38 @@ impl DocTokenizer {
         DType::for_vocab_size(self.vocab_size)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn llama3() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tokenizers/llama3/tokenizer.json")
+    }
+
+    #[test]
+    fn eos_is_appended_and_vocab_gives_i32() {
+        let t = DocTokenizer::from_file(&llama3(), "<|end_of_text|>").unwrap();
+        assert_eq!(t.eos_id(), 128001);
+        assert_eq!(t.vocab_size(), 128256);
+        assert_eq!(t.dtype(), DType::I32);
+        // "Hello world" is two tokens in Llama-3; no BOS is added.
+        assert_eq!(t.encode("Hello world").unwrap(), [9906, 1917, 128001]);
+        assert_eq!(t.encode("").unwrap(), [128001]);
+    }
+
+    #[test]
+    fn unknown_eos_is_an_error() {
+        let e = DocTokenizer::from_file(&llama3(), "</s>").err().unwrap();
+        assert!(e.to_string().contains("not in the vocabulary"), "{e}");
+    }
+
+    #[test]
+    fn decode_keeps_special_tokens() {
+        let t = load(&llama3()).unwrap();
+        assert_eq!(
+            decode(&t, &[9906, 1917, 128001]).unwrap(),
+            "Hello world<|end_of_text|>"
+        );
+    }
+}

@@ -39,7 +39,7 @@ fn default_pipeline_matches_python_tokenizers_and_adds_up() {
     std::env::set_current_dir(root()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let outcome = build_to(&root().join("pipelines/default.toml"), &out, 2);
+    let outcome = build_to(&root().join("pipelines/tokenize_only.toml"), &out, 2);
     let m = Manifest::load(&out).unwrap();
     assert_eq!(m.to_json(), outcome.manifest.to_json());
     assert!(m.check().is_empty(), "{:?}", m.check());
@@ -92,7 +92,7 @@ fn input_order_is_kept_and_provenance_points_at_input_lines() {
     std::env::set_current_dir(root()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let m = build_to(&root().join("pipelines/default.toml"), &out, 1).manifest;
+    let m = build_to(&root().join("pipelines/tokenize_only.toml"), &out, 1).manifest;
     let zh = m.shards.iter().find(|s| s.source == "zh_news").unwrap();
     let docs = with_suffix(&out.join(&zh.prefix), ".docs.parquet");
     for i in 0..zh.documents {

@@ -28,7 +28,7 @@ fn shard_files(out: &Path) -> Vec<(String, Vec<u8>)> {
 fn one_and_two_threads_give_identical_bytes() {
     std::env::set_current_dir(root()).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let pipeline = root().join("pipelines/default.toml");
+    let pipeline = root().join("pipelines/tokenize_only.toml");
     let a = build_to(&pipeline, &dir.path().join("t1"), 1);
     let b = build_to(&pipeline, &dir.path().join("t2"), 2);
     let (fa, fb) = (shard_files(&a.out), shard_files(&b.out));

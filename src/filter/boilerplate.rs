@@ -1,0 +1,145 @@
+//! Boilerplate: navigation menus, footers and notices. A line is boilerplate
+//! when it is a menu (four or more short items between separators such as
+//! `|`, `·`, `»`, `>`), or when it is short and contains a boilerplate phrase
+//! ("All rights reserved", "版权所有", "返回首页", …). The document is
+//! rejected when boilerplate lines hold too many of its characters.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::text::{char_len, Doc};
+use crate::steps::Rejection;
+
+/// Boilerplate settings.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct BoilerplateConfig {
+    /// Run this check.
+    pub enabled: bool,
+    /// Most characters in boilerplate lines, per character.
+    pub max_char_frac: f64,
+    /// Lines longer than this (in characters) are never phrase boilerplate.
+    pub max_line_chars: usize,
+    /// Phrases (case-insensitive) that mark a short line as boilerplate, in
+    /// addition to the built-in English and Chinese ones.
+    pub extra_phrases: Vec<String>,
+}
+
+impl Default for BoilerplateConfig {
+    fn default() -> Self {
+        BoilerplateConfig {
+            enabled: true,
+            max_char_frac: 0.3,
+            max_line_chars: 80,
+            extra_phrases: Vec::new(),
+        }
+    }
+}
+
+const PHRASES: &[&str] = &[
+    "all rights reserved",
+    "copyright ©",
+    "© copyright",
+    "privacy policy",
+    "terms of service",
+    "terms of use",
+    "cookie",
+    "click here",
+    "sign up",
+    "sign in",
+    "log in",
+    "subscribe",
+    "share this",
+    "follow us",
+    "powered by",
+    "skip to content",
+    "back to top",
+    "read more",
+    "contact us",
+    "about us",
+    "newsletter",
+    "版权所有",
+    "免责声明",
+    "联系我们",
+    "关于我们",
+    "返回首页",
+    "返回顶部",
+    "点击这里",
+    "点击查看",
+    "登录",
+    "注册",
+    "上一篇",
+    "下一篇",
+    "扫一扫",
+    "关注我们",
+    "网站地图",
+    "icp备",
+    "责任编辑",
+    "分享到",
+    "更多>>",
+];
+
+const SEPARATORS: &[char] = &['|', '｜', '丨', '·', '•', '»', '›', '>', '/', '\\', '┃'];
+
+fn is_menu(line: &str) -> bool {
+    let items: Vec<&str> = line
+        .split(SEPARATORS)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    items.len() >= 4 && items.iter().all(|i| char_len(i) <= 16)
+}
+
+/// The boilerplate check.
+pub fn boilerplate(doc: &Doc, c: &BoilerplateConfig) -> Result<(), Rejection> {
+    let (mut bad, mut all) = (0usize, 0usize);
+    let mut example = "";
+    for line in &doc.lines {
+        let n = char_len(line);
+        all += n;
+        let lower = line.to_lowercase();
+        let phrase = n <= c.max_line_chars
+            && (PHRASES.iter().any(|p| lower.contains(p))
+                || c.extra_phrases
+                    .iter()
+                    .any(|p| lower.contains(&p.to_lowercase())));
+        if phrase || is_menu(line) {
+            bad += n;
+            if example.is_empty() {
+                example = line;
+            }
+        }
+    }
+    let frac = bad as f64 / all.max(1) as f64;
+    if frac > c.max_char_frac {
+        return Err(Rejection::new(
+            "boilerplate",
+            format!(
+                "{frac:.3} > {} of characters, e.g. {:?}",
+                c.max_char_frac,
+                crate::read::snippet(example, 40)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn menus_and_footers() {
+        let page = "首页 | 新闻 | 体育 | 财经 | 娱乐\n版权所有 © 2024 某某网\n一句正文。";
+        assert_eq!(
+            boilerplate(&Doc::new(page), &BoilerplateConfig::default())
+                .unwrap_err()
+                .reason,
+            "boilerplate"
+        );
+        let prose = "The river floods every spring, and the farmers of the valley plant their rice only after \
+                     the water recedes. The survey counted forty villages along its banks, most of them \
+                     older than the dams upstream.\nContact us for the data.";
+        assert!(boilerplate(&Doc::new(prose), &BoilerplateConfig::default()).is_ok());
+    }
+}

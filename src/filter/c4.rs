@@ -1,0 +1,197 @@
+//! C4's line rules (Raffel et al. 2020, as in datatrove's C4 filter), with
+//! Chinese punctuation: lines without terminal punctuation, very short lines,
+//! "javascript" and cookie/policy notices are bad lines; "lorem ipsum" and
+//! curly brackets (code) condemn the whole document.
+//!
+//! C4 deletes bad lines. Here that is `remove_lines = true`; by default the
+//! text is kept as it is and the document is rejected when bad lines hold more
+//! than `max_bad_line_char_frac` of its characters, since deleting lines also
+//! deletes Chinese headlines, which have no final punctuation.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::text::{char_len, words};
+use crate::steps::{Notes, Rejection};
+
+/// C4 settings.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct C4Config {
+    /// Run these rules.
+    pub enabled: bool,
+    /// Fewest words on a good line (C4: 3; a CJK character is a word).
+    pub min_words_per_line: usize,
+    /// A good line ends with terminal punctuation (C4: yes).
+    pub require_terminal_punct: bool,
+    /// Delete bad lines, as C4 does, instead of measuring them.
+    pub remove_lines: bool,
+    /// Without `remove_lines`: most characters in bad lines, per character.
+    pub max_bad_line_char_frac: f64,
+    /// Reject documents containing "lorem ipsum".
+    pub reject_lorem_ipsum: bool,
+    /// Reject documents containing `{` (code).
+    pub reject_curly_bracket: bool,
+}
+
+impl Default for C4Config {
+    fn default() -> Self {
+        C4Config {
+            enabled: true,
+            min_words_per_line: 3,
+            require_terminal_punct: true,
+            remove_lines: false,
+            max_bad_line_char_frac: 0.6,
+            reject_lorem_ipsum: true,
+            reject_curly_bracket: true,
+        }
+    }
+}
+
+const POLICY: [&str; 6] = [
+    "terms of use",
+    "privacy policy",
+    "cookie policy",
+    "uses cookies",
+    "use of cookies",
+    "use cookies",
+];
+
+/// Whether a line ends a sentence: terminal punctuation, possibly followed
+/// by closing quotes or by a parenthesized credit, as in Chinese news
+/// (`……的目标。（云宣新）`).
+fn ends_with_terminal(line: &str) -> bool {
+    let mut line = line.trim_end_matches(['"', '\'', '”', '’', '」', '』']);
+    if let Some(inner) = line.strip_suffix(['）', ')']) {
+        if let Some(open) = inner.rfind(['（', '(']) {
+            let before = &inner[..open];
+            if before.ends_with(['.', '!', '?', '。', '！', '？', '…', '”', '"']) {
+                line = before.trim_end_matches(['"', '”']);
+            }
+        }
+    }
+    line.ends_with(['.', '!', '?', '。', '！', '？', '…', '；'])
+}
+
+/// A line that is only a parenthesized note, such as a photo credit.
+fn is_note(line: &str) -> bool {
+    (line.starts_with('（') && line.ends_with('）'))
+        || (line.starts_with('(') && line.ends_with(')'))
+}
+
+fn is_bad_line(line: &str, c: &C4Config) -> bool {
+    let lower = line.to_lowercase();
+    (c.require_terminal_punct && !ends_with_terminal(line))
+        || words(line).len() < c.min_words_per_line
+        || lower.contains("javascript")
+        || POLICY.iter().any(|p| lower.contains(p))
+}
+
+/// Applies the C4 rules; may delete lines when `remove_lines` is set.
+pub fn c4(text: &mut String, c: &C4Config, notes: &mut Notes) -> Result<(), Rejection> {
+    let lower = text.to_lowercase();
+    if c.reject_lorem_ipsum && lower.contains("lorem ipsum") {
+        return Err(Rejection::new("c4.lorem_ipsum", "contains \"lorem ipsum\""));
+    }
+    if c.reject_curly_bracket {
+        if let Some(at) = text.find('{') {
+            let line = text[at..].lines().next().unwrap_or("");
+            return Err(Rejection::new(
+                "c4.curly_bracket",
+                format!("code-like `{{`: {}", crate::read::snippet(line, 40)),
+            ));
+        }
+    }
+    if c.remove_lines {
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|l| l.trim().is_empty() || !is_bad_line(l.trim(), c))
+            .collect();
+        let removed = text.lines().count() - kept.len();
+        if removed > 0 {
+            notes.add("c4_lines_removed", removed as u64);
+            let joined = kept.join("\n");
+            *text = joined.trim().to_string();
+        }
+        if text.is_empty() {
+            return Err(Rejection::new(
+                "c4.no_good_lines",
+                "every line is a bad line",
+            ));
+        }
+        return Ok(());
+    }
+    let (mut bad, mut all) = (0usize, 0usize);
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !is_note(l))
+    {
+        let n = char_len(line);
+        all += n;
+        if is_bad_line(line, c) {
+            bad += n;
+        }
+    }
+    let frac = bad as f64 / all.max(1) as f64;
+    if frac > c.max_bad_line_char_frac {
+        return Err(Rejection::new(
+            "c4.bad_lines",
+            format!("{frac:.3} > {} of characters in lines without terminal punctuation, too short, or notices", c.max_bad_line_char_frac),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(text: &str, c: &C4Config) -> Result<String, Rejection> {
+        let mut t = text.to_string();
+        c4(&mut t, c, &mut Notes::default()).map(|()| t)
+    }
+
+    #[test]
+    fn prose_with_a_headline_passes() {
+        let zh = "北京举行新年音乐会\n党和国家领导人与首都各界群众一起欣赏了新年音乐会的精彩节目，这是演出结束后的合影。\n（新华社记者摄）";
+        assert!(run(zh, &C4Config::default()).is_ok());
+    }
+
+    #[test]
+    fn credits_after_a_sentence_end_it() {
+        assert!(ends_with_terminal("实现了“稳中有升”的目标。（云宣新）"));
+        assert!(ends_with_terminal("He said \"yes.\""));
+        assert!(!ends_with_terminal("挂起红灯迎新年（图片）"));
+        assert!(is_note("（新华社记者樊如钧摄）"));
+    }
+
+    #[test]
+    fn code_and_menus_are_rejected() {
+        let code = "Here is the text.\nfunction f(x) { return x; }";
+        assert_eq!(
+            run(code, &C4Config::default()).unwrap_err().reason,
+            "c4.curly_bracket"
+        );
+        let menu =
+            "Home\nNews\nSports\nWorld\nBusiness\nContact us\nAbout\nA real sentence is here.";
+        assert_eq!(
+            run(menu, &C4Config::default()).unwrap_err().reason,
+            "c4.bad_lines"
+        );
+    }
+
+    #[test]
+    fn remove_lines_deletes_bad_lines() {
+        let c = C4Config {
+            remove_lines: true,
+            ..C4Config::default()
+        };
+        let t = run(
+            "Menu\nThis line is a proper sentence.\nPlease enable JavaScript to continue.",
+            &c,
+        )
+        .unwrap();
+        assert_eq!(t, "This line is a proper sentence.");
+    }
+}

@@ -1,0 +1,113 @@
+//! `filter`: quality filters that reject documents, then PII redaction.
+//!
+//! The checks run in this order and the first failure names the reason: C4
+//! line rules (first, since with `remove_lines` they change the text), length,
+//! Gopher quality, Gopher repetition (+ character repetition), character
+//! ratios, CJK share (zh/ja/ko sources only), boilerplate, word lists. Every check has its own table under
+//! `[source.filter]`, with the reference values from datatrove and
+//! data-juicer as defaults. Counting is Chinese-aware throughout: each CJK
+//! character is a word, never a whitespace-separated run.
+
+mod boilerplate;
+mod c4;
+pub mod pii;
+mod quality;
+mod repetition;
+pub mod text;
+mod wordlist;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use self::boilerplate::BoilerplateConfig;
+pub use self::c4::C4Config;
+pub use self::pii::PiiConfig;
+pub use self::quality::{CjkConfig, GopherQualityConfig, LengthConfig, RatiosConfig};
+pub use self::repetition::RepetitionConfig;
+pub use self::wordlist::{missing_file, WordListConfig};
+
+use self::text::Doc;
+use self::wordlist::WordLists;
+use crate::config::Source;
+use crate::steps::{DocStep, Notes, Rejection};
+
+/// Settings of the `filter` step (`[source.filter]`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilterConfig {
+    /// Length in characters.
+    pub length: LengthConfig,
+    /// Gopher quality rules.
+    pub gopher_quality: GopherQualityConfig,
+    /// Gopher repetition rules and character repetition.
+    pub gopher_repetition: RepetitionConfig,
+    /// C4 line rules.
+    pub c4: C4Config,
+    /// Special-character and alphanumeric ratios.
+    pub ratios: RatiosConfig,
+    /// CJK share (zh, ja and ko sources only).
+    pub cjk: CjkConfig,
+    /// Navigation menus, footers and notices.
+    pub boilerplate: BoilerplateConfig,
+    /// Banned and flagged word lists.
+    pub words: WordListConfig,
+    /// PII redaction, applied to documents that pass every check.
+    pub pii: PiiConfig,
+}
+
+/// The `filter` step for one source.
+pub struct Filter {
+    config: FilterConfig,
+    cjk_source: bool,
+    words: WordLists,
+}
+
+impl Filter {
+    /// Builds the step; word-list files were checked when the pipeline loaded.
+    pub fn new(source: &Source) -> anyhow::Result<Self> {
+        Ok(Filter {
+            config: source.filter.clone(),
+            cjk_source: matches!(source.language.as_str(), "zh" | "ja" | "ko"),
+            words: WordLists::new(&source.filter.words)?,
+        })
+    }
+
+    fn check(&self, doc: &Doc) -> Result<(), Rejection> {
+        let c = &self.config;
+        quality::length(doc, &c.length)?;
+        if c.gopher_quality.enabled {
+            quality::gopher_quality(doc, &c.gopher_quality)?;
+        }
+        if c.gopher_repetition.enabled {
+            repetition::repetition(doc, &c.gopher_repetition)?;
+        }
+        if c.ratios.enabled {
+            quality::ratios(doc, &c.ratios)?;
+        }
+        if self.cjk_source {
+            quality::cjk(doc, &c.cjk)?;
+        }
+        if c.boilerplate.enabled {
+            boilerplate::boilerplate(doc, &c.boilerplate)?;
+        }
+        if !self.words.is_empty() {
+            self.words.check(doc)?;
+        }
+        Ok(())
+    }
+}
+
+impl DocStep for Filter {
+    fn stage(&self) -> &'static str {
+        "filter"
+    }
+
+    fn apply(&self, text: &mut String, notes: &mut Notes) -> Result<(), Rejection> {
+        if self.config.c4.enabled {
+            c4::c4(text, &self.config.c4, notes)?;
+        }
+        self.check(&Doc::new(text))?;
+        pii::redact(text, &self.config.pii, notes);
+        Ok(())
+    }
+}

@@ -1,0 +1,427 @@
+//! Document-level quality checks: length, Gopher quality (Rae et al. 2021, as
+//! in datatrove), character-class ratios and the CJK share.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::text::{is_cjk, Doc};
+use crate::steps::Rejection;
+
+/// Length limits, in characters.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct LengthConfig {
+    /// Fewest characters (data-juicer's zh recipe: 10).
+    pub min_chars: usize,
+    /// Most characters.
+    pub max_chars: usize,
+}
+
+impl Default for LengthConfig {
+    fn default() -> Self {
+        LengthConfig {
+            min_chars: 10,
+            max_chars: 1_000_000,
+        }
+    }
+}
+
+/// Gopher quality rules. Words are counted as in `text::words`: each CJK
+/// character is a word, so the limits mean the same for Chinese.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct GopherQualityConfig {
+    /// Run these rules.
+    pub enabled: bool,
+    /// Fewest words (Gopher: 50).
+    pub min_words: usize,
+    /// Most words (Gopher: 100000).
+    pub max_words: usize,
+    /// Lowest mean length of the non-CJK words (Gopher: 3). Checked only when
+    /// at least half the words are non-CJK.
+    pub min_mean_word_len: f64,
+    /// Highest mean length of the non-CJK words (Gopher: 10).
+    pub max_mean_word_len: f64,
+    /// Most `#` and ellipses per word (Gopher: 0.1).
+    pub max_symbol_word_ratio: f64,
+    /// Most lines that start with a bullet (Gopher: 0.9).
+    pub max_bullet_lines_ratio: f64,
+    /// Most lines that end with an ellipsis (Gopher: 0.3).
+    pub max_ellipsis_lines_ratio: f64,
+    /// Least share of words with a letter in them (Gopher: 0.8).
+    pub min_alpha_words_ratio: f64,
+    /// Fewest stop words from `stop_words` (Gopher: 2).
+    pub min_stop_words: usize,
+    /// Stop words, matched as whole words (case-insensitive). The default
+    /// holds Gopher's English list and common one-character Chinese function
+    /// words, since each CJK character is a word.
+    pub stop_words: Vec<String>,
+}
+
+impl Default for GopherQualityConfig {
+    fn default() -> Self {
+        GopherQualityConfig {
+            enabled: true,
+            min_words: 50,
+            max_words: 100_000,
+            min_mean_word_len: 3.0,
+            max_mean_word_len: 10.0,
+            max_symbol_word_ratio: 0.1,
+            max_bullet_lines_ratio: 0.9,
+            max_ellipsis_lines_ratio: 0.3,
+            min_alpha_words_ratio: 0.8,
+            min_stop_words: 2,
+            stop_words: ["the", "be", "to", "of", "and", "that", "have", "with"]
+                .into_iter()
+                .chain([
+                    "的", "了", "是", "在", "和", "有", "也", "就", "不", "这", "我", "为", "与",
+                ])
+                .map(String::from)
+                .collect(),
+        }
+    }
+}
+
+/// Character-class ratios (data-juicer) and the character repetition ratio.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RatiosConfig {
+    /// Run these checks.
+    pub enabled: bool,
+    /// Most special characters (not letters, digits, whitespace or common
+    /// punctuation) per non-space character (data-juicer: 0.25).
+    pub max_special_char_ratio: f64,
+    /// Least letters and digits (CJK included) per character (data-juicer zh: 0.10).
+    pub min_alnum_ratio: f64,
+}
+
+impl Default for RatiosConfig {
+    fn default() -> Self {
+        RatiosConfig {
+            enabled: true,
+            max_special_char_ratio: 0.25,
+            min_alnum_ratio: 0.10,
+        }
+    }
+}
+
+/// The CJK share, checked for zh, ja and ko sources only.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct CjkConfig {
+    /// Least CJK characters per letter (CJK or other).
+    pub min_cjk_ratio: f64,
+}
+
+impl Default for CjkConfig {
+    fn default() -> Self {
+        CjkConfig { min_cjk_ratio: 0.3 }
+    }
+}
+
+fn reject(reason: &str, value: f64, op: &str, limit: f64) -> Rejection {
+    Rejection::new(reason, format!("{value:.3} {op} {limit}"))
+}
+
+/// Length limits.
+pub fn length(doc: &Doc, c: &LengthConfig) -> Result<(), Rejection> {
+    if doc.chars < c.min_chars {
+        return Err(reject(
+            "length.min_chars",
+            doc.chars as f64,
+            "<",
+            c.min_chars as f64,
+        ));
+    }
+    if doc.chars > c.max_chars {
+        return Err(reject(
+            "length.max_chars",
+            doc.chars as f64,
+            ">",
+            c.max_chars as f64,
+        ));
+    }
+    Ok(())
+}
+
+/// Gopher quality rules.
+pub fn gopher_quality(doc: &Doc, c: &GopherQualityConfig) -> Result<(), Rejection> {
+    let n = doc.words.len();
+    if n < c.min_words {
+        return Err(reject(
+            "gopher_quality.min_words",
+            n as f64,
+            "<",
+            c.min_words as f64,
+        ));
+    }
+    if n > c.max_words {
+        return Err(reject(
+            "gopher_quality.max_words",
+            n as f64,
+            ">",
+            c.max_words as f64,
+        ));
+    }
+    let latin: Vec<&str> = doc
+        .words
+        .iter()
+        .copied()
+        .filter(|w| !w.chars().next().is_some_and(is_cjk))
+        .collect();
+    if latin.len() * 2 >= n {
+        let mean =
+            latin.iter().map(|w| w.chars().count()).sum::<usize>() as f64 / latin.len() as f64;
+        if mean < c.min_mean_word_len {
+            return Err(reject(
+                "gopher_quality.mean_word_len",
+                mean,
+                "<",
+                c.min_mean_word_len,
+            ));
+        }
+        if mean > c.max_mean_word_len {
+            return Err(reject(
+                "gopher_quality.mean_word_len",
+                mean,
+                ">",
+                c.max_mean_word_len,
+            ));
+        }
+    }
+    let symbols = doc.text.matches('#').count()
+        + doc.text.matches("...").count()
+        + doc.text.matches('…').count();
+    let ratio = symbols as f64 / n as f64;
+    if ratio > c.max_symbol_word_ratio {
+        return Err(reject(
+            "gopher_quality.symbol_word_ratio",
+            ratio,
+            ">",
+            c.max_symbol_word_ratio,
+        ));
+    }
+    let lines = doc.lines.len().max(1) as f64;
+    let bullets = doc
+        .lines
+        .iter()
+        .filter(|l| {
+            l.starts_with([
+                '•', '●', '○', '■', '□', '▪', '▫', '◦', '-', '*', '–', '·', '➢', '►',
+            ])
+        })
+        .count() as f64;
+    if bullets / lines > c.max_bullet_lines_ratio {
+        return Err(reject(
+            "gopher_quality.bullet_lines",
+            bullets / lines,
+            ">",
+            c.max_bullet_lines_ratio,
+        ));
+    }
+    let ellipsis = doc
+        .lines
+        .iter()
+        .filter(|l| l.ends_with("...") || l.ends_with('…'))
+        .count() as f64;
+    if ellipsis / lines > c.max_ellipsis_lines_ratio {
+        return Err(reject(
+            "gopher_quality.ellipsis_lines",
+            ellipsis / lines,
+            ">",
+            c.max_ellipsis_lines_ratio,
+        ));
+    }
+    let alpha = doc
+        .words
+        .iter()
+        .filter(|w| w.chars().any(char::is_alphabetic))
+        .count();
+    let ratio = alpha as f64 / n as f64;
+    if ratio < c.min_alpha_words_ratio {
+        return Err(reject(
+            "gopher_quality.alpha_words",
+            ratio,
+            "<",
+            c.min_alpha_words_ratio,
+        ));
+    }
+    if c.min_stop_words > 0 {
+        let stops = doc
+            .words
+            .iter()
+            .filter(|w| c.stop_words.iter().any(|s| s.eq_ignore_ascii_case(w)))
+            .take(c.min_stop_words)
+            .count();
+        if stops < c.min_stop_words {
+            return Err(reject(
+                "gopher_quality.stop_words",
+                stops as f64,
+                "<",
+                c.min_stop_words as f64,
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Punctuation that counts as ordinary text, not as a special character.
+fn is_common_punct(c: char) -> bool {
+    matches!(
+        c,
+        '.' | ','
+            | ';'
+            | ':'
+            | '!'
+            | '?'
+            | '\''
+            | '"'
+            | '('
+            | ')'
+            | '-'
+            | '/'
+            | '%'
+            | '&'
+            | '['
+            | ']'
+            | '，'
+            | '。'
+            | '、'
+            | '；'
+            | '：'
+            | '！'
+            | '？'
+            | '“'
+            | '”'
+            | '‘'
+            | '’'
+            | '（'
+            | '）'
+            | '《'
+            | '》'
+            | '〈'
+            | '〉'
+            | '「'
+            | '」'
+            | '『'
+            | '』'
+            | '【'
+            | '】'
+            | '—'
+            | '–'
+            | '…'
+            | '·'
+            | '・'
+            | '～'
+            | '％'
+            | '＋'
+            | '－'
+            | '／'
+    )
+}
+
+/// Character-class ratios.
+pub fn ratios(doc: &Doc, c: &RatiosConfig) -> Result<(), Rejection> {
+    let (mut special, mut alnum, mut visible) = (0usize, 0usize, 0usize);
+    for ch in doc.text.chars() {
+        if ch.is_whitespace() {
+            continue;
+        }
+        visible += 1;
+        if ch.is_alphanumeric() {
+            alnum += 1;
+        } else if !is_common_punct(ch) {
+            special += 1;
+        }
+    }
+    let visible = visible.max(1) as f64;
+    let s = special as f64 / visible;
+    if s > c.max_special_char_ratio {
+        return Err(reject(
+            "ratios.special_chars",
+            s,
+            ">",
+            c.max_special_char_ratio,
+        ));
+    }
+    let a = alnum as f64 / doc.chars.max(1) as f64;
+    if a < c.min_alnum_ratio {
+        return Err(reject("ratios.alnum", a, "<", c.min_alnum_ratio));
+    }
+    Ok(())
+}
+
+/// The CJK share of letters.
+pub fn cjk(doc: &Doc, c: &CjkConfig) -> Result<(), Rejection> {
+    let (mut cjk, mut letters) = (0usize, 0usize);
+    for ch in doc.text.chars() {
+        if is_cjk(ch) {
+            cjk += 1;
+            letters += 1;
+        } else if ch.is_alphabetic() {
+            letters += 1;
+        }
+    }
+    let r = cjk as f64 / letters.max(1) as f64;
+    if r < c.min_cjk_ratio {
+        return Err(reject("cjk.min_ratio", r, "<", c.min_cjk_ratio));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(text: &str) -> Doc<'_> {
+        Doc::new(text)
+    }
+
+    #[test]
+    fn length_limits() {
+        assert!(length(&doc("短"), &LengthConfig::default()).is_err());
+        assert!(length(&doc("这是一个足够长的中文句子。"), &LengthConfig::default()).is_ok());
+    }
+
+    #[test]
+    fn gopher_counts_chinese_characters_as_words() {
+        let zh = "新华社北京十二月三十一日电，党和国家领导人与首都各界群众一起欣赏了新年音乐会的精彩节目，这是在演出结束后同演出人员合影。";
+        assert!(gopher_quality(&doc(zh), &GopherQualityConfig::default()).is_ok());
+        let en = "Short English text is too short.";
+        let e = gopher_quality(&doc(en), &GopherQualityConfig::default()).unwrap_err();
+        assert_eq!(e.reason, "gopher_quality.min_words");
+    }
+
+    #[test]
+    fn number_tables_fail_alpha_words() {
+        let table: String = (0..30)
+            .map(|i| format!("{} {}.{} {}\n", 2000 + i, i, i * 7 % 10, i * 13))
+            .collect();
+        let e = gopher_quality(&doc(&table), &GopherQualityConfig::default()).unwrap_err();
+        assert_eq!(e.reason, "gopher_quality.alpha_words");
+    }
+
+    #[test]
+    fn symbol_spam_fails_special_chars() {
+        let e = ratios(
+            &doc("★★★ BUY ★★★ $$$ @@@ ### ^^^ ~~~ <<< >>> ★★★"),
+            &RatiosConfig::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.reason, "ratios.special_chars");
+    }
+
+    #[test]
+    fn cjk_share() {
+        assert!(cjk(
+            &doc("运行 apt-get update 命令可以更新软件包列表。"),
+            &CjkConfig::default()
+        )
+        .is_ok());
+        assert!(cjk(
+            &doc("Mostly English text with 一 character"),
+            &CjkConfig::default()
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,273 @@
+//! Repetition: Gopher's duplicate lines, paragraphs and n-grams (Rae et al.
+//! 2021, Table A1, as in datatrove), and data-juicer's character repetition.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::text::{char_len, hash, is_cjk, paragraphs, Doc, HashCounts};
+use crate::steps::Rejection;
+
+/// Gopher repetition limits. N-grams are over words, so for Chinese over
+/// characters.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RepetitionConfig {
+    /// Run these checks.
+    pub enabled: bool,
+    /// Most lines that repeat an earlier line, per line (Gopher: 0.3).
+    pub dup_line_frac: f64,
+    /// Most paragraphs that repeat an earlier one, per paragraph (0.3).
+    pub dup_para_frac: f64,
+    /// Most characters in repeated lines, per character (0.2).
+    pub dup_line_char_frac: f64,
+    /// Most characters in repeated paragraphs, per character (0.2).
+    pub dup_para_char_frac: f64,
+    /// `[n, limit]`: most characters covered by the most frequent n-gram
+    /// (Gopher: 2 → 0.20, 3 → 0.18, 4 → 0.16).
+    pub top_ngram: Vec<(usize, f64)>,
+    /// `[n, limit]`: most characters covered by n-grams seen before
+    /// (Gopher: 5 → 0.15 down to 10 → 0.10).
+    pub dup_ngram: Vec<(usize, f64)>,
+    /// Most character-10-gram repetition (data-juicer's character repetition
+    /// filter: the top √k n-gram frequencies over all of them; zh recipe 0.6).
+    pub max_char_repetition: f64,
+    /// In documents that are mostly CJK, each word is one character, while a
+    /// Chinese word is about two: n-gram sizes are multiplied by this so that
+    /// "5-gram" covers about five words in either language.
+    pub cjk_chars_per_word: usize,
+}
+
+impl Default for RepetitionConfig {
+    fn default() -> Self {
+        RepetitionConfig {
+            enabled: true,
+            dup_line_frac: 0.3,
+            dup_para_frac: 0.3,
+            dup_line_char_frac: 0.2,
+            dup_para_char_frac: 0.2,
+            top_ngram: vec![(2, 0.20), (3, 0.18), (4, 0.16)],
+            dup_ngram: vec![
+                (5, 0.15),
+                (6, 0.14),
+                (7, 0.13),
+                (8, 0.12),
+                (9, 0.11),
+                (10, 0.10),
+            ],
+            max_char_repetition: 0.6,
+            cjk_chars_per_word: 2,
+        }
+    }
+}
+
+/// (share of items that repeat an earlier one, share of characters in them)
+fn duplicates(items: &[&str]) -> (f64, f64) {
+    let mut seen = HashCounts::default();
+    let (mut dup, mut dup_chars, mut chars) = (0usize, 0usize, 0usize);
+    for item in items {
+        let n = char_len(item);
+        chars += n;
+        let count = seen.entry(hash(item)).or_insert(0);
+        if *count > 0 {
+            dup += 1;
+            dup_chars += n;
+        }
+        *count += 1;
+    }
+    (
+        dup as f64 / items.len().max(1) as f64,
+        dup_chars as f64 / chars.max(1) as f64,
+    )
+}
+
+fn ngram_hash(words: &[u64]) -> u64 {
+    words.iter().fold(0x9e37_79b9_7f4a_7c15u64, |h, &w| {
+        (h.rotate_left(23) ^ w).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// Characters covered by the most frequent n-gram, per character of all words.
+fn top_ngram_share(word_hashes: &[u64], lens: &[usize], total: usize, n: usize) -> f64 {
+    if word_hashes.len() < n {
+        return 0.0;
+    }
+    let mut counts = HashCounts::default();
+    let mut best = (0u32, 0usize);
+    for i in 0..=word_hashes.len() - n {
+        let c = counts
+            .entry(ngram_hash(&word_hashes[i..i + n]))
+            .or_insert(0);
+        *c += 1;
+        if *c > best.0 {
+            best = (*c, i);
+        }
+    }
+    if best.0 < 2 {
+        return 0.0;
+    }
+    let gram_chars: usize = lens[best.1..best.1 + n].iter().sum();
+    (best.0 as usize * gram_chars) as f64 / total.max(1) as f64
+}
+
+/// Characters in n-grams that occurred before, each character counted once.
+fn dup_ngram_share(word_hashes: &[u64], lens: &[usize], total: usize, n: usize) -> f64 {
+    if word_hashes.len() < n {
+        return 0.0;
+    }
+    let mut seen = HashCounts::default();
+    let mut covered_to = 0usize; // words before this index are already counted
+    let mut dup_chars = 0usize;
+    for i in 0..=word_hashes.len() - n {
+        let count = seen.entry(ngram_hash(&word_hashes[i..i + n])).or_insert(0);
+        if *count > 0 {
+            let from = covered_to.max(i);
+            dup_chars += lens[from..i + n].iter().sum::<usize>();
+            covered_to = i + n;
+        }
+        *count += 1;
+    }
+    dup_chars as f64 / total.max(1) as f64
+}
+
+/// data-juicer's character repetition ratio over character `n`-grams.
+pub fn char_repetition(text: &str, n: usize) -> f64 {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() < n {
+        return 0.0;
+    }
+    let mut counts = HashCounts::default();
+    let mut buf = String::new();
+    for w in chars.windows(n) {
+        buf.clear();
+        buf.extend(w);
+        *counts.entry(hash(&buf)).or_insert(0) += 1;
+    }
+    let mut freqs: Vec<u32> = counts.into_values().collect();
+    freqs.sort_unstable_by(|a, b| b.cmp(a));
+    let singles = freqs.iter().filter(|&&f| f == 1).count();
+    let top = ((freqs.len() as f64).sqrt() as usize).min(freqs.len() - singles);
+    let total: u64 = freqs.iter().map(|&f| f as u64).sum();
+    freqs[..top].iter().map(|&f| f as u64).sum::<u64>() as f64 / total.max(1) as f64
+}
+
+fn reject(reason: String, value: f64, limit: f64) -> Rejection {
+    Rejection::new(reason, format!("{value:.3} > {limit}"))
+}
+
+/// All repetition checks.
+pub fn repetition(doc: &Doc, c: &RepetitionConfig) -> Result<(), Rejection> {
+    let (lines, line_chars) = duplicates(&doc.lines);
+    if lines > c.dup_line_frac {
+        return Err(reject(
+            "gopher_repetition.dup_lines".into(),
+            lines,
+            c.dup_line_frac,
+        ));
+    }
+    let paras = paragraphs(doc.text);
+    let (para, para_chars) = duplicates(&paras);
+    if para > c.dup_para_frac {
+        return Err(reject(
+            "gopher_repetition.dup_paragraphs".into(),
+            para,
+            c.dup_para_frac,
+        ));
+    }
+    if line_chars > c.dup_line_char_frac {
+        return Err(reject(
+            "gopher_repetition.dup_line_chars".into(),
+            line_chars,
+            c.dup_line_char_frac,
+        ));
+    }
+    if para_chars > c.dup_para_char_frac {
+        return Err(reject(
+            "gopher_repetition.dup_paragraph_chars".into(),
+            para_chars,
+            c.dup_para_char_frac,
+        ));
+    }
+    let hashes: Vec<u64> = doc.words.iter().map(|w| hash(w)).collect();
+    let lens: Vec<usize> = doc.words.iter().map(|w| char_len(w)).collect();
+    let total: usize = lens.iter().sum();
+    let cjk_words = doc
+        .words
+        .iter()
+        .filter(|w| w.chars().next().is_some_and(is_cjk))
+        .count();
+    let scale = if cjk_words * 2 >= doc.words.len() {
+        c.cjk_chars_per_word.max(1)
+    } else {
+        1
+    };
+    for &(n, limit) in &c.top_ngram {
+        let share = top_ngram_share(&hashes, &lens, total, n * scale);
+        if share > limit {
+            return Err(reject(
+                format!("gopher_repetition.top_{n}gram"),
+                share,
+                limit,
+            ));
+        }
+    }
+    for &(n, limit) in &c.dup_ngram {
+        let share = dup_ngram_share(&hashes, &lens, total, n * scale);
+        if share > limit {
+            return Err(reject(
+                format!("gopher_repetition.dup_{n}gram"),
+                share,
+                limit,
+            ));
+        }
+    }
+    let rep = char_repetition(doc.text, 10);
+    if rep > c.max_char_repetition {
+        return Err(reject("char_repetition".into(), rep, c.max_char_repetition));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_lines_are_caught() {
+        let text = "Welcome to our site.\n".repeat(10) + "Some other line here.";
+        let e = repetition(&Doc::new(&text), &RepetitionConfig::default()).unwrap_err();
+        assert_eq!(e.reason, "gopher_repetition.dup_lines");
+    }
+
+    #[test]
+    fn one_ngram_repeated_is_caught() {
+        let text = "buy cheap watches now ".repeat(40);
+        let e = repetition(&Doc::new(&text), &RepetitionConfig::default()).unwrap_err();
+        assert!(
+            e.reason.starts_with("gopher_repetition.top_"),
+            "{}",
+            e.reason
+        );
+    }
+
+    #[test]
+    fn ordinary_prose_passes() {
+        let text = "The committee met on Tuesday to discuss the budget. Several members raised \
+                    concerns about the cost of the new library, while others argued that the \
+                    investment would pay for itself within a decade. A vote is expected next month.";
+        assert!(repetition(&Doc::new(text), &RepetitionConfig::default()).is_ok());
+    }
+
+    #[test]
+    fn dup_ngrams_count_each_character_once() {
+        // "a b c d e" twice: the second copy (5 one-char words) is duplicated.
+        let h: Vec<u64> = "abcdeabcde".chars().map(|c| c as u64).collect();
+        let lens = vec![1; 10];
+        assert!((dup_ngram_share(&h, &lens, 10, 5) - 0.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn char_repetition_of_a_loop_is_high() {
+        assert!(char_repetition(&"哈哈哈哈".repeat(50), 10) > 0.9);
+        assert!(char_repetition("北京举行新年音乐会，江泽民等领导人出席。", 10) < 0.1);
+    }
+}

@@ -1,0 +1,161 @@
+//! Measurements shared by the filters: words, lines and paragraphs.
+//!
+//! A *word* is a run of letters and digits (with inner `'`, `-`, `_`, `.`),
+//! except that every CJK character is a word of its own: Chinese has no
+//! spaces, so counting whitespace-separated words would make a whole clause
+//! one "word". Punctuation and symbols are not words.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::normalize::mojibake::is_han;
+
+/// Whether `c` is a CJK character (Han, kana, Hangul).
+pub fn is_cjk(c: char) -> bool {
+    is_han(c)
+        || matches!(c, '\u{3040}'..='\u{30ff}' | '\u{ac00}'..='\u{d7af}' | '\u{f900}'..='\u{faff}')
+        || ('\u{20000}'..='\u{2ffff}').contains(&c)
+}
+
+/// The words of `text`, in order.
+pub fn words(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start: Option<usize> = None;
+    let mut iter = text.char_indices().peekable();
+    while let Some((i, c)) = iter.next() {
+        if is_cjk(c) {
+            if let Some(s) = start.take() {
+                out.push(&text[s..i]);
+            }
+            out.push(&text[i..i + c.len_utf8()]);
+        } else if c.is_alphanumeric() {
+            start.get_or_insert(i);
+        } else if start.is_some()
+            && matches!(c, '\'' | '’' | '-' | '_' | '.')
+            && iter
+                .peek()
+                .is_some_and(|&(_, n)| n.is_alphanumeric() && !is_cjk(n))
+        {
+            // inner punctuation: don't, e-mail, 3.14
+        } else if let Some(s) = start.take() {
+            out.push(&text[s..i]);
+        }
+    }
+    if let Some(s) = start {
+        out.push(&text[s..]);
+    }
+    out
+}
+
+/// The non-blank lines of `text`, trimmed.
+pub fn lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// The paragraphs of `text`: blocks separated by blank lines, trimmed.
+pub fn paragraphs(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start: Option<usize> = None;
+    let mut end = 0;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim().is_empty() {
+            if let Some(s) = start.take() {
+                out.push(text[s..end].trim());
+            }
+        } else {
+            start.get_or_insert(offset);
+            end = offset + line.len();
+        }
+        offset += line.len();
+    }
+    if let Some(s) = start {
+        out.push(text[s..end].trim());
+    }
+    out
+}
+
+/// Number of characters.
+pub fn char_len(s: &str) -> usize {
+    s.chars().count()
+}
+
+/// A hasher for keys that are already hashes.
+#[derive(Default)]
+pub struct PreHashed(u64);
+
+impl Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ b as u64;
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A map keyed by 64-bit hashes.
+pub type HashCounts = HashMap<u64, u32, BuildHasherDefault<PreHashed>>;
+
+/// 64-bit hash of a string.
+pub fn hash(s: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(s.as_bytes())
+}
+
+/// A document with the measurements every filter needs, computed once.
+pub struct Doc<'a> {
+    /// The text.
+    pub text: &'a str,
+    /// Its length in characters.
+    pub chars: usize,
+    /// Its words.
+    pub words: Vec<&'a str>,
+    /// Its non-blank lines, trimmed.
+    pub lines: Vec<&'a str>,
+}
+
+impl<'a> Doc<'a> {
+    /// Measures `text`.
+    pub fn new(text: &'a str) -> Self {
+        Doc {
+            text,
+            chars: char_len(text),
+            words: words(text),
+            lines: lines(text),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_split_latin_runs_and_single_cjk() {
+        assert_eq!(
+            words("Don't stop-now, 3.14 ok."),
+            ["Don't", "stop-now", "3.14", "ok"]
+        );
+        assert_eq!(
+            words("北京 Beijing，中国。"),
+            ["北", "京", "Beijing", "中", "国"]
+        );
+        assert_eq!(words("１９９８年"), ["１９９８", "年"]);
+        assert!(words("!!! ... ★★").is_empty());
+    }
+
+    #[test]
+    fn lines_and_paragraphs() {
+        assert_eq!(lines(" a \n\n b\n"), ["a", "b"]);
+        assert_eq!(paragraphs("a\nb\n\n\nc\n \nd"), ["a\nb", "c", "d"]);
+    }
+}
