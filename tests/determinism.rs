@@ -37,6 +37,31 @@ fn one_and_two_threads_give_identical_bytes() {
     assert_eq!(a.manifest.to_json(), b.manifest.to_json());
 }
 
+#[test]
+fn every_step_gives_identical_bytes_for_one_and_two_threads() {
+    std::env::set_current_dir(root()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = root().join("pipelines/default.toml");
+    let a = build_to(&pipeline, &dir.path().join("t1"), 1);
+    let b = build_to(&pipeline, &dir.path().join("t2"), 2);
+    assert!(a.manifest.totals.rejected.total > 0);
+    assert_eq!(shard_files(&a.out), shard_files(&b.out));
+    assert_eq!(a.manifest.to_json(), b.manifest.to_json());
+    for o in a
+        .manifest
+        .outputs
+        .iter()
+        .filter(|o| o.path.starts_with("rejects"))
+    {
+        assert_eq!(
+            std::fs::read(a.out.join(&o.path)).unwrap(),
+            std::fs::read(b.out.join(&o.path)).unwrap(),
+            "{}",
+            o.path.display()
+        );
+    }
+}
+
 fn corpus(dir: &Path, n: usize) -> std::path::PathBuf {
     let path = dir.join("docs.jsonl");
     let body: String = (0..n)

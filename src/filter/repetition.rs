@@ -80,23 +80,52 @@ fn duplicates(items: &[&str]) -> (f64, f64) {
     )
 }
 
-fn ngram_hash(words: &[u64]) -> u64 {
-    words.iter().fold(0x9e37_79b9_7f4a_7c15u64, |h, &w| {
-        (h.rotate_left(23) ^ w).wrapping_mul(0x100_0000_01b3)
-    })
+/// Polynomial hashes of word sequences: the hash of any n-gram in O(1).
+struct Rolling {
+    /// `prefix[i]` hashes words `0..i`.
+    prefix: Vec<u64>,
+    /// `BASE^k`.
+    powers: Vec<u64>,
+}
+
+const BASE: u64 = 0x100_0000_01b3;
+
+impl Rolling {
+    fn new(word_hashes: &[u64]) -> Self {
+        let mut prefix = Vec::with_capacity(word_hashes.len() + 1);
+        let mut powers = Vec::with_capacity(word_hashes.len() + 1);
+        let (mut h, mut p) = (0u64, 1u64);
+        prefix.push(h);
+        powers.push(p);
+        for &w in word_hashes {
+            h = h.wrapping_mul(BASE).wrapping_add(w);
+            p = p.wrapping_mul(BASE);
+            prefix.push(h);
+            powers.push(p);
+        }
+        Rolling { prefix, powers }
+    }
+
+    fn words(&self) -> usize {
+        self.prefix.len() - 1
+    }
+
+    /// Hash of the `n` words starting at `i`, mixed with `n`.
+    fn ngram(&self, i: usize, n: usize) -> u64 {
+        let h = self.prefix[i + n].wrapping_sub(self.prefix[i].wrapping_mul(self.powers[n]));
+        (h ^ n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
 }
 
 /// Characters covered by the most frequent n-gram, per character of all words.
-fn top_ngram_share(word_hashes: &[u64], lens: &[usize], total: usize, n: usize) -> f64 {
-    if word_hashes.len() < n {
+fn top_ngram_share(r: &Rolling, lens: &[usize], total: usize, n: usize) -> f64 {
+    if r.words() < n {
         return 0.0;
     }
     let mut counts = HashCounts::default();
     let mut best = (0u32, 0usize);
-    for i in 0..=word_hashes.len() - n {
-        let c = counts
-            .entry(ngram_hash(&word_hashes[i..i + n]))
-            .or_insert(0);
+    for i in 0..=r.words() - n {
+        let c = counts.entry(r.ngram(i, n)).or_insert(0);
         *c += 1;
         if *c > best.0 {
             best = (*c, i);
@@ -110,15 +139,22 @@ fn top_ngram_share(word_hashes: &[u64], lens: &[usize], total: usize, n: usize) 
 }
 
 /// Characters in n-grams that occurred before, each character counted once.
-fn dup_ngram_share(word_hashes: &[u64], lens: &[usize], total: usize, n: usize) -> f64 {
-    if word_hashes.len() < n {
-        return 0.0;
-    }
+/// Only positions in `candidates` can start a repeated n-gram.
+fn dup_ngram_share(
+    r: &Rolling,
+    lens: &[usize],
+    total: usize,
+    n: usize,
+    candidates: &[usize],
+) -> f64 {
     let mut seen = HashCounts::default();
     let mut covered_to = 0usize; // words before this index are already counted
     let mut dup_chars = 0usize;
-    for i in 0..=word_hashes.len() - n {
-        let count = seen.entry(ngram_hash(&word_hashes[i..i + n])).or_insert(0);
+    for &i in candidates {
+        if i + n > r.words() {
+            break;
+        }
+        let count = seen.entry(r.ngram(i, n)).or_insert(0);
         if *count > 0 {
             let from = covered_to.max(i);
             dup_chars += lens[from..i + n].iter().sum::<usize>();
@@ -129,18 +165,31 @@ fn dup_ngram_share(word_hashes: &[u64], lens: &[usize], total: usize, n: usize) 
     dup_chars as f64 / total.max(1) as f64
 }
 
+/// Positions whose `n`-gram occurs more than once: an m-gram (m ≥ n) can only
+/// repeat where its first n words do.
+fn repeated_starts(r: &Rolling, n: usize) -> Vec<usize> {
+    if r.words() < n {
+        return Vec::new();
+    }
+    let mut counts = HashCounts::default();
+    for i in 0..=r.words() - n {
+        *counts.entry(r.ngram(i, n)).or_insert(0) += 1;
+    }
+    (0..=r.words() - n)
+        .filter(|&i| counts[&r.ngram(i, n)] > 1)
+        .collect()
+}
+
 /// data-juicer's character repetition ratio over character `n`-grams.
 pub fn char_repetition(text: &str, n: usize) -> f64 {
-    let chars: Vec<char> = text.chars().collect();
+    let chars: Vec<u64> = text.chars().map(|c| c as u64).collect();
     if chars.len() < n {
         return 0.0;
     }
+    let r = Rolling::new(&chars);
     let mut counts = HashCounts::default();
-    let mut buf = String::new();
-    for w in chars.windows(n) {
-        buf.clear();
-        buf.extend(w);
-        *counts.entry(hash(&buf)).or_insert(0) += 1;
+    for i in 0..=chars.len() - n {
+        *counts.entry(r.ngram(i, n)).or_insert(0) += 1;
     }
     let mut freqs: Vec<u32> = counts.into_values().collect();
     freqs.sort_unstable_by(|a, b| b.cmp(a));
@@ -188,6 +237,7 @@ pub fn repetition(doc: &Doc, c: &RepetitionConfig) -> Result<(), Rejection> {
         ));
     }
     let hashes: Vec<u64> = doc.words.iter().map(|w| hash(w)).collect();
+    let rolling = Rolling::new(&hashes);
     let lens: Vec<usize> = doc.words.iter().map(|w| char_len(w)).collect();
     let total: usize = lens.iter().sum();
     let cjk_words = doc
@@ -201,7 +251,7 @@ pub fn repetition(doc: &Doc, c: &RepetitionConfig) -> Result<(), Rejection> {
         1
     };
     for &(n, limit) in &c.top_ngram {
-        let share = top_ngram_share(&hashes, &lens, total, n * scale);
+        let share = top_ngram_share(&rolling, &lens, total, n * scale);
         if share > limit {
             return Err(reject(
                 format!("gopher_repetition.top_{n}gram"),
@@ -210,8 +260,16 @@ pub fn repetition(doc: &Doc, c: &RepetitionConfig) -> Result<(), Rejection> {
             ));
         }
     }
+    let smallest = c
+        .dup_ngram
+        .iter()
+        .map(|&(n, _)| n * scale)
+        .min()
+        .unwrap_or(1)
+        .max(1);
+    let candidates = repeated_starts(&rolling, smallest);
     for &(n, limit) in &c.dup_ngram {
-        let share = dup_ngram_share(&hashes, &lens, total, n * scale);
+        let share = dup_ngram_share(&rolling, &lens, total, n * scale, &candidates);
         if share > limit {
             return Err(reject(
                 format!("gopher_repetition.dup_{n}gram"),
@@ -260,9 +318,23 @@ mod tests {
     #[test]
     fn dup_ngrams_count_each_character_once() {
         // "a b c d e" twice: the second copy (5 one-char words) is duplicated.
-        let h: Vec<u64> = "abcdeabcde".chars().map(|c| c as u64).collect();
-        let lens = vec![1; 10];
-        assert!((dup_ngram_share(&h, &lens, 10, 5) - 0.5).abs() < 1e-9);
+        let h: Vec<u64> = "abcdeabcdex".chars().map(|c| c as u64).collect();
+        let r = Rolling::new(&h);
+        let lens = vec![1; 11];
+        let all: Vec<usize> = (0..11).collect();
+        assert!((dup_ngram_share(&r, &lens, 11, 5, &all) - 5.0 / 11.0).abs() < 1e-9);
+        let candidates = repeated_starts(&r, 5);
+        assert_eq!(candidates, [0, 5]);
+        assert!((dup_ngram_share(&r, &lens, 11, 5, &candidates) - 5.0 / 11.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn rolling_hashes_agree_with_direct_ones() {
+        let h: Vec<u64> = (0..20).map(|i| i * 7919 % 13).collect();
+        let r = Rolling::new(&h);
+        let direct = Rolling::new(&h[3..8]);
+        assert_eq!(r.ngram(3, 5), direct.ngram(0, 5));
+        assert_ne!(r.ngram(3, 5), r.ngram(4, 5));
     }
 
     #[test]
