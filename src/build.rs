@@ -16,7 +16,7 @@
 //! place at the end, manifest last, so a killed build leaves no file under a
 //! final name and a rerun starts clean.
 
-use std::collections::hash_map::{Entry, HashMap};
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,18 +29,19 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use xxhash_rust::xxh3::xxh3_128;
 
 use crate::config::{self, LoadedPipeline, Source};
+use crate::dedup::exact::ExactDedup;
+use crate::dedup::near::{DocKey, NearDedup, Removal};
 use crate::fsutil::{self, FileDigest};
 use crate::manifest::{
     Counts, InputFile, Manifest, OutputFile, PipelineInfo, ShardEntry, SourceCounts, TokenizerInfo,
 };
-use crate::provenance::{DocRow, ProvenanceWriter};
+use crate::provenance::{self, DocRow, ProvenanceWriter};
 use crate::read::{self, Item, Malformed, Record};
 use crate::rejects::{RejectRow, RejectTables};
-use crate::shard::{with_suffix, DType, ShardWriter};
-use crate::steps::{Chain, Notes, Rejected, Rejection};
+use crate::shard::{with_suffix, DType, ShardReader, ShardWriter};
+use crate::steps::{Chain, Notes, Rejected, Rejection, Step};
 use crate::tokenize::DocTokenizer;
 
 /// Name of the staging directory inside the output directory.
@@ -53,7 +54,7 @@ const BATCH_BYTES: usize = 8 << 20;
 const MAX_WARNINGS: u64 = 10;
 
 /// Command-line options of `almr build`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct BuildOptions {
     /// Output directory; overrides the pipeline's `output`.
     pub out: Option<PathBuf>,
@@ -63,7 +64,13 @@ pub struct BuildOptions {
     pub strict: bool,
     /// Print warnings and show a progress bar (on a terminal).
     pub verbose: bool,
+    /// Bytes of near-dedup band tables held in memory before they spill to
+    /// disk.
+    pub mem_budget: usize,
 }
+
+/// The default `--mem-budget`: 4 GiB.
+pub const DEFAULT_MEM_BUDGET: usize = 4 << 30;
 
 /// A finished build.
 #[derive(Debug)]
@@ -139,6 +146,14 @@ fn build_into(
     stages.extend(steps.iter().map(|s| s.stage()));
     let mut rejects = RejectTables::create(&staging.join("rejects"), &stages)?;
     let mut dedup = ExactDedup::default();
+    let mut near = match steps.contains(&Step::NearDedup) {
+        true => Some(NearDedup::new(
+            &pipeline.near_dedup,
+            opts.mem_budget,
+            &staging.join(".near_dedup"),
+        )?),
+        false => None,
+    };
     let mut ctx = Builder {
         tokenizer,
         pool,
@@ -148,16 +163,40 @@ fn build_into(
         progress: &progress,
         rejects: &mut rejects,
         dedup: &mut dedup,
+        near: near.as_mut(),
         warned: 0,
     };
-    let mut inputs = Vec::new();
-    let mut sources = Vec::new();
-    let mut shards = Vec::new();
-    for (source, files) in pipeline.sources.iter().zip(&loaded.inputs) {
+    let mut inputs: Vec<InputFile> = Vec::new();
+    let mut built = Vec::new();
+    for (index, (source, files)) in pipeline.sources.iter().zip(&loaded.inputs).enumerate() {
         bar.set_message(source.name.clone());
         let chain = Chain::new(&steps, source)?;
-        let built = ctx.build_source(source, files, &chain)?;
-        for s in &built.shards {
+        let at = SourceAt {
+            index: index as u32,
+            first_file: inputs.len() as u32,
+        };
+        let b = ctx.build_source(source, files, &chain, at)?;
+        inputs.extend(b.files);
+        built.push(b.shards);
+    }
+    let warned = ctx.warned;
+    if let Some(near) = near {
+        bar.set_message("near_dedup");
+        let removals = near.finish()?;
+        std::fs::remove_dir_all(staging.join(".near_dedup"))?;
+        remove_near_duplicates(
+            &removals,
+            &mut built,
+            &mut inputs,
+            pipeline,
+            tokenizer,
+            &mut rejects,
+        )?;
+    }
+    let mut sources = Vec::new();
+    let mut shards = Vec::new();
+    for (source, source_shards) in pipeline.sources.iter().zip(&built) {
+        for s in source_shards {
             let rel = s
                 .prefix
                 .strip_prefix(staging)
@@ -181,20 +220,19 @@ fn build_into(
             });
         }
         let mut counts = Counts::default();
-        for f in &built.files {
+        let files: Vec<&InputFile> = inputs.iter().filter(|f| f.source == source.name).collect();
+        for f in &files {
             counts.merge(&f.counts);
         }
         sources.push(SourceCounts {
             name: source.name.clone(),
             language: source.language.clone(),
             additional: source.additional,
-            files: built.files.len(),
-            shards: built.shards.len(),
+            files: files.len(),
+            shards: source_shards.len(),
             counts,
         });
-        inputs.extend(built.files);
     }
-    let warned = ctx.warned;
     for (path, digest) in rejects.finish()? {
         let path = path.strip_prefix(staging).unwrap_or(&path).to_path_buf();
         outputs.push(OutputFile { path, digest });
@@ -292,6 +330,133 @@ struct BuiltShard {
     docs: FileDigest,
 }
 
+/// Removes near-duplicates from the staged shards: rewrites each shard that
+/// holds one without it, counts it as rejected in its input file, and writes
+/// its reject row, which names the kept document. A shard left empty is
+/// deleted.
+fn remove_near_duplicates(
+    removals: &[Removal],
+    built: &mut [Vec<BuiltShard>],
+    inputs: &mut [InputFile],
+    pipeline: &crate::config::Pipeline,
+    tokenizer: &DocTokenizer,
+    rejects: &mut RejectTables,
+) -> Result<()> {
+    if removals.is_empty() {
+        return Ok(());
+    }
+    let removed: HashMap<DocKey, &Removal> = removals.iter().map(|r| (r.removed, r)).collect();
+    let mut kept_ids: HashMap<DocKey, String> =
+        removals.iter().map(|r| (r.kept, String::new())).collect();
+    let file_index: HashMap<(String, String), u32> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, f)| ((f.source.clone(), f.path.display().to_string()), i as u32))
+        .collect();
+    let key_of = |source: u32, row: &DocRow| -> Result<DocKey> {
+        let name = pipeline.sources[source as usize].name.clone();
+        let file = *file_index
+            .get(&(name, row.file.clone()))
+            .with_context(|| format!("provenance names an unknown input {}", row.file))?;
+        Ok(DocKey {
+            source,
+            file,
+            line: row.line,
+        })
+    };
+    // First pass: the ids of the kept documents, and which shards change.
+    let mut touched = Vec::new();
+    for (source, shards) in built.iter().enumerate() {
+        for (k, shard) in shards.iter().enumerate() {
+            let mut hit = false;
+            for row in provenance::read_all(&with_suffix(&shard.prefix, ".docs.parquet"))? {
+                let key = key_of(source as u32, &row)?;
+                if let Some(id) = kept_ids.get_mut(&key) {
+                    *id = row.id;
+                } else if removed.contains_key(&key) {
+                    hit = true;
+                }
+            }
+            if hit {
+                touched.push((source, k));
+            }
+        }
+    }
+    // Second pass: rewrite the shards that hold removed documents.
+    for &(source, k) in &touched {
+        let shard = &mut built[source][k];
+        let rows = provenance::read_all(&with_suffix(&shard.prefix, ".docs.parquet"))?;
+        let reader = ShardReader::open(&shard.prefix)?;
+        let tmp = with_suffix(&shard.prefix, ".compact");
+        let mut writer = ShardWriter::create(&tmp, reader.dtype())?;
+        let mut prov = ProvenanceWriter::create(&with_suffix(&tmp, ".docs.parquet"))?;
+        let mut ids = Vec::new();
+        for mut row in rows {
+            ids.clear();
+            reader.read_into(row.doc_index as usize, &mut ids)?;
+            let key = key_of(source as u32, &row)?;
+            let Some(r) = removed.get(&key) else {
+                row.doc_index = writer.documents();
+                writer.push(&ids)?;
+                prov.push(row)?;
+                continue;
+            };
+            let c = &mut inputs[key.file as usize].counts;
+            c.kept -= 1;
+            c.tokens -= ids.len() as u64;
+            c.text_bytes -= r.text_bytes;
+            c.rejected.add("near_dedup/near_duplicate");
+            let kept = &inputs[r.kept.file as usize];
+            let snippet = tokenizer
+                .decode(&ids[..ids.len().min(48)])
+                .unwrap_or_default();
+            rejects.push(RejectRow {
+                id: row.id,
+                source: row.source,
+                file: row.file,
+                line: row.line,
+                stage: "near_dedup".into(),
+                reason: "near_duplicate".into(),
+                detail: format!(
+                    "near duplicate of {} ({}, {}:{}), estimated Jaccard {:.2} | {}",
+                    kept_ids[&r.kept],
+                    kept.source,
+                    kept.path.display(),
+                    r.kept.line,
+                    r.jaccard,
+                    read::snippet(&snippet, 80)
+                ),
+            })?;
+        }
+        drop(reader);
+        let summary = writer.finish()?;
+        let docs = prov.finish()?;
+        for suffix in [".bin", ".idx", ".docs.parquet"] {
+            std::fs::rename(
+                with_suffix(&tmp, suffix),
+                with_suffix(&shard.prefix, suffix),
+            )?;
+        }
+        *shard = BuiltShard {
+            prefix: shard.prefix.clone(),
+            documents: summary.documents,
+            tokens: summary.tokens,
+            bin: summary.bin,
+            idx: summary.idx,
+            docs,
+        };
+    }
+    for shards in built.iter_mut() {
+        for s in shards.iter().filter(|s| s.documents == 0) {
+            for suffix in [".bin", ".idx", ".docs.parquet"] {
+                std::fs::remove_file(with_suffix(&s.prefix, suffix))?;
+            }
+        }
+        shards.retain(|s| s.documents > 0);
+    }
+    Ok(())
+}
+
 /// What one source produced.
 struct BuiltSource {
     files: Vec<InputFile>,
@@ -308,7 +473,22 @@ struct Builder<'a> {
     progress: &'a Arc<AtomicU64>,
     rejects: &'a mut RejectTables,
     dedup: &'a mut ExactDedup,
+    near: Option<&'a mut NearDedup>,
     warned: u64,
+}
+
+/// A source's place in the build: its index, and the index of its first input
+/// file among all inputs.
+#[derive(Clone, Copy)]
+struct SourceAt {
+    index: u32,
+    first_file: u32,
+}
+
+/// A document's token ids and, with near-dedup, its MinHash signature.
+struct Tokenized {
+    ids: Result<Vec<u32>>,
+    signature: Option<Vec<u32>>,
 }
 
 /// A batch of items from one source: `(file index, item)`.
@@ -316,34 +496,12 @@ type Batch = Vec<(usize, Item)>;
 
 /// A record on its way through the steps.
 enum Work {
-    /// Still a document; `ids` once tokenized.
-    Doc(usize, Record, Notes, Option<Result<Vec<u32>>>),
+    /// Still a document; token ids and near-dedup signature once tokenized.
+    Doc(usize, Record, Notes, Option<Tokenized>),
     /// Dropped by a step.
     Rejected(usize, Record, Notes, Rejected),
     /// Could not be read.
     Bad(usize, Malformed),
-}
-
-/// Exact dedup across every source: xxh3-128 of the text → the first
-/// document seen with it. Memory: about 100 bytes per kept document (the
-/// 16-byte hash, the map's overhead and a short description of the document).
-#[derive(Default)]
-struct ExactDedup {
-    first: HashMap<u128, String>,
-}
-
-impl ExactDedup {
-    /// `None` for a first occurrence (now remembered), else the description
-    /// of the document it duplicates.
-    fn check(&mut self, text: &str, describe: impl FnOnce() -> String) -> Option<String> {
-        match self.first.entry(xxh3_128(text.as_bytes())) {
-            Entry::Occupied(e) => Some(e.get().clone()),
-            Entry::Vacant(e) => {
-                e.insert(describe());
-                None
-            }
-        }
-    }
 }
 
 impl Builder<'_> {
@@ -352,6 +510,7 @@ impl Builder<'_> {
         source: &Source,
         files: &[PathBuf],
         chain: &Chain,
+        at: SourceAt,
     ) -> Result<BuiltSource> {
         let mut digests: Vec<Result<FileDigest, String>> = Vec::new();
         let mut counts = vec![Counts::default(); files.len()];
@@ -365,7 +524,7 @@ impl Builder<'_> {
             for batch in rx {
                 let work = self.process(batch, source, chain, &labels);
                 for w in work {
-                    self.account(w, source, &labels, &mut counts, &mut sink)?;
+                    self.account(w, source, at, &labels, &mut counts, &mut sink)?;
                 }
                 self.bar.set_position(self.progress.load(Ordering::Relaxed));
             }
@@ -445,14 +604,19 @@ impl Builder<'_> {
                 })
                 .collect();
         }
+        let near = self.near.as_deref();
+        let unit = near.map(|n| n.unit_for(&source.language));
         self.pool.install(|| {
             work.into_par_iter()
                 .map(|w| match w {
                     Work::Doc(f, mut r, mut notes, None) => {
                         match chain.run_after(&mut r.text, &mut notes) {
                             Ok(()) => {
-                                let ids = self.tokenizer.encode(&r.text);
-                                Work::Doc(f, r, notes, Some(ids))
+                                let tokenized = Tokenized {
+                                    ids: self.tokenizer.encode(&r.text),
+                                    signature: near.zip(unit).map(|(n, u)| n.signature(&r.text, u)),
+                                };
+                                Work::Doc(f, r, notes, Some(tokenized))
                             }
                             Err(rej) => Work::Rejected(f, r, notes, rej),
                         }
@@ -468,6 +632,7 @@ impl Builder<'_> {
         &mut self,
         w: Work,
         source: &Source,
+        at: SourceAt,
         labels: &[String],
         counts: &mut [Counts],
         sink: &mut ShardSink,
@@ -484,13 +649,22 @@ impl Builder<'_> {
             }
         }
         match w {
-            Work::Doc(_, r, _, ids) => {
-                let ids = ids
-                    .expect("every surviving document is tokenized")
+            Work::Doc(_, r, _, tokenized) => {
+                let tokenized = tokenized.expect("every surviving document is tokenized");
+                let ids = tokenized
+                    .ids
                     .with_context(|| format!("{}:{}", labels[f], r.line))?;
                 c.kept += 1;
                 c.tokens += ids.len() as u64;
                 c.text_bytes += r.text.len() as u64;
+                if let (Some(near), Some(sig)) = (self.near.as_deref_mut(), tokenized.signature) {
+                    let key = DocKey {
+                        source: at.index,
+                        file: at.first_file + f as u32,
+                        line: r.line,
+                    };
+                    near.add(key, r.text.len(), &sig)?;
+                }
                 sink.push(&ids, &labels[f], r.line, r.id)?;
             }
             Work::Rejected(_, r, _, rej) => {

@@ -14,6 +14,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use toml::de::{DeTable, DeValue};
 
+use crate::dedup::near::NearDedupConfig;
 use crate::filter::FilterConfig;
 use crate::language::LanguageConfig;
 use crate::normalize::NormalizeConfig;
@@ -34,11 +35,15 @@ pub struct Pipeline {
     pub output: PathBuf,
     /// Processing steps run between reading and tokenizing, in this order.
     /// Left out, every step runs: `normalize`, `language`, `filter`,
-    /// `exact_dedup`. An empty list tokenizes the text exactly as it was read.
+    /// `exact_dedup`, `near_dedup`. An empty list tokenizes the text exactly
+    /// as it was read. `near_dedup` must come last.
     #[serde(default)]
     pub steps: Option<Vec<Step>>,
     /// The tokenizer every source is encoded with.
     pub tokenizer: TokenizerConfig,
+    /// Settings of the `near_dedup` step, which runs across all sources.
+    #[serde(default)]
+    pub near_dedup: NearDedupConfig,
     /// The input sources, written as `[[source]]` tables. Each source gets its
     /// own shards.
     #[serde(rename = "source")]
@@ -269,6 +274,14 @@ pub fn parse(path: &Path, raw: &str) -> Result<Pipeline, ConfigError> {
 
     let steps = pipeline.steps.as_deref().unwrap_or_default();
     for (i, step) in steps.iter().enumerate() {
+        if *step == Step::NearDedup && i + 1 != steps.len() {
+            let pointer = format!("/steps/{i}");
+            return Err(err(
+                spans.line(&pointer),
+                &key_path(&pointer),
+                "near_dedup must be the last step: it looks at the final text".into(),
+            ));
+        }
         if steps[..i].contains(step) {
             let pointer = format!("/steps/{i}");
             return Err(err(

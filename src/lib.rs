@@ -13,6 +13,7 @@
 
 pub mod build;
 pub mod config;
+pub mod dedup;
 pub mod explain;
 pub mod filter;
 pub mod inspect;

@@ -37,6 +37,10 @@ enum Command {
         /// Print the manifest as JSON instead of a summary table.
         #[arg(long)]
         json: bool,
+        /// MiB of near-dedup band tables to hold in memory before spilling
+        /// them to disk (12 bytes per document and band).
+        #[arg(long, default_value_t = almr::build::DEFAULT_MEM_BUDGET >> 20)]
+        mem_budget: usize,
     },
     /// Show what a shard holds, and decode one document with its provenance.
     Inspect {
@@ -98,12 +102,14 @@ fn run(cli: Cli) -> Result<()> {
             threads,
             strict,
             json,
+            mem_budget,
         } => {
             let opts = BuildOptions {
                 out,
                 threads,
                 strict,
                 verbose: !json,
+                mem_budget: mem_budget << 20,
             };
             let outcome = build(&pipeline, &opts)?;
             if json {

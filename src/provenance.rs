@@ -113,6 +113,52 @@ impl ProvenanceWriter {
     }
 }
 
+/// Reads every row of a provenance table, in order.
+pub fn read_all(path: &Path) -> Result<Vec<DocRow>> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .with_context(|| format!("reading {}", path.display()))?
+        .build()?;
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch?;
+        for i in 0..batch.num_rows() {
+            rows.push(row_of(&batch, i).with_context(|| path.display().to_string())?);
+        }
+    }
+    Ok(rows)
+}
+
+fn row_of(batch: &RecordBatch, i: usize) -> Result<DocRow> {
+    let int = |name: &str| -> Result<u64> {
+        let col = batch
+            .column_by_name(name)
+            .with_context(|| format!("no column {name}"))?;
+        Ok(col
+            .as_primitive_opt::<Int64Type>()
+            .with_context(|| format!("column {name} is not int64"))?
+            .value(i) as u64)
+    };
+    let text = |name: &str| -> Result<String> {
+        let col = batch
+            .column_by_name(name)
+            .with_context(|| format!("no column {name}"))?;
+        Ok(col
+            .as_string_opt::<i32>()
+            .with_context(|| format!("column {name} is not utf8"))?
+            .value(i)
+            .to_string())
+    };
+    Ok(DocRow {
+        doc_index: int("doc_index")?,
+        source: text("source")?,
+        file: text("file")?,
+        line: int("line")?,
+        id: text("id")?,
+        n_tokens: int("n_tokens")?,
+    })
+}
+
 /// Reads the provenance row of document `doc` from `path`, decoding only the
 /// row group that holds it.
 pub fn read_row(path: &Path, doc: u64) -> Result<DocRow> {
@@ -137,34 +183,7 @@ pub fn read_row(path: &Path, doc: u64) -> Result<DocRow> {
     for batch in reader {
         let batch = batch?;
         if doc < at + batch.num_rows() as u64 {
-            let i = (doc - at) as usize;
-            let int = |name: &str| -> Result<u64> {
-                let col = batch
-                    .column_by_name(name)
-                    .with_context(|| format!("{}: no column {name}", path.display()))?;
-                Ok(col
-                    .as_primitive_opt::<Int64Type>()
-                    .with_context(|| format!("{}: column {name} is not int64", path.display()))?
-                    .value(i) as u64)
-            };
-            let text = |name: &str| -> Result<String> {
-                let col = batch
-                    .column_by_name(name)
-                    .with_context(|| format!("{}: no column {name}", path.display()))?;
-                Ok(col
-                    .as_string_opt::<i32>()
-                    .with_context(|| format!("{}: column {name} is not utf8", path.display()))?
-                    .value(i)
-                    .to_string())
-            };
-            return Ok(DocRow {
-                doc_index: int("doc_index")?,
-                source: text("source")?,
-                file: text("file")?,
-                line: int("line")?,
-                id: text("id")?,
-                n_tokens: int("n_tokens")?,
-            });
+            return row_of(&batch, (doc - at) as usize).with_context(|| path.display().to_string());
         }
         at += batch.num_rows() as u64;
     }

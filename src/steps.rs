@@ -29,6 +29,9 @@ pub enum Step {
     /// Exact duplicates (xxh3-128 of the text) across all sources; the first
     /// occurrence in pipeline order is kept.
     ExactDedup,
+    /// Near duplicates (MinHash LSH) across all sources; the first document
+    /// of each cluster in pipeline order is kept. Must come last.
+    NearDedup,
 }
 
 impl Step {
@@ -47,6 +50,7 @@ impl Step {
             Step::Language => "language",
             Step::Filter => "filter",
             Step::ExactDedup => "exact_dedup",
+            Step::NearDedup => "near_dedup",
         }
     }
 }
@@ -137,6 +141,8 @@ impl Chain {
                     chain.dedup = true;
                     continue;
                 }
+                // Runs over the final text, in the build (crate::dedup::near).
+                Step::NearDedup => continue,
                 Step::Normalize => Box::new(Normalize::new(source.normalize.clone())),
                 Step::Language => {
                     Box::new(LanguageCheck::new(&source.language, &source.language_id))

@@ -74,6 +74,11 @@ impl DocTokenizer {
         Ok(ids)
     }
 
+    /// Decodes ids back to text, special tokens included.
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        decode(&self.inner, ids)
+    }
+
     /// The EOS token string.
     pub fn eos(&self) -> &str {
         &self.eos

@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::text::{char_len, hash, is_cjk, paragraphs, Doc, HashCounts};
+use super::text::{char_len, hash, is_cjk, paragraphs, Doc, HashCounts, Rolling};
 use crate::steps::Rejection;
 
 /// Gopher repetition limits. N-grams are over words, so for Chinese over
@@ -78,43 +78,6 @@ fn duplicates(items: &[&str]) -> (f64, f64) {
         dup as f64 / items.len().max(1) as f64,
         dup_chars as f64 / chars.max(1) as f64,
     )
-}
-
-/// Polynomial hashes of word sequences: the hash of any n-gram in O(1).
-struct Rolling {
-    /// `prefix[i]` hashes words `0..i`.
-    prefix: Vec<u64>,
-    /// `BASE^k`.
-    powers: Vec<u64>,
-}
-
-const BASE: u64 = 0x100_0000_01b3;
-
-impl Rolling {
-    fn new(word_hashes: &[u64]) -> Self {
-        let mut prefix = Vec::with_capacity(word_hashes.len() + 1);
-        let mut powers = Vec::with_capacity(word_hashes.len() + 1);
-        let (mut h, mut p) = (0u64, 1u64);
-        prefix.push(h);
-        powers.push(p);
-        for &w in word_hashes {
-            h = h.wrapping_mul(BASE).wrapping_add(w);
-            p = p.wrapping_mul(BASE);
-            prefix.push(h);
-            powers.push(p);
-        }
-        Rolling { prefix, powers }
-    }
-
-    fn words(&self) -> usize {
-        self.prefix.len() - 1
-    }
-
-    /// Hash of the `n` words starting at `i`, mixed with `n`.
-    fn ngram(&self, i: usize, n: usize) -> u64 {
-        let h = self.prefix[i + n].wrapping_sub(self.prefix[i].wrapping_mul(self.powers[n]));
-        (h ^ n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-    }
 }
 
 /// Characters covered by the most frequent n-gram, per character of all words.

@@ -111,6 +111,46 @@ pub fn hash(s: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(s.as_bytes())
 }
 
+/// Polynomial hashes of a sequence of unit hashes (words or characters): the
+/// hash of any n-gram in O(1).
+pub struct Rolling {
+    /// `prefix[i]` hashes units `0..i`.
+    prefix: Vec<u64>,
+    /// `BASE^k`.
+    powers: Vec<u64>,
+}
+
+const BASE: u64 = 0x100_0000_01b3;
+
+impl Rolling {
+    /// Prefix hashes of `word_hashes`.
+    pub fn new(word_hashes: &[u64]) -> Self {
+        let mut prefix = Vec::with_capacity(word_hashes.len() + 1);
+        let mut powers = Vec::with_capacity(word_hashes.len() + 1);
+        let (mut h, mut p) = (0u64, 1u64);
+        prefix.push(h);
+        powers.push(p);
+        for &w in word_hashes {
+            h = h.wrapping_mul(BASE).wrapping_add(w);
+            p = p.wrapping_mul(BASE);
+            prefix.push(h);
+            powers.push(p);
+        }
+        Rolling { prefix, powers }
+    }
+
+    /// Number of units.
+    pub fn words(&self) -> usize {
+        self.prefix.len() - 1
+    }
+
+    /// Hash of the `n` units starting at `i`, mixed with `n`.
+    pub fn ngram(&self, i: usize, n: usize) -> u64 {
+        let h = self.prefix[i + n].wrapping_sub(self.prefix[i].wrapping_mul(self.powers[n]));
+        (h ^ n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+}
+
 /// A document with the measurements every filter needs, computed once.
 pub struct Doc<'a> {
     /// The text.

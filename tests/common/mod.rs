@@ -22,6 +22,7 @@ pub fn build_to(pipeline: &Path, out: &Path, threads: usize) -> BuildOutcome {
             threads: Some(threads),
             strict: false,
             verbose: false,
+            mem_budget: almr::build::DEFAULT_MEM_BUDGET,
         },
     )
     .unwrap_or_else(|e| panic!("build of {} failed: {e:#}", pipeline.display()))

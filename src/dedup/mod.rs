@@ -1,0 +1,8 @@
+//! Deduplication across all sources: [`exact`] (xxh3-128 of the text) and
+//! [`near`] (MinHash LSH over character or word n-grams, [`minhash`] and
+//! [`lsh`]).
+
+pub mod exact;
+pub mod lsh;
+pub mod minhash;
+pub mod near;
