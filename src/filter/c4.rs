@@ -11,7 +11,11 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::text::{char_len, words};
+use std::sync::OnceLock;
+
+use aho_corasick::AhoCorasick;
+
+use super::text::{char_len, has_words};
 use crate::steps::{Notes, Rejection};
 
 /// C4 settings.
@@ -48,14 +52,35 @@ impl Default for C4Config {
     }
 }
 
-const POLICY: [&str; 6] = [
-    "terms of use",
-    "privacy policy",
-    "cookie policy",
-    "uses cookies",
-    "use of cookies",
-    "use cookies",
-];
+/// Phrases that make a line bad: "javascript" and C4's policy notices.
+fn notices() -> &'static AhoCorasick {
+    static AC: OnceLock<AhoCorasick> = OnceLock::new();
+    AC.get_or_init(|| {
+        AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build([
+                "javascript",
+                "terms of use",
+                "privacy policy",
+                "cookie policy",
+                "uses cookies",
+                "use of cookies",
+                "use cookies",
+            ])
+            .expect("valid patterns")
+    })
+}
+
+/// "lorem ipsum", in any case.
+fn lorem() -> &'static AhoCorasick {
+    static AC: OnceLock<AhoCorasick> = OnceLock::new();
+    AC.get_or_init(|| {
+        AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(["lorem ipsum"])
+            .expect("valid pattern")
+    })
+}
 
 /// Whether a line ends a sentence: terminal punctuation, possibly followed
 /// by closing quotes or by a parenthesized credit, as in Chinese news
@@ -80,17 +105,14 @@ fn is_note(line: &str) -> bool {
 }
 
 fn is_bad_line(line: &str, c: &C4Config) -> bool {
-    let lower = line.to_lowercase();
     (c.require_terminal_punct && !ends_with_terminal(line))
-        || words(line).len() < c.min_words_per_line
-        || lower.contains("javascript")
-        || POLICY.iter().any(|p| lower.contains(p))
+        || !has_words(line, c.min_words_per_line)
+        || notices().is_match(line)
 }
 
 /// Applies the C4 rules; may delete lines when `remove_lines` is set.
 pub fn c4(text: &mut String, c: &C4Config, notes: &mut Notes) -> Result<(), Rejection> {
-    let lower = text.to_lowercase();
-    if c.reject_lorem_ipsum && lower.contains("lorem ipsum") {
+    if c.reject_lorem_ipsum && lorem().is_match(text.as_str()) {
         return Err(Rejection::new("c4.lorem_ipsum", "contains \"lorem ipsum\""));
     }
     if c.reject_curly_bracket {

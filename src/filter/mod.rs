@@ -19,6 +19,7 @@ mod wordlist;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use self::boilerplate::Boilerplate;
 pub use self::boilerplate::BoilerplateConfig;
 pub use self::c4::C4Config;
 pub use self::pii::PiiConfig;
@@ -59,6 +60,7 @@ pub struct FilterConfig {
 pub struct Filter {
     config: FilterConfig,
     cjk_source: bool,
+    boilerplate: Boilerplate,
     words: WordLists,
 }
 
@@ -68,6 +70,7 @@ impl Filter {
         Ok(Filter {
             config: source.filter.clone(),
             cjk_source: matches!(source.language.as_str(), "zh" | "ja" | "ko"),
+            boilerplate: Boilerplate::new(&source.filter.boilerplate),
             words: WordLists::new(&source.filter.words)?,
         })
     }
@@ -87,8 +90,8 @@ impl Filter {
         if self.cjk_source {
             quality::cjk(doc, &c.cjk)?;
         }
-        if c.boilerplate.enabled {
-            boilerplate::boilerplate(doc, &c.boilerplate)?;
+        if self.boilerplate.enabled() {
+            self.boilerplate.check(doc)?;
         }
         if !self.words.is_empty() {
             self.words.check(doc)?;

@@ -17,17 +17,20 @@ pub fn is_cjk(c: char) -> bool {
         || ('\u{20000}'..='\u{2ffff}').contains(&c)
 }
 
-/// The words of `text`, in order.
-pub fn words(text: &str) -> Vec<&str> {
-    let mut out = Vec::new();
+/// Calls `f` with each word of `text`, in order, while it returns true.
+fn for_each_word<'a>(text: &'a str, mut f: impl FnMut(&'a str) -> bool) {
     let mut start: Option<usize> = None;
     let mut iter = text.char_indices().peekable();
     while let Some((i, c)) = iter.next() {
         if is_cjk(c) {
             if let Some(s) = start.take() {
-                out.push(&text[s..i]);
+                if !f(&text[s..i]) {
+                    return;
+                }
             }
-            out.push(&text[i..i + c.len_utf8()]);
+            if !f(&text[i..i + c.len_utf8()]) {
+                return;
+            }
         } else if c.is_alphanumeric() {
             start.get_or_insert(i);
         } else if start.is_some()
@@ -38,13 +41,34 @@ pub fn words(text: &str) -> Vec<&str> {
         {
             // inner punctuation: don't, e-mail, 3.14
         } else if let Some(s) = start.take() {
-            out.push(&text[s..i]);
+            if !f(&text[s..i]) {
+                return;
+            }
         }
     }
     if let Some(s) = start {
-        out.push(&text[s..]);
+        f(&text[s..]);
     }
+}
+
+/// The words of `text`, in order.
+pub fn words(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    for_each_word(text, |w| {
+        out.push(w);
+        true
+    });
     out
+}
+
+/// Whether `text` has at least `n` words (stops counting there).
+pub fn has_words(text: &str, n: usize) -> bool {
+    let mut count = 0;
+    for_each_word(text, |_| {
+        count += 1;
+        count < n
+    });
+    count >= n
 }
 
 /// The non-blank lines of `text`, trimmed.
@@ -191,6 +215,7 @@ mod tests {
         );
         assert_eq!(words("１９９８年"), ["１９９８", "年"]);
         assert!(words("!!! ... ★★").is_empty());
+        assert!(has_words("one two three", 3) && !has_words("one two", 3) && has_words("", 0));
     }
 
     #[test]
