@@ -161,12 +161,8 @@ mod tests {
     #[test]
     fn menus_and_footers() {
         let page = "首页 | 新闻 | 体育 | 财经 | 娱乐\n版权所有 © 2024 某某网\n一句正文。";
-        assert_eq!(
-            boilerplate(&Doc::new(page), &BoilerplateConfig::default())
-                .unwrap_err()
-                .reason,
-            "boilerplate"
-        );
+        let b = Boilerplate::new(&BoilerplateConfig::default());
+        assert_eq!(b.check(&Doc::new(page)).unwrap_err().reason, "boilerplate");
         let prose = "The river floods every spring, and the farmers of the valley plant their rice only after \
                      the water recedes. The survey counted forty villages along its banks, most of them \
                      older than the dams upstream.\nContact us for the data.";
