@@ -16,7 +16,8 @@ use rayon::prelude::*;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let (mut threads, mut unit, mut truth, mut files) = (0usize, ShingleUnit::Char, None, Vec::new());
+    let (mut threads, mut unit, mut truth, mut files) =
+        (0usize, ShingleUnit::Char, None, Vec::new());
     while let Some(a) = args.next() {
         match a.as_str() {
             "--threads" => threads = args.next().unwrap_or_default().parse()?,
@@ -30,7 +31,9 @@ fn main() -> anyhow::Result<()> {
             _ => files.push(a),
         }
     }
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
 
     // Read everything first: the timing covers dedup, not JSON parsing.
     let mut ids = Vec::new();
@@ -51,9 +54,18 @@ fn main() -> anyhow::Result<()> {
     };
     let start = Instant::now();
     let mut nd = NearDedup::new(&config, almr::build::DEFAULT_MEM_BUDGET, dir.path())?;
-    let sigs: Vec<Vec<u32>> = pool.install(|| texts.par_iter().map(|t| nd.signature(t, unit)).collect());
+    let sigs: Vec<Vec<u32>> =
+        pool.install(|| texts.par_iter().map(|t| nd.signature(t, unit)).collect());
     for (i, (t, s)) in texts.iter().zip(&sigs).enumerate() {
-        nd.add(DocKey { source: 0, file: 0, line: i as u64 }, t.len(), s)?;
+        nd.add(
+            DocKey {
+                source: 0,
+                file: 0,
+                line: i as u64,
+            },
+            t.len(),
+            s,
+        )?;
     }
     let removals = nd.finish()?;
     let secs = start.elapsed().as_secs_f64();
@@ -68,15 +80,25 @@ fn main() -> anyhow::Result<()> {
     );
 
     if let Some(truth) = truth {
-        let removed: HashSet<&str> = removals.iter().map(|r| ids[r.removed.line as usize].as_str()).collect();
+        let removed: HashSet<&str> = removals
+            .iter()
+            .map(|r| ids[r.removed.line as usize].as_str())
+            .collect();
         let pairs: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(truth)?)?;
         let mut caught: HashMap<String, (usize, usize)> = HashMap::new();
         let mut planted = HashSet::new();
         for p in &pairs {
-            let (o, c) = (p["original"].as_str().unwrap_or_default(), p["copy"].as_str().unwrap_or_default());
+            let (o, c) = (
+                p["original"].as_str().unwrap_or_default(),
+                p["copy"].as_str().unwrap_or_default(),
+            );
             planted.insert(o);
             planted.insert(c);
-            let key = format!("{} {}", p["lang"].as_str().unwrap_or("?"), p["kind"].as_str().unwrap_or("?"));
+            let key = format!(
+                "{} {}",
+                p["lang"].as_str().unwrap_or("?"),
+                p["kind"].as_str().unwrap_or("?")
+            );
             let e = caught.entry(key).or_default();
             e.1 += 1;
             if removed.contains(o) != removed.contains(c) {

@@ -157,3 +157,47 @@ impl RejectTables {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::cast::AsArray;
+
+    fn row(id: &str, stage: &str) -> RejectRow {
+        RejectRow {
+            id: id.into(),
+            source: "s".into(),
+            file: "f.jsonl".into(),
+            line: 3,
+            stage: stage.into(),
+            reason: "r".into(),
+            detail: "d".into(),
+        }
+    }
+
+    #[test]
+    fn one_table_per_stage() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = RejectTables::create(dir.path(), &["read", "filter"]).unwrap();
+        t.push(row("a", "filter")).unwrap();
+        t.push(row("b", "filter")).unwrap();
+        assert!(t.push(row("c", "language")).is_err());
+        let files = t.finish().unwrap();
+        assert_eq!(files.len(), 2);
+        let read = |name: &str| -> Vec<String> {
+            let f = std::fs::File::open(dir.path().join(name)).unwrap();
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+                .unwrap()
+                .build()
+                .unwrap()
+                .flat_map(|b| {
+                    let b = b.unwrap();
+                    let ids = b.column_by_name("id").unwrap().as_string::<i32>().clone();
+                    (0..b.num_rows()).map(move |i| ids.value(i).to_string())
+                })
+                .collect()
+        };
+        assert_eq!(read("filter.parquet"), ["a", "b"]);
+        assert!(read("read.parquet").is_empty());
+    }
+}
