@@ -62,7 +62,7 @@ impl Default for RepetitionConfig {
 
 /// (share of items that repeat an earlier one, share of characters in them)
 fn duplicates(items: &[&str]) -> (f64, f64) {
-    let mut seen = HashCounts::default();
+    let mut seen = HashCounts::with_capacity_and_hasher(items.len(), Default::default());
     let (mut dup, mut dup_chars, mut chars) = (0usize, 0usize, 0usize);
     for item in items {
         let n = char_len(item);
@@ -85,7 +85,7 @@ fn top_ngram_share(r: &Rolling, lens: &[usize], total: usize, n: usize) -> f64 {
     if r.words() < n {
         return 0.0;
     }
-    let mut counts = HashCounts::default();
+    let mut counts = HashCounts::with_capacity_and_hasher(r.words(), Default::default());
     let mut best = (0u32, 0usize);
     for i in 0..=r.words() - n {
         let c = counts.entry(r.ngram(i, n)).or_insert(0);
@@ -110,7 +110,7 @@ fn dup_ngram_share(
     n: usize,
     candidates: &[usize],
 ) -> f64 {
-    let mut seen = HashCounts::default();
+    let mut seen = HashCounts::with_capacity_and_hasher(candidates.len(), Default::default());
     let mut covered_to = 0usize; // words before this index are already counted
     let mut dup_chars = 0usize;
     for &i in candidates {
@@ -134,7 +134,7 @@ fn repeated_starts(r: &Rolling, n: usize) -> Vec<usize> {
     if r.words() < n {
         return Vec::new();
     }
-    let mut counts = HashCounts::default();
+    let mut counts = HashCounts::with_capacity_and_hasher(r.words(), Default::default());
     for i in 0..=r.words() - n {
         *counts.entry(r.ngram(i, n)).or_insert(0) += 1;
     }
@@ -150,7 +150,7 @@ pub fn char_repetition(text: &str, n: usize) -> f64 {
         return 0.0;
     }
     let r = Rolling::new(&chars);
-    let mut counts = HashCounts::default();
+    let mut counts = HashCounts::with_capacity_and_hasher(chars.len(), Default::default());
     for i in 0..=chars.len() - n {
         *counts.entry(r.ngram(i, n)).or_insert(0) += 1;
     }
