@@ -6,10 +6,12 @@
 //! shingles skip the separators entirely (Chinese has no spaces to keep);
 //! word shingles are n consecutive words.
 //!
-//! Each shingle is hashed to 61 bits, and permutation `i` maps it to
-//! `(a_i·h + b_i) mod (2^61 − 1)`, as datatrove does; the signature is the
-//! minimum of each permutation over the shingles, truncated to 32 bits for
-//! storage (a spurious equality then has probability 2^-32).
+//! Each shingle is hashed to 64 bits (xxh3 for words, a polynomial rolling
+//! hash over characters), and permutation `i` maps it to the high 32 bits of
+//! `a_i·h + b_i mod 2^64` with `a_i` odd (multiply-shift hashing, a
+//! 2-universal family: datatrove uses `(a·h + b) mod (2^61 − 1)`, which costs
+//! a 128-bit product per permutation). The signature is the minimum of each
+//! permutation over the shingles; a spurious equality has probability 2^-32.
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -17,9 +19,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::filter::text::Rolling;
-
-/// The Mersenne prime 2^61 − 1.
-const P: u64 = (1 << 61) - 1;
 
 /// What a shingle is made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -64,22 +63,12 @@ pub struct MinHasher {
     b: Vec<u64>,
 }
 
-fn mod_p(x: u128) -> u64 {
-    let lo = (x as u64) & P;
-    let hi = (x >> 61) as u64;
-    let mut r = lo + (hi & P) + (hi >> 61);
-    while r >= P {
-        r -= P;
-    }
-    r
-}
-
 impl MinHasher {
     /// `k` permutations drawn from `seed`.
     pub fn new(k: usize, seed: u64) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let a = (0..k).map(|_| rng.random_range(1..P)).collect();
-        let b = (0..k).map(|_| rng.random_range(0..P)).collect();
+        let a = (0..k).map(|_| rng.random::<u64>() | 1).collect();
+        let b = (0..k).map(|_| rng.random::<u64>()).collect();
         MinHasher { a, b }
     }
 
@@ -93,7 +82,7 @@ impl MinHasher {
         self.a.is_empty()
     }
 
-    /// The 61-bit hashes of the text's shingles (deduplicated).
+    /// The 64-bit hashes of the text's shingles (deduplicated).
     pub fn shingles(text: &str, unit: ShingleUnit, n: usize) -> Vec<u64> {
         let norm = normalize(text);
         let units: Vec<u64> = match unit {
@@ -111,11 +100,9 @@ impl MinHasher {
         let n = n.max(1);
         let rolling = Rolling::new(&units);
         let mut out: Vec<u64> = if units.len() <= n {
-            vec![rolling.ngram(0, units.len()) & P]
+            vec![rolling.ngram(0, units.len())]
         } else {
-            (0..=units.len() - n)
-                .map(|i| rolling.ngram(i, n) & P)
-                .collect()
+            (0..=units.len() - n).map(|i| rolling.ngram(i, n)).collect()
         };
         out.sort_unstable();
         out.dedup();
@@ -124,16 +111,14 @@ impl MinHasher {
 
     /// The signature of a set of shingle hashes.
     pub fn signature(&self, shingles: &[u64]) -> Vec<u32> {
-        let mut sig = vec![u64::MAX; self.a.len()];
+        let mut sig = vec![u32::MAX; self.a.len()];
         for &h in shingles {
             for ((s, &a), &b) in sig.iter_mut().zip(&self.a).zip(&self.b) {
-                let v = mod_p(a as u128 * h as u128 + b as u128);
-                if v < *s {
-                    *s = v;
-                }
+                let v = (a.wrapping_mul(h).wrapping_add(b) >> 32) as u32;
+                *s = (*s).min(v);
             }
         }
-        sig.into_iter().map(|v| v as u32).collect()
+        sig
     }
 }
 
@@ -214,13 +199,5 @@ mod tests {
     fn thresholds() {
         assert!((lsh_threshold(14, 8) - 0.719).abs() < 0.001);
         assert!((lsh_threshold(20, 13) - 0.794).abs() < 0.001);
-    }
-
-    #[test]
-    fn mod_p_reduces() {
-        assert_eq!(mod_p(P as u128), 0);
-        assert_eq!(mod_p(P as u128 + 5), 5);
-        let x = (P as u128 - 1) * (P as u128 - 1);
-        assert_eq!(mod_p(x) as u128, x % P as u128);
     }
 }

@@ -76,7 +76,9 @@ fn reencode(text: &str, wrong: &'static Encoding) -> Option<String> {
     }
     if let Err(e) = std::str::from_utf8(&bytes) {
         // An error at the very end may only be a sequence cut in two.
-        e.error_len()?;
+        if e.error_len().is_some() {
+            return None;
+        }
     }
     let (bytes, _, unmappable) = wrong.encode(text);
     if unmappable {
