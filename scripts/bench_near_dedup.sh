@@ -2,7 +2,7 @@
 # almr's near-dedup throughput and recall on the datatrove benchmark corpus
 # (target/bench/neardup, written by `scripts/make_neardup.py --bench`):
 # median of RUNS runs per thread count of examples/near_dedup.rs, which times
-# signatures + LSH + clustering (input already in memory, no tokenizing).
+# reading the JSON lines + signatures + LSH + clustering (no tokenizing).
 #
 #   scripts/bench_near_dedup.sh [RUNS]      # default 5
 set -euo pipefail
