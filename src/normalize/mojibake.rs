@@ -121,17 +121,39 @@ fn is_cp1252_extra(c: char) -> bool {
     )
 }
 
-/// Counts UTF-8 lead bytes read as Latin-1 (`Ã`, `Â`, `â`, `å`, `æ`, `ç`, `ä`,
-/// `é`, `è`) followed by a continuation byte read as Latin-1 or cp1252.
+/// Whether `c` is what a UTF-8 continuation byte (0x80–0xBF) becomes when
+/// read as Windows-1252 or Latin-1.
+fn is_continuation(c: char) -> bool {
+    ('\u{80}'..='\u{bf}').contains(&c) || is_cp1252_extra(c)
+}
+
+/// Counts whole UTF-8 sequences read as Latin-1: a 2-byte lead (`Â`…`ß`)
+/// followed by one continuation, or a 3-byte lead (`à`…`ï`) followed by two
+/// (`Ã©`, `â€™`). Genuine text rarely has them: "æ—ø" is a 3-byte lead with
+/// one continuation only.
 fn cp1252_pairs(text: &str) -> usize {
+    let chars: Vec<char> = text.chars().collect();
     let mut n = 0;
-    let mut prev = ' ';
-    for c in text.chars() {
-        let lead = matches!(prev, 'Ã' | 'Â' | 'â' | 'å' | 'æ' | 'ç' | 'ä' | 'é' | 'è');
-        if lead && (('\u{80}'..='\u{bf}').contains(&c) || is_cp1252_extra(c)) {
+    let mut i = 0;
+    while i + 1 < chars.len() {
+        let need = match chars[i] {
+            '\u{c2}'..='\u{df}' => 1,
+            '\u{e0}'..='\u{ef}' => 2,
+            _ => 0,
+        };
+        if need > 0
+            && chars[i + 1..]
+                .iter()
+                .take(need)
+                .filter(|&&c| is_continuation(c))
+                .count()
+                == need
+        {
             n += 1;
+            i += need + 1;
+        } else {
+            i += 1;
         }
-        prev = c;
     }
     n
 }
