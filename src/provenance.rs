@@ -10,15 +10,13 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use arrow_array::builder::{Int64Builder, StringBuilder};
-use arrow_array::cast::AsArray;
-use arrow_array::types::Int64Type;
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Serialize;
 
 use crate::fsutil::FileDigest;
-use crate::table::{TableWriter, BATCH_ROWS};
+use crate::table::{self, TableWriter, BATCH_ROWS};
 
 /// One document's provenance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -115,40 +113,20 @@ impl ProvenanceWriter {
 
 /// Reads every row of a provenance table, in order.
 pub fn read_all(path: &Path) -> Result<Vec<DocRow>> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .with_context(|| format!("reading {}", path.display()))?
-        .build()?;
     let mut rows = Vec::new();
-    for batch in reader {
-        let batch = batch?;
+    table::scan(path, |batch| {
         for i in 0..batch.num_rows() {
-            rows.push(row_of(&batch, i).with_context(|| path.display().to_string())?);
+            rows.push(row_of(batch, i)?);
         }
-    }
+        Ok(())
+    })?;
     Ok(rows)
 }
 
 fn row_of(batch: &RecordBatch, i: usize) -> Result<DocRow> {
-    let int = |name: &str| -> Result<u64> {
-        let col = batch
-            .column_by_name(name)
-            .with_context(|| format!("no column {name}"))?;
-        Ok(col
-            .as_primitive_opt::<Int64Type>()
-            .with_context(|| format!("column {name} is not int64"))?
-            .value(i) as u64)
-    };
-    let text = |name: &str| -> Result<String> {
-        let col = batch
-            .column_by_name(name)
-            .with_context(|| format!("no column {name}"))?;
-        Ok(col
-            .as_string_opt::<i32>()
-            .with_context(|| format!("column {name} is not utf8"))?
-            .value(i)
-            .to_string())
-    };
+    let int = |name: &str| -> Result<u64> { Ok(table::ints(batch, name)?.value(i) as u64) };
+    let text =
+        |name: &str| -> Result<String> { Ok(table::strings(batch, name)?.value(i).to_string()) };
     Ok(DocRow {
         doc_index: int("doc_index")?,
         source: text("source")?,

@@ -6,8 +6,11 @@ use std::io::BufWriter;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use arrow_array::RecordBatch;
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use arrow_array::{Int64Array, RecordBatch, StringArray};
 use arrow_schema::SchemaRef;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -45,4 +48,34 @@ impl TableWriter {
         let out = self.writer.into_inner().context("finishing Parquet file")?;
         Ok(finish_hashed(out)?)
     }
+}
+
+/// Calls `f` with every batch of the Parquet file at `path`, in order.
+pub fn scan(path: &Path, mut f: impl FnMut(&RecordBatch) -> Result<()>) -> Result<()> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .with_context(|| format!("reading {}", path.display()))?
+        .build()?;
+    for batch in reader {
+        f(&batch?).with_context(|| path.display().to_string())?;
+    }
+    Ok(())
+}
+
+/// The utf8 column `name` of `batch`.
+pub fn strings<'b>(batch: &'b RecordBatch, name: &str) -> Result<&'b StringArray> {
+    batch
+        .column_by_name(name)
+        .with_context(|| format!("no column {name}"))?
+        .as_string_opt::<i32>()
+        .with_context(|| format!("column {name} is not utf8"))
+}
+
+/// The int64 column `name` of `batch`.
+pub fn ints<'b>(batch: &'b RecordBatch, name: &str) -> Result<&'b Int64Array> {
+    batch
+        .column_by_name(name)
+        .with_context(|| format!("no column {name}"))?
+        .as_primitive_opt::<Int64Type>()
+        .with_context(|| format!("column {name} is not int64"))
 }

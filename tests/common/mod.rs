@@ -52,31 +52,9 @@ pub fn write_pipeline(dir: &Path, sources: &[(&str, &str, Vec<PathBuf>, &str)]) 
 
 /// Reads every row of a rejects table as (file, line, reason, id).
 pub fn read_rejects(path: &Path) -> Vec<(String, i64, String, String)> {
-    use arrow_array::cast::AsArray;
-    use arrow_array::types::Int64Type;
-    let file = std::fs::File::open(path).unwrap();
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+    almr::rejects::read_all(path)
         .unwrap()
-        .build()
-        .unwrap();
-    let mut rows = Vec::new();
-    for batch in reader {
-        let batch = batch.unwrap();
-        let s = |n: &str| batch.column_by_name(n).unwrap().as_string::<i32>().clone();
-        let (file, reason, id) = (s("file"), s("reason"), s("id"));
-        let line = batch
-            .column_by_name("line")
-            .unwrap()
-            .as_primitive::<Int64Type>()
-            .clone();
-        for i in 0..batch.num_rows() {
-            rows.push((
-                file.value(i).to_string(),
-                line.value(i),
-                reason.value(i).to_string(),
-                id.value(i).to_string(),
-            ));
-        }
-    }
-    rows
+        .into_iter()
+        .map(|r| (r.file, r.line as i64, r.reason, r.id))
+        .collect()
 }
