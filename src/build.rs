@@ -16,7 +16,6 @@
 //! place at the end, manifest last, so a killed build leaves no file under a
 //! final name and a rerun starts clean.
 
-use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,22 +24,20 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::config::{self, LoadedPipeline, Source};
+use crate::dedup::compact::remove_near_duplicates;
 use crate::dedup::exact::ExactDedup;
-use crate::dedup::near::{DocKey, NearDedup, Removal};
+use crate::dedup::near::{DocKey, NearDedup};
 use crate::fsutil::{self, FileDigest};
 use crate::manifest::{
     Counts, InputFile, Manifest, OutputFile, PipelineInfo, ShardEntry, SourceCounts, TokenizerInfo,
 };
-use crate::provenance::{self, DocRow, ProvenanceWriter};
 use crate::read::{self, Item, Malformed, Record};
 use crate::rejects::{RejectRow, RejectTables};
-use crate::shard::{with_suffix, DType, ShardReader, ShardWriter};
+use crate::shard::sink::{ShardSink, StagedShard};
+use crate::shard::with_suffix;
 use crate::steps::{Chain, Notes, Rejected, Rejection, Step};
 use crate::tokenize::DocTokenizer;
 
@@ -320,147 +317,10 @@ fn progress_bar(total: u64, verbose: bool) -> ProgressBar {
     bar
 }
 
-/// A finished shard with its provenance table.
-struct BuiltShard {
-    prefix: PathBuf,
-    documents: u64,
-    tokens: u64,
-    bin: FileDigest,
-    idx: FileDigest,
-    docs: FileDigest,
-}
-
-/// Removes near-duplicates from the staged shards: rewrites each shard that
-/// holds one without it, counts it as rejected in its input file, and writes
-/// its reject row, which names the kept document. A shard left empty is
-/// deleted.
-fn remove_near_duplicates(
-    removals: &[Removal],
-    built: &mut [Vec<BuiltShard>],
-    inputs: &mut [InputFile],
-    pipeline: &crate::config::Pipeline,
-    tokenizer: &DocTokenizer,
-    rejects: &mut RejectTables,
-) -> Result<()> {
-    if removals.is_empty() {
-        return Ok(());
-    }
-    let removed: HashMap<DocKey, &Removal> = removals.iter().map(|r| (r.removed, r)).collect();
-    let mut kept_ids: HashMap<DocKey, String> =
-        removals.iter().map(|r| (r.kept, String::new())).collect();
-    let file_index: HashMap<(String, String), u32> = inputs
-        .iter()
-        .enumerate()
-        .map(|(i, f)| ((f.source.clone(), f.path.display().to_string()), i as u32))
-        .collect();
-    let key_of = |source: u32, row: &DocRow| -> Result<DocKey> {
-        let name = pipeline.sources[source as usize].name.clone();
-        let file = *file_index
-            .get(&(name, row.file.clone()))
-            .with_context(|| format!("provenance names an unknown input {}", row.file))?;
-        Ok(DocKey {
-            source,
-            file,
-            line: row.line,
-        })
-    };
-    // First pass: the ids of the kept documents, and which shards change.
-    let mut touched = Vec::new();
-    for (source, shards) in built.iter().enumerate() {
-        for (k, shard) in shards.iter().enumerate() {
-            let mut hit = false;
-            for row in provenance::read_all(&with_suffix(&shard.prefix, ".docs.parquet"))? {
-                let key = key_of(source as u32, &row)?;
-                if let Some(id) = kept_ids.get_mut(&key) {
-                    *id = row.id;
-                } else if removed.contains_key(&key) {
-                    hit = true;
-                }
-            }
-            if hit {
-                touched.push((source, k));
-            }
-        }
-    }
-    // Second pass: rewrite the shards that hold removed documents.
-    for &(source, k) in &touched {
-        let shard = &mut built[source][k];
-        let rows = provenance::read_all(&with_suffix(&shard.prefix, ".docs.parquet"))?;
-        let reader = ShardReader::open(&shard.prefix)?;
-        let tmp = with_suffix(&shard.prefix, ".compact");
-        let mut writer = ShardWriter::create(&tmp, reader.dtype())?;
-        let mut prov = ProvenanceWriter::create(&with_suffix(&tmp, ".docs.parquet"))?;
-        let mut ids = Vec::new();
-        for mut row in rows {
-            ids.clear();
-            reader.read_into(row.doc_index as usize, &mut ids)?;
-            let key = key_of(source as u32, &row)?;
-            let Some(r) = removed.get(&key) else {
-                row.doc_index = writer.documents();
-                writer.push(&ids)?;
-                prov.push(row)?;
-                continue;
-            };
-            let c = &mut inputs[key.file as usize].counts;
-            c.kept -= 1;
-            c.tokens -= ids.len() as u64;
-            c.text_bytes -= r.text_bytes;
-            c.rejected.add("near_dedup/near_duplicate");
-            let kept = &inputs[r.kept.file as usize];
-            let snippet = tokenizer
-                .decode(&ids[..ids.len().min(48)])
-                .unwrap_or_default();
-            rejects.push(RejectRow {
-                id: row.id,
-                source: row.source,
-                file: row.file,
-                line: row.line,
-                stage: "near_dedup".into(),
-                reason: "near_duplicate".into(),
-                detail: format!(
-                    "near duplicate of {} ({}, {}:{}), estimated Jaccard {:.2} | {}",
-                    kept_ids[&r.kept],
-                    kept.source,
-                    kept.path.display(),
-                    r.kept.line,
-                    r.jaccard,
-                    read::snippet(&snippet, 80)
-                ),
-            })?;
-        }
-        drop(reader);
-        let summary = writer.finish()?;
-        let docs = prov.finish()?;
-        for suffix in [".bin", ".idx", ".docs.parquet"] {
-            std::fs::rename(
-                with_suffix(&tmp, suffix),
-                with_suffix(&shard.prefix, suffix),
-            )?;
-        }
-        *shard = BuiltShard {
-            prefix: shard.prefix.clone(),
-            documents: summary.documents,
-            tokens: summary.tokens,
-            bin: summary.bin,
-            idx: summary.idx,
-            docs,
-        };
-    }
-    for shards in built.iter_mut() {
-        for s in shards.iter().filter(|s| s.documents == 0) {
-            for suffix in [".bin", ".idx", ".docs.parquet"] {
-                std::fs::remove_file(with_suffix(&s.prefix, suffix))?;
-            }
-        }
-        shards.retain(|s| s.documents > 0);
-    }
-    Ok(())
-}
-
 /// What one source produced.
 struct BuiltSource {
     files: Vec<InputFile>,
-    shards: Vec<BuiltShard>,
+    shards: Vec<StagedShard>,
 }
 
 /// State shared by every source of one build.
@@ -737,116 +597,4 @@ fn read_batches(
         let _ = tx.send(batch);
     }
     digests
-}
-
-/// Cuts one source's documents into shards of at most `max_shard_tokens`.
-struct ShardSink<'a> {
-    dir: PathBuf,
-    source: &'a Source,
-    dtype: DType,
-    open: Option<OpenShard>,
-    done: Vec<BuiltShard>,
-}
-
-struct OpenShard {
-    prefix: PathBuf,
-    writer: ShardWriter,
-    rows: RowSink,
-}
-
-/// Provenance rows: streamed in input order, or held until the shard is
-/// shuffled (memory then grows with the shard's document count).
-enum RowSink {
-    Stream(Box<ProvenanceWriter>),
-    Hold(Vec<DocRow>),
-}
-
-impl<'a> ShardSink<'a> {
-    fn new(staging: &Path, source: &'a Source, dtype: DType) -> Self {
-        ShardSink {
-            dir: staging.join("shards").join(&source.name),
-            source,
-            dtype,
-            open: None,
-            done: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, ids: &[u32], file: &str, line: u64, id: String) -> Result<()> {
-        if let Some(open) = &self.open {
-            let tokens = open.writer.tokens();
-            if tokens > 0 && tokens + ids.len() as u64 > self.source.max_shard_tokens {
-                self.close()?;
-            }
-        }
-        if self.open.is_none() {
-            std::fs::create_dir_all(&self.dir)?;
-            let prefix = self
-                .dir
-                .join(format!("{}-{:05}", self.source.name, self.done.len()));
-            let docs = with_suffix(&prefix, ".docs.parquet");
-            self.open = Some(OpenShard {
-                writer: ShardWriter::create(&prefix, self.dtype)?,
-                rows: match self.source.shuffle_seed {
-                    Some(_) => RowSink::Hold(Vec::new()),
-                    None => RowSink::Stream(Box::new(ProvenanceWriter::create(&docs)?)),
-                },
-                prefix,
-            });
-        }
-        let open = self.open.as_mut().expect("opened above");
-        let row = DocRow {
-            doc_index: open.writer.documents(),
-            source: self.source.name.clone(),
-            file: file.to_string(),
-            line,
-            id,
-            n_tokens: ids.len() as u64,
-        };
-        open.writer.push(ids)?;
-        match &mut open.rows {
-            RowSink::Stream(w) => w.push(row)?,
-            RowSink::Hold(rows) => rows.push(row),
-        }
-        Ok(())
-    }
-
-    fn close(&mut self) -> Result<()> {
-        let Some(open) = self.open.take() else {
-            return Ok(());
-        };
-        let docs_path = with_suffix(&open.prefix, ".docs.parquet");
-        let (summary, docs) = match open.rows {
-            RowSink::Stream(w) => (open.writer.finish()?, w.finish()?),
-            RowSink::Hold(rows) => {
-                let seed = self.source.shuffle_seed.expect("held rows mean a shuffle");
-                let mut rng = ChaCha8Rng::seed_from_u64(seed);
-                rng.set_stream(self.done.len() as u64);
-                let mut order: Vec<u32> = (0..rows.len() as u32).collect();
-                order.shuffle(&mut rng);
-                let summary = open.writer.finish_permuted(&order)?;
-                let mut w = ProvenanceWriter::create(&docs_path)?;
-                for (k, &i) in order.iter().enumerate() {
-                    let mut row = rows[i as usize].clone();
-                    row.doc_index = k as u64;
-                    w.push(row)?;
-                }
-                (summary, w.finish()?)
-            }
-        };
-        self.done.push(BuiltShard {
-            prefix: summary.prefix,
-            documents: summary.documents,
-            tokens: summary.tokens,
-            bin: summary.bin,
-            idx: summary.idx,
-            docs,
-        });
-        Ok(())
-    }
-
-    fn finish(mut self) -> Result<Vec<BuiltShard>> {
-        self.close()?;
-        Ok(self.done)
-    }
 }

@@ -2,6 +2,7 @@
 //! [`near`] (MinHash LSH over character or word n-grams, [`minhash`] and
 //! [`lsh`]).
 
+pub mod compact;
 pub mod exact;
 pub mod lsh;
 pub mod minhash;

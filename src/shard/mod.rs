@@ -17,6 +17,7 @@
 //! The full spec is `schemas/mmidx.md`.
 
 mod reader;
+pub mod sink;
 mod writer;
 
 use serde::{Deserialize, Serialize};
