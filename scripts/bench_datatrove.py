@@ -26,6 +26,11 @@ MinhashConfig() defaults: 5-grams of words, 14 buckets x 8 hashes, 64-bit
 xxhash, TextNormConfig() (lowercase, punctuation -> space, digits -> 0, ...).
 Writers use compression=None.
 
+Each run first waits until the rest of the machine is idle (under 0.1 CPU
+for 5 s) and is discarded and repeated when other processes used more than
+0.1 CPU on average while it ran (--max-other), as measured from /proc/stat
+minus the run's own CPU time.
+
 Scoring: a planted pair is caught when exactly one of its two documents
 survives; "both removed" counts pairs where both went. False removals are
 removed documents that belong to no planted pair, over all such documents.
@@ -37,6 +42,7 @@ import argparse
 import glob
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -162,6 +168,28 @@ def machine():
     }
 
 
+def busy_s():
+    """CPU-seconds spent by the whole machine (all cores, not idle/iowait)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_idle(max_wait_s, cores=0.1, window_s=5.0):
+    """Wait until the rest of the machine used under `cores` CPUs for
+    `window_s` seconds (this process is idle meanwhile)."""
+    t_end = time.time() + max_wait_s
+    while True:
+        b0 = busy_s()
+        time.sleep(window_s)
+        load = (busy_s() - b0) / window_s
+        if load < cores:
+            return True
+        if time.time() > t_end:
+            print(f"warning: machine still busy ({load:.2f} CPUs), running anyway", file=sys.stderr)
+            return False
+
+
 def read_ids(folder):
     ids = []
     for path in sorted(glob.glob(os.path.join(folder, "*.jsonl"))):
@@ -216,6 +244,10 @@ def main():
     one.add_argument("--work", required=True)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--only", help="comma-separated config names (default: all): " + ", ".join(CONFIGS))
+    ap.add_argument("--max-other", type=float, default=0.1,
+                    help="retry a run when other processes used more than this many CPUs on average "
+                         "during it (default 0.1); each run first waits for such an idle machine")
+    ap.add_argument("--max-wait", type=float, default=1800, help="seconds to wait for an idle machine")
     ap.add_argument("--report", action="store_true", help="only print the tables of the last results.json")
     args = ap.parse_args()
     if args.cmd == "run-one":
@@ -236,24 +268,39 @@ def main():
             assert sorted(os.path.basename(p) for p in glob.glob(os.path.join(CORPUS, "*.jsonl"))) == files
         docs = load_corpus(files)
         runs = []
-        for i in range(args.runs):
+        attempts = 0
+        while len(runs) < args.runs:
+            i = len(runs)
+            attempts += 1
             work = os.path.join(WORK, name)
             subprocess.run(["rm", "-rf", work], check=True)
             os.makedirs(work)
+            wait_idle(args.max_wait)
+            b0, r0 = busy_s(), resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
             with open(os.path.join(WORK, f"{name}.log"), "w") as log:
                 subprocess.run([sys.executable, os.path.abspath(__file__), "run-one", "--corpus", CORPUS,
                                 "--files", ",".join(files), "--lang", lang, "--work", work],
                                check=True, stdout=log, stderr=subprocess.STDOUT)
             process_s = time.perf_counter() - t0
+            b1, r1 = busy_s(), resource.getrusage(resource.RUSAGE_CHILDREN)
+            child = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
+            # CPU used meanwhile by anything else (bench's own driver is idle)
+            other = max(0.0, (b1 - b0) - child)
             timing = json.load(open(os.path.join(work, "timing.json")))
             timing["process_s"] = process_s
+            timing["cpu_s"] = child
+            timing["other_cpu_s"] = other
+            if other > args.max_other * process_s and attempts < args.runs + 6:
+                print(f"{name}: discarding a run, other processes used {other:.1f} CPU-s "
+                      f"in {process_s:.1f} s", file=sys.stderr)
+                continue
             survivors = read_ids(os.path.join(work, "output"))
             removed = read_ids(os.path.join(work, "removed"))
             assert len(survivors) + len(removed) == len(docs), (len(survivors), len(removed), len(docs))
             timing["score"] = score(docs, survivors, truth)
             runs.append(timing)
-            print(f"{name} run {i + 1}: {timing['wall_s']:.2f} s "
+            print(f"{name} run {i + 1}: {timing['wall_s']:.2f} s (other CPU {other:.1f} s) "
                   f"({', '.join(f'{k} {v:.2f}' for k, v in timing['stage_s'].items())}); "
                   f"removed {timing['score']['removed']}", file=sys.stderr)
         wall = statistics.median(r["wall_s"] for r in runs)
@@ -262,6 +309,7 @@ def main():
             "files": files, "language": lang, "what": what, "tokenizer": runs[0]["tokenizer"],
             "minhash_config": runs[0]["config"], "docs": len(docs), "text_bytes": nbytes,
             "wall_s_median": wall, "wall_s_all": [r["wall_s"] for r in runs],
+            "other_cpu_s_all": [round(r["other_cpu_s"], 2) for r in runs], "attempts": attempts,
             "process_s_median": statistics.median(r["process_s"] for r in runs),
             "stage_s_median": {k: statistics.median(r["stage_s"][k] for r in runs)
                                for k in runs[0]["stage_s"]},
