@@ -291,7 +291,7 @@ def main():
             timing["process_s"] = process_s
             timing["cpu_s"] = child
             timing["other_cpu_s"] = other
-            if other > args.max_other * process_s and attempts < args.runs + 6:
+            if other > args.max_other * process_s and attempts < args.runs + 12:
                 print(f"{name}: discarding a run, other processes used {other:.1f} CPU-s "
                       f"in {process_s:.1f} s", file=sys.stderr)
                 continue

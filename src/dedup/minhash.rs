@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::filter::text::Rolling;
+use crate::filter::text::{is_cjk, Rolling};
 
 /// What a shingle is made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -42,8 +42,19 @@ pub fn normalize(text: &str) -> String {
             '\u{ff01}'..='\u{ff5e}' => char::from_u32(c as u32 - 0xfee0).unwrap_or(c),
             _ => c,
         };
-        if c.is_alphanumeric() {
-            out.extend(c.to_lowercase());
+        let keep = if c.is_ascii() {
+            c.is_ascii_alphanumeric()
+        } else {
+            is_cjk(c) || c.is_alphanumeric()
+        };
+        if keep {
+            if c.is_ascii() {
+                out.push(c.to_ascii_lowercase());
+            } else if is_cjk(c) {
+                out.push(c);
+            } else {
+                out.extend(c.to_lowercase());
+            }
             sep = false;
         } else if !sep {
             out.push(' ');
@@ -82,7 +93,8 @@ impl MinHasher {
         self.a.is_empty()
     }
 
-    /// The 64-bit hashes of the text's shingles (deduplicated).
+    /// The 64-bit hashes of the text's shingles, in text order (repeats
+    /// included).
     pub fn shingles(text: &str, unit: ShingleUnit, n: usize) -> Vec<u64> {
         let norm = normalize(text);
         let units: Vec<u64> = match unit {
@@ -99,27 +111,46 @@ impl MinHasher {
         };
         let n = n.max(1);
         let rolling = Rolling::new(&units);
-        let mut out: Vec<u64> = if units.len() <= n {
+        // Repeated shingles are kept: they cannot change a minimum.
+        if units.len() <= n {
             vec![rolling.ngram(0, units.len())]
         } else {
             (0..=units.len() - n).map(|i| rolling.ngram(i, n)).collect()
-        };
-        out.sort_unstable();
-        out.dedup();
-        out
+        }
     }
 
     /// The signature of a set of shingle hashes.
     pub fn signature(&self, shingles: &[u64]) -> Vec<u32> {
         let mut sig = vec![u32::MAX; self.a.len()];
-        for &h in shingles {
-            for ((s, &a), &b) in sig.iter_mut().zip(&self.a).zip(&self.b) {
-                let v = (a.wrapping_mul(h).wrapping_add(b) >> 32) as u32;
-                *s = (*s).min(v);
-            }
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512dq") {
+            // SAFETY: the CPU has the features the function is compiled for.
+            unsafe { min_hashes_avx512(&self.a, &self.b, shingles, &mut sig) };
+            return sig;
         }
+        min_hashes(&self.a, &self.b, shingles, &mut sig);
         sig
     }
+}
+
+/// The permutation minima; the same arithmetic on every CPU, so signatures
+/// do not depend on which version runs.
+#[inline(always)]
+fn min_hashes(a: &[u64], b: &[u64], shingles: &[u64], sig: &mut [u32]) {
+    for &h in shingles {
+        for ((s, &a), &b) in sig.iter_mut().zip(a).zip(b) {
+            let v = (a.wrapping_mul(h).wrapping_add(b) >> 32) as u32;
+            *s = (*s).min(v);
+        }
+    }
+}
+
+/// [`min_hashes`] compiled with AVX-512 (64-bit lane multiplies), which
+/// baseline x86-64 lacks.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx512vl")]
+unsafe fn min_hashes_avx512(a: &[u64], b: &[u64], shingles: &[u64], sig: &mut [u32]) {
+    min_hashes(a, b, shingles, sig)
 }
 
 /// Share of equal positions: the estimated Jaccard similarity.
@@ -193,6 +224,17 @@ mod tests {
         let est = estimated_jaccard(&m.signature(&sa), &m.signature(&sb));
         assert!((est - truth).abs() < 0.1, "estimate {est} vs {truth}");
         assert_eq!(m.signature(&sa), m.signature(&sa));
+    }
+
+    #[test]
+    fn vector_and_scalar_signatures_agree() {
+        let m = MinHasher::new(100, 7);
+        let shingles: Vec<u64> = (0..1000u64)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            .collect();
+        let mut scalar = vec![u32::MAX; 100];
+        min_hashes(&m.a, &m.b, &shingles, &mut scalar);
+        assert_eq!(m.signature(&shingles), scalar);
     }
 
     #[test]
