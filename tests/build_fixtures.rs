@@ -46,10 +46,18 @@ fn default_pipeline_matches_python_tokenizers_and_adds_up() {
     // The check catches numbers that do not add up.
     let mut bad = m.clone();
     bad.sources[0].counts.kept += 1;
-    assert!(bad.check().iter().any(|p| p.contains("do not add up")), "{:?}", bad.check());
+    assert!(
+        bad.check().iter().any(|p| p.contains("do not add up")),
+        "{:?}",
+        bad.check()
+    );
     let mut bad = m.clone();
     bad.shards[0].tokens -= 1;
-    assert!(bad.check().iter().any(|p| p.contains("shards do not hold")), "{:?}", bad.check());
+    assert!(
+        bad.check().iter().any(|p| p.contains("shards do not hold")),
+        "{:?}",
+        bad.check()
+    );
     assert_eq!(m.tokenizer.dtype, DType::I32);
     assert_eq!(m.tokenizer.vocab_size, 128256);
     assert_eq!(m.tokenizer.eos_id, 128001);
