@@ -146,17 +146,19 @@ def zh_articles(path):
     return [(rid, "\n".join(paras)) for rid, paras in articles]
 
 
-def en_articles(path):
-    """Every article of the dump as prose (make_fixtures.py's extraction),
-    whole rather than cut at 5,000 characters; reference sections dropped."""
+def en_articles(path, limit=1 << 40, min_chars=EN_MIN_CHARS):
+    """Every article of the dump as prose (make_fixtures.py's extraction), cut
+    at a paragraph boundary to at most `limit` characters (by default whole,
+    rather than cut at 5,000); reference sections dropped; articles shorter
+    than `min_chars` skipped."""
     out = []
     for page in mf.iter_pages(path):
         if page["ns"] != "0":
             continue
         if page["redirect"] or page["text"].lstrip().lower().startswith("#redirect"):
             continue
-        text = mf.cut_at_paragraph(mf.wiki_to_text(page["text"]), 1 << 40)
-        if len(text) >= EN_MIN_CHARS:
+        text = mf.cut_at_paragraph(mf.wiki_to_text(page["text"]), limit)
+        if len(text) >= min_chars:
             out.append((f"enwiki-{page['id']}", text))
     return out
 

@@ -150,16 +150,7 @@ def load_zh(path):
 
 
 def load_wiki(path, limit):
-    out = []
-    for page in mf.iter_pages(path):
-        if page["ns"] != "0":
-            continue
-        if page["redirect"] or page["text"].lstrip().lower().startswith("#redirect"):
-            continue
-        text = mf.cut_at_paragraph(mf.wiki_to_text(page["text"]), limit)
-        if len(text) >= EN_MIN_CHARS:
-            out.append((f"enwiki-{page['id']}", text))
-    return out
+    return bc.en_articles(path, limit, EN_MIN_CHARS)
 
 
 def load_lines(path, prefix, encoding):
