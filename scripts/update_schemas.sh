@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --quiet
-for which in pipeline manifest; do
+for which in pipeline manifest mix; do
   target/debug/almr schema "$which" > "schemas/$which.schema.json"
 done

@@ -19,6 +19,7 @@ pub mod filter;
 pub mod inspect;
 pub mod language;
 pub mod manifest;
+pub mod mix;
 pub mod normalize;
 pub mod provenance;
 pub mod read;

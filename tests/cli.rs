@@ -20,6 +20,7 @@ fn committed_schemas_match_the_code() {
     for (which, file) in [
         ("pipeline", "schemas/pipeline.schema.json"),
         ("manifest", "schemas/manifest.schema.json"),
+        ("mix", "schemas/mix.schema.json"),
     ] {
         let out = almr(&["schema", which]);
         assert!(out.status.success());

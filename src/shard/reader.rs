@@ -37,6 +37,18 @@ pub enum ShardError {
         /// Number of sequences.
         len: usize,
     },
+    /// A token range past the end of its sequence.
+    #[error("tokens {start}..{end} of sequence {index}: it has {len}")]
+    BadRange {
+        /// The sequence.
+        index: usize,
+        /// First token asked for.
+        start: usize,
+        /// One past the last.
+        end: usize,
+        /// Tokens in the sequence.
+        len: usize,
+    },
 }
 
 /// A read-only, memory-mapped shard.
@@ -212,6 +224,29 @@ impl ShardReader {
         Ok(())
     }
 
+    /// Appends tokens `range` of sequence `i` to `out`.
+    pub fn read_range_into(
+        &self,
+        i: usize,
+        range: std::ops::Range<usize>,
+        out: &mut Vec<u32>,
+    ) -> Result<(), ShardError> {
+        let len = self.seq_len(i)?;
+        if range.start > range.end || range.end > len {
+            return Err(ShardError::BadRange {
+                index: i,
+                start: range.start,
+                end: range.end,
+                len,
+            });
+        }
+        let size = self.dtype.size();
+        let start = self.raw_pointer(i) as usize + range.start * size;
+        let bytes = &self.bin[start..start + range.len() * size];
+        decode_into(bytes, self.dtype, out);
+        Ok(())
+    }
+
     /// The tokens of sequence `i`.
     pub fn get(&self, i: usize) -> Result<Vec<u32>, ShardError> {
         let mut out = Vec::new();
@@ -264,6 +299,10 @@ mod tests {
             assert_eq!(r.get(0).unwrap(), [1, 2, 3]);
             assert!(r.get(1).unwrap().is_empty());
             assert_eq!(r.get(2).unwrap(), [200]);
+            let mut part = vec![9];
+            r.read_range_into(0, 1..3, &mut part).unwrap();
+            assert_eq!(part, [9, 2, 3]);
+            assert!(r.read_range_into(0, 2..4, &mut part).is_err());
             assert!(matches!(r.get(3), Err(ShardError::OutOfRange { .. })));
             assert_eq!(r.document_indices(), [0, 1, 2, 3]);
         }

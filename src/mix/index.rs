@@ -1,0 +1,402 @@
+//! The mix index `OUT/mix/NAME.mix`: for each training and validation sample,
+//! its source and where its `seq_len + 1` tokens start. The byte layout is
+//! specified in `schemas/formats.md`; [`MixIndex`] reads it back from mmap and
+//! maps sample `i` to its tokens in O(1).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context, Result};
+use memmap2::Mmap;
+
+use super::report::MixReport;
+use super::stream::Start;
+use crate::fsutil::{sha256_hex, write_atomic};
+use crate::shard::ShardReader;
+use crate::FileDigest;
+
+/// First 8 bytes of every mix index.
+pub const MAGIC: &[u8; 8] = b"ALMRMIX\0";
+/// Format version.
+pub const VERSION: u64 = 1;
+/// Bytes of the fixed header: magic, version, seq_len, sources, train and
+/// validation sample counts.
+pub const HEADER_LEN: usize = 48;
+/// Bytes of one sample record: `pos: u64, offset: u32, source: u16, 0u16`.
+pub const RECORD_LEN: usize = 16;
+
+/// The training or the validation samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// The blended training stream.
+    Train,
+    /// The held-out documents of every source.
+    Valid,
+}
+
+impl Split {
+    fn at(self) -> usize {
+        match self {
+            Split::Train => 0,
+            Split::Valid => 1,
+        }
+    }
+}
+
+/// One source's two document lists, in the order their tokens are read.
+pub struct SourceLists {
+    /// Training documents, epoch after epoch.
+    pub train: Vec<u32>,
+    /// Validation documents.
+    pub valid: Vec<u32>,
+}
+
+/// A sample to write: its source and start.
+pub type Record = (u16, Start);
+
+fn pad8(buf: &mut Vec<u8>) {
+    buf.resize(buf.len().next_multiple_of(8), 0);
+}
+
+/// Writes an index atomically and returns its digest.
+pub fn write(
+    path: &Path,
+    seq_len: u64,
+    lists: &[SourceLists],
+    train: &[Record],
+    valid: &[Record],
+) -> Result<FileDigest> {
+    let mut buf = Vec::new();
+    buf.extend_from_slice(MAGIC);
+    for v in [
+        VERSION,
+        seq_len,
+        lists.len() as u64,
+        train.len() as u64,
+        valid.len() as u64,
+    ] {
+        buf.extend_from_slice(&v.to_le_bytes());
+    }
+    for l in lists {
+        buf.extend_from_slice(&(l.train.len() as u64).to_le_bytes());
+        buf.extend_from_slice(&(l.valid.len() as u64).to_le_bytes());
+    }
+    for split in [Split::Train, Split::Valid] {
+        for l in lists {
+            let docs = match split {
+                Split::Train => &l.train,
+                Split::Valid => &l.valid,
+            };
+            for &d in docs {
+                buf.extend_from_slice(&d.to_le_bytes());
+            }
+            pad8(&mut buf);
+        }
+    }
+    for records in [train, valid] {
+        for &(source, start) in records {
+            buf.extend_from_slice(&start.pos.to_le_bytes());
+            buf.extend_from_slice(&start.offset.to_le_bytes());
+            buf.extend_from_slice(&source.to_le_bytes());
+            buf.extend_from_slice(&[0, 0]);
+        }
+    }
+    write_atomic(path, &buf).with_context(|| format!("writing {}", path.display()))?;
+    Ok(FileDigest {
+        bytes: buf.len() as u64,
+        sha256: sha256_hex(&buf),
+    })
+}
+
+/// Part of a document that a sample covers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Span {
+    /// Source number.
+    pub source: usize,
+    /// Shard number within the source.
+    pub shard: usize,
+    /// Document number within the shard.
+    pub document: usize,
+    /// First token of the document in the sample.
+    pub start: usize,
+    /// One past the last.
+    pub end: usize,
+}
+
+struct SourceData {
+    shards: Vec<ShardReader>,
+    /// Document number of each shard's first document, plus the total.
+    first_doc: Vec<u64>,
+    /// Byte offset and length of the training and validation lists.
+    lists: [(usize, usize); 2],
+}
+
+impl SourceData {
+    fn locate(&self, doc: u32) -> (usize, usize) {
+        let shard = self.first_doc.partition_point(|&f| f <= doc as u64) - 1;
+        (shard, (doc as u64 - self.first_doc[shard]) as usize)
+    }
+
+    fn doc_len(&self, doc: u32) -> usize {
+        let (s, d) = self.locate(doc);
+        self.shards[s].seq_len(d).expect("validated at open")
+    }
+}
+
+/// A mix index opened for reading, with the shards it points into.
+pub struct MixIndex {
+    report: MixReport,
+    out: PathBuf,
+    map: Mmap,
+    sources: Vec<SourceData>,
+    samples: [(usize, usize); 2],
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+/// `OUT/mix/NAME` from `OUT/mix/NAME`, `NAME.json` or `NAME.mix`.
+fn stem(path: &Path) -> PathBuf {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("json" | "mix") => path.with_extension(""),
+        _ => path.to_path_buf(),
+    }
+}
+
+impl MixIndex {
+    /// Opens a mix from `OUT/mix/NAME` (or its `.json` or `.mix` file),
+    /// checking every record against the shards.
+    pub fn open(path: &Path) -> Result<MixIndex> {
+        let stem = stem(path);
+        let json = stem.with_extension("json");
+        let text = std::fs::read_to_string(&json)
+            .with_context(|| format!("reading {}", json.display()))?;
+        let report: MixReport =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", json.display()))?;
+        let out = stem
+            .parent()
+            .and_then(Path::parent)
+            .context("a mix lives in OUT/mix/")?
+            .to_path_buf();
+        let file_path = out.join(&report.index.path);
+        let file =
+            File::open(&file_path).with_context(|| format!("opening {}", file_path.display()))?;
+        // SAFETY: indexes are written once, atomically, and never modified;
+        // every offset read below is checked against the map's length.
+        let map = unsafe { Mmap::map(&file) }
+            .with_context(|| format!("mapping {}", file_path.display()))?;
+        let mut sources = Vec::new();
+        for s in &report.sources {
+            let mut shards = Vec::new();
+            let mut first_doc = vec![0u64];
+            for sh in &s.shards {
+                let r = ShardReader::open(&out.join(&sh.prefix))?;
+                ensure!(
+                    r.len() == r.documents(),
+                    "{}: documents of several sequences are not supported",
+                    sh.prefix.display()
+                );
+                first_doc.push(first_doc.last().unwrap() + r.documents() as u64);
+                shards.push(r);
+            }
+            sources.push(SourceData {
+                shards,
+                first_doc,
+                lists: [(0, 0); 2],
+            });
+        }
+        let mut index = MixIndex {
+            report,
+            out,
+            map,
+            sources,
+            samples: [(0, 0); 2],
+        };
+        index
+            .check_layout()
+            .with_context(|| format!("{}: not a valid mix index", file_path.display()))?;
+        Ok(index)
+    }
+
+    fn check_layout(&mut self) -> Result<()> {
+        let b = &self.map;
+        ensure!(b.len() >= HEADER_LEN && &b[..8] == MAGIC, "bad magic");
+        ensure!(
+            u64_at(b, 8) == VERSION,
+            "version {}, expected {VERSION}",
+            u64_at(b, 8)
+        );
+        let (seq_len, n_sources) = (u64_at(b, 16), u64_at(b, 24) as usize);
+        ensure!(
+            seq_len == self.report.seq_len,
+            "seq_len differs from the sidecar"
+        );
+        ensure!(
+            n_sources == self.sources.len(),
+            "{n_sources} sources, the sidecar lists {}",
+            self.sources.len()
+        );
+        let counts = [u64_at(b, 32), u64_at(b, 40)];
+        let mut at = HEADER_LEN + 16 * n_sources;
+        ensure!(b.len() >= at, "truncated source table");
+        let lens: Vec<[u64; 2]> = (0..n_sources)
+            .map(|s| {
+                [
+                    u64_at(b, HEADER_LEN + 16 * s),
+                    u64_at(b, HEADER_LEN + 16 * s + 8),
+                ]
+            })
+            .collect();
+        for split in [Split::Train, Split::Valid] {
+            for (s, len) in lens.iter().enumerate() {
+                let n = len[split.at()] as usize;
+                ensure!(
+                    b.len() as u128 >= at as u128 + 4 * n as u128,
+                    "truncated document list"
+                );
+                let docs = *self.sources[s].first_doc.last().unwrap();
+                for k in 0..n {
+                    let d = u32_at(b, at + 4 * k);
+                    ensure!((d as u64) < docs, "source {s}: document {d} of {docs}");
+                }
+                self.sources[s].lists[split.at()] = (at, n);
+                at = (at + 4 * n).next_multiple_of(8);
+            }
+        }
+        for split in [Split::Train, Split::Valid] {
+            let n = counts[split.at()] as usize;
+            self.samples[split.at()] = (at, n);
+            at += RECORD_LEN * n;
+        }
+        ensure!(
+            at == self.map.len(),
+            "{} bytes, the header needs {at}",
+            self.map.len()
+        );
+        for split in [Split::Train, Split::Valid] {
+            for i in 0..counts[split.at()] as usize {
+                let (source, start) = self.record(split, i);
+                ensure!(source < n_sources, "sample {i}: source {source}");
+                let (_, n) = self.sources[source].lists[split.at()];
+                ensure!(
+                    (start.pos as usize) < n,
+                    "sample {i}: position {}",
+                    start.pos
+                );
+                let doc = self.list_doc(source, split, start.pos as usize);
+                ensure!(
+                    (start.offset as usize) < self.sources[source].doc_len(doc),
+                    "sample {i}: offset {} past its document",
+                    start.offset
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn record(&self, split: Split, i: usize) -> (usize, Start) {
+        let at = self.samples[split.at()].0 + RECORD_LEN * i;
+        let pos = u64_at(&self.map, at);
+        let offset = u32_at(&self.map, at + 8);
+        let source = u16::from_le_bytes([self.map[at + 12], self.map[at + 13]]) as usize;
+        (source, Start { pos, offset })
+    }
+
+    fn list_doc(&self, source: usize, split: Split, pos: usize) -> u32 {
+        let (at, _) = self.sources[source].lists[split.at()];
+        u32_at(&self.map, at + 4 * pos)
+    }
+
+    /// The sidecar.
+    pub fn report(&self) -> &MixReport {
+        &self.report
+    }
+
+    /// The build's output directory.
+    pub fn out_dir(&self) -> &Path {
+        &self.out
+    }
+
+    /// Tokens a sample is trained on; a sample holds `seq_len + 1` tokens.
+    pub fn seq_len(&self) -> usize {
+        self.report.seq_len as usize
+    }
+
+    /// Number of samples in `split`.
+    pub fn len(&self, split: Split) -> usize {
+        self.samples[split.at()].1
+    }
+
+    /// Whether `split` holds no samples.
+    pub fn is_empty(&self, split: Split) -> bool {
+        self.len(split) == 0
+    }
+
+    fn check(&self, split: Split, i: usize) -> Result<()> {
+        ensure!(
+            i < self.len(split),
+            "sample {i} is out of range: the {split:?} split has {}",
+            self.len(split)
+        );
+        Ok(())
+    }
+
+    /// Source number of sample `i`.
+    pub fn source_of(&self, split: Split, i: usize) -> Result<usize> {
+        self.check(split, i)?;
+        Ok(self.record(split, i).0)
+    }
+
+    /// The document ranges sample `i` covers, in order.
+    pub fn spans(&self, split: Split, i: usize) -> Result<Vec<Span>> {
+        self.check(split, i)?;
+        let (source, start) = self.record(split, i);
+        let src = &self.sources[source];
+        let (_, list_len) = src.lists[split.at()];
+        let mut spans = Vec::new();
+        let mut need = self.seq_len() + 1;
+        let (mut pos, mut offset) = (start.pos as usize, start.offset as usize);
+        while need > 0 {
+            if pos >= list_len {
+                bail!("sample {i} runs past the end of its source's document list");
+            }
+            let (shard, document) = src.locate(self.list_doc(source, split, pos));
+            let len = src.shards[shard].seq_len(document)?;
+            let take = (len - offset).min(need);
+            spans.push(Span {
+                source,
+                shard,
+                document,
+                start: offset,
+                end: offset + take,
+            });
+            need -= take;
+            pos += 1;
+            offset = 0;
+        }
+        Ok(spans)
+    }
+
+    /// Replaces `out` with the `seq_len + 1` tokens of sample `i`.
+    pub fn read(&self, split: Split, i: usize, out: &mut Vec<u32>) -> Result<()> {
+        out.clear();
+        for sp in self.spans(split, i)? {
+            self.sources[sp.source].shards[sp.shard].read_range_into(
+                sp.document,
+                sp.start..sp.end,
+                out,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The shard a [`Span`] points into.
+    pub fn shard(&self, span: &Span) -> &ShardReader {
+        &self.sources[span.source].shards[span.shard]
+    }
+}

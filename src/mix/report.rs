@@ -1,0 +1,132 @@
+//! The JSON sidecar `OUT/mix/NAME.json`: what a mix targets, what it
+//! achieved, and how it uses each source. Its spec is
+//! `schemas/mix.schema.json`.
+
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::FileDigest;
+
+/// The whole sidecar.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MixReport {
+    /// Version of almr that wrote it.
+    pub almr_version: String,
+    /// The mix name.
+    pub name: String,
+    /// SHA-256 of the build's `manifest.json` the mix was made from.
+    pub manifest_sha256: String,
+    /// The index file, relative to the build's output directory.
+    pub index: IndexFile,
+    /// Tokens a sample is trained on; each sample holds `seq_len + 1` tokens.
+    pub seq_len: u64,
+    /// The seed of every shuffle and draw.
+    pub seed: u64,
+    /// Training samples in the stream.
+    pub samples: u64,
+    /// Training tokens: `samples · seq_len`.
+    pub tokens: u64,
+    /// Validation samples, over all sources.
+    pub valid_samples: u64,
+    /// The ALMR asked for: the share of training tokens from additional
+    /// sources.
+    pub target_almr: f64,
+    /// The additional share over the whole training stream.
+    pub achieved_almr: f64,
+    /// The largest `|ALMR − target|` over any `window` consecutive samples.
+    pub max_window_deviation: f64,
+    /// Samples per window for `max_window_deviation` (1000, or the whole
+    /// stream when shorter).
+    pub window: u64,
+    /// The `--max-epochs` limit, if one was given.
+    pub max_epochs: Option<f64>,
+    /// Every source of the build, in pipeline order; a source's position is
+    /// its number in the index.
+    pub sources: Vec<MixSource>,
+}
+
+/// The index file and its checksum.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct IndexFile {
+    /// Path relative to the build's output directory.
+    pub path: PathBuf,
+    /// Size and SHA-256.
+    #[serde(flatten)]
+    pub digest: FileDigest,
+}
+
+/// How the mix uses one source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MixSource {
+    /// Source name.
+    pub name: String,
+    /// Language code.
+    pub language: String,
+    /// Whether it counts toward the ALMR.
+    pub additional: bool,
+    /// Its shards in order; document numbers in the index run across them.
+    pub shards: Vec<MixShard>,
+    /// Documents over all shards.
+    pub documents: u64,
+    /// Tokens over all shards.
+    pub tokens: u64,
+    /// Weight inside its group as used: the `--weight` given, or its training
+    /// tokens.
+    pub group_weight: f64,
+    /// Target share of the whole training stream.
+    pub target_share: f64,
+    /// Achieved share of the training stream.
+    pub achieved_share: f64,
+    /// Training samples taken from it.
+    pub samples: u64,
+    /// Tokens of its training stream read: `samples · seq_len + 1` (0 when
+    /// no samples).
+    pub tokens_used: u64,
+    /// `tokens_used / train_tokens`: how many times its training tokens are
+    /// seen.
+    pub epochs: f64,
+    /// Epochs begun, each a new shuffle; the last may be partial.
+    pub epochs_started: u64,
+    /// Documents in its training split.
+    pub train_documents: u64,
+    /// Tokens in its training split.
+    pub train_tokens: u64,
+    /// Share of documents asked to be held out.
+    pub valid_share: f64,
+    /// Documents held out for validation.
+    pub valid_documents: u64,
+    /// Tokens of those documents.
+    pub valid_tokens: u64,
+    /// Validation samples cut from them.
+    pub valid_samples: u64,
+}
+
+/// One shard of a source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MixShard {
+    /// Prefix relative to the build's output directory.
+    pub prefix: PathBuf,
+    /// Documents in it.
+    pub documents: u64,
+    /// Tokens in it.
+    pub tokens: u64,
+}
+
+impl MixReport {
+    /// Pretty JSON with a trailing newline.
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("report serializes");
+        s.push('\n');
+        s
+    }
+}
+
+/// The sidecar's JSON Schema, as committed in `schemas/mix.schema.json`.
+pub fn generated_schema() -> String {
+    let mut s =
+        serde_json::to_string_pretty(&schemars::schema_for!(MixReport)).expect("schema serializes");
+    s.push('\n');
+    s
+}
