@@ -24,7 +24,9 @@ pub mod normalize;
 pub mod provenance;
 pub mod read;
 pub mod rejects;
+pub mod sample;
 pub mod shard;
+pub mod stats;
 pub mod steps;
 pub mod tokenize;
 

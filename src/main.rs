@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use almr::build::{build, BuildOptions};
 use almr::manifest::Manifest;
-use almr::mix::{MixOptions, MixReport, Size};
+use almr::mix::{MixOptions, MixReport, Size, Split};
 use std::collections::BTreeMap;
 
 /// Turn raw zh/en corpora into Megatron-compatible token shards for Llama-3
@@ -110,6 +110,36 @@ enum Command {
         #[arg(long, value_enum)]
         export: Option<ExportKind>,
         /// Print the sidecar as JSON instead of a summary table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Report what a build and its mixes hold: per source and language,
+    /// documents, tokens, rejects, dedup rates, lengths; per mix, the ALMR.
+    Stats {
+        /// The build's output directory.
+        out: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Also write a self-contained HTML report with charts to FILE.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+    },
+    /// Decode random samples of a mix to text, with the provenance of the
+    /// documents each one spans.
+    Sample {
+        /// The mix: OUT/mix/NAME (or its .json or .mix file).
+        mix: PathBuf,
+        /// Number of samples.
+        #[arg(long, default_value_t = 3)]
+        n: usize,
+        /// Seed of the draw.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Draw from the validation samples instead of the training stream.
+        #[arg(long)]
+        valid: bool,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
@@ -291,6 +321,39 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Command::Stats { out, json, html } => {
+            let stats = almr::stats::stats(&out)?;
+            if let Some(path) = &html {
+                let page = almr::stats::html::render(&stats)?;
+                std::fs::write(path, page)
+                    .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&stats)?);
+            } else {
+                print_stats(&stats);
+                if let Some(path) = html {
+                    println!("report: {}", path.display());
+                }
+            }
+        }
+        Command::Sample {
+            mix,
+            n,
+            seed,
+            valid,
+            json,
+        } => {
+            let split = if valid { Split::Valid } else { Split::Train };
+            let samples = almr::sample::sample(&mix, split, n, seed)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&samples)?);
+            } else {
+                for s in samples {
+                    println!("{s}");
+                }
+            }
+        }
         Command::Schema { which } => print!(
             "{}",
             match which {
@@ -370,4 +433,41 @@ fn print_mix(out: &std::path::Path, r: &MixReport) {
             .join(format!("{}.json", r.name))
             .display()
     );
+}
+
+fn print_stats(s: &almr::stats::Stats) {
+    println!(
+        "{:<16} {:>4} {:>9} {:>9} {:>12} {:>7} {:>7} {:>7} {:>7} {:>7}",
+        "source/lang", "lang", "docs", "rejected", "tokens", "share", "exact", "near", "p50", "p99"
+    );
+    for g in s.sources.iter().chain(&s.languages) {
+        println!(
+            "{:<16} {:>4} {:>9} {:>9} {:>12} {:>6.2}% {:>6.2}% {:>6.2}% {:>7} {:>7}",
+            g.name,
+            g.language,
+            g.counts.kept,
+            g.counts.rejected.total,
+            g.counts.tokens,
+            100.0 * g.token_share,
+            100.0 * g.exact_dedup_rate,
+            100.0 * g.near_dedup_rate,
+            g.lengths.p50,
+            g.lengths.p99
+        );
+    }
+    for m in &s.mixes {
+        let epochs: Vec<String> = m
+            .sources
+            .iter()
+            .map(|x| format!("{} {:.2}", x.name, x.epochs))
+            .collect();
+        println!(
+            "mix {}: target ALMR {:.4}, achieved {:.4}, worst window {:.4}; epochs: {}",
+            m.name,
+            m.target_almr,
+            m.achieved_almr,
+            m.max_window_deviation,
+            epochs.join(", ")
+        );
+    }
 }

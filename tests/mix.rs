@@ -278,3 +278,77 @@ fn bad_options_and_a_corrupt_index_are_errors() {
     let e = MixIndex::open(&stem("corrupt")).err().unwrap();
     assert!(format!("{e:#}").contains("not a valid mix index"), "{e:#}");
 }
+
+#[test]
+fn stats_add_up_and_the_html_report_is_self_contained() {
+    // A build of its own: the other tests write mixes while this one reads.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path();
+    build_to(&root().join("pipelines/default.toml"), out, 2);
+    mix(out, &options("stats", 0.33, 256, 1500)).unwrap();
+    let stats = almr::stats::stats(out).unwrap();
+    let manifest = almr::manifest::Manifest::load(out).unwrap();
+    let tokens: u64 = stats.languages.iter().map(|l| l.counts.tokens).sum();
+    assert_eq!(tokens, manifest.totals.tokens);
+    assert_eq!(
+        stats
+            .languages
+            .iter()
+            .map(|l| l.name.as_str())
+            .collect::<Vec<_>>(),
+        ["zh", "en"]
+    );
+    for (g, src) in stats.sources.iter().zip(&manifest.sources) {
+        assert_eq!(g.counts, src.counts);
+        let binned: u64 = g.length_histogram.iter().map(|b| b.documents).sum();
+        assert_eq!(binned, src.counts.kept);
+        let l = &g.lengths;
+        assert!(l.min <= l.p10 && l.p10 <= l.p50 && l.p50 <= l.p90 && l.p90 <= l.max);
+    }
+    let m = stats.mixes.iter().find(|m| m.name == "stats").unwrap();
+    assert_eq!(m.target_almr, 0.33);
+    assert_eq!(m.curve.last().unwrap().samples, 1500);
+    assert!((m.curve.last().unwrap().cumulative - m.achieved_almr).abs() < 1e-12);
+
+    let html = almr::stats::html::render(&stats).unwrap();
+    let charts = html.matches("<svg").count();
+    assert!(charts >= 3 + stats.mixes.len(), "{charts} charts");
+    for external in ["src=", "href=", "<script", "@import", "url("] {
+        assert!(!html.contains(external), "the report refers to {external}");
+    }
+    assert!(html.contains("Records removed, by reason"));
+}
+
+#[test]
+fn sample_decodes_text_with_the_provenance_of_its_documents() {
+    mix(build(), &options("sample", 0.5, 200, 400)).unwrap();
+    let drawn = almr::sample::sample(&stem("sample"), Split::Train, 4, 7).unwrap();
+    assert_eq!(drawn.len(), 4);
+    let again = almr::sample::sample(&stem("sample"), Split::Train, 4, 7).unwrap();
+    assert_eq!(
+        drawn.iter().map(|s| s.index).collect::<Vec<_>>(),
+        again.iter().map(|s| s.index).collect::<Vec<_>>()
+    );
+    let tokenizer = almr::tokenize::load(&build().join("tokenizer.json")).unwrap();
+    for s in &drawn {
+        assert_eq!(s.tokens.len(), 201);
+        let covered: usize = s.documents.iter().map(|d| d.end - d.start).sum();
+        assert_eq!(covered, 201);
+        assert_eq!(
+            s.text,
+            almr::tokenize::decode(&tokenizer, &s.tokens).unwrap()
+        );
+        for d in &s.documents {
+            assert_eq!(d.provenance.source, s.source);
+            assert_eq!(d.provenance.n_tokens as usize, d.doc_tokens);
+            assert!(
+                root().join(&d.provenance.file).exists() || Path::new(&d.provenance.file).exists()
+            );
+        }
+    }
+    let valid = almr::sample::sample(&stem("sample"), Split::Valid, 1000, 0).unwrap();
+    assert_eq!(
+        valid.len(),
+        MixIndex::open(&stem("sample")).unwrap().len(Split::Valid)
+    );
+}
