@@ -334,6 +334,42 @@ def check_shard(out_dir, entry, manifest, args, golden, almr, fails, stats):
     del ds, ds_file
 
 
+def check_blend(out_dir, name, fails):
+    """Feeds the weights of `almr mix --export megatron` to Megatron's own
+    build_blending_indices and compares the samples per source with the mix."""
+    import numpy
+    from megatron.core.datasets import helpers
+
+    with open(os.path.join(out_dir, "mix", name + ".json")) as f:
+        side = json.load(f)
+    with open(os.path.join(out_dir, "mix", name + ".megatron.txt")) as f:
+        words = f.read().split()
+    weights = numpy.array([float(w) for w in words[0::2]], dtype=numpy.float64)
+    prefixes = words[1::2]
+    n = side["samples"]
+    index = numpy.zeros(n, dtype=numpy.int16)
+    sample_index = numpy.zeros(n, dtype=numpy.int64)
+    helpers.build_blending_indices(index, sample_index, weights, len(weights), n, False)
+    counts = numpy.bincount(index, minlength=len(weights))
+    additional = numpy.zeros(n, dtype=numpy.int64)
+    for s in side["sources"]:
+        got = sum(int(counts[k]) for k, p in enumerate(prefixes)
+                  if f"/shards/{s['name']}/" in p)
+        ok = abs(got - s["samples"]) <= 1
+        print(f"blend {name}: {s['name']}: almr {s['samples']} samples, Megatron {got}"
+              + ("" if ok else "  <-- differs by more than one"))
+        if not ok:
+            fails.add(name, f"{s['name']}: {got} != {s['samples']}")
+        if s["additional"]:
+            for k, p in enumerate(prefixes):
+                if f"/shards/{s['name']}/" in p:
+                    additional += index == k
+    prefix = numpy.cumsum(additional)
+    worst = numpy.max(numpy.abs(prefix - side["target_almr"] * numpy.arange(1, n + 1)))
+    print(f"blend {name}: Megatron's stream: achieved ALMR {prefix[-1] / n:.6f} "
+          f"(almr {side['achieved_almr']:.6f}); worst prefix off by {worst:.3f} samples")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out_dir", help="an `almr build` output directory (with manifest.json)")
@@ -347,6 +383,9 @@ def main():
                     "compare .bin/.idx byte for byte")
     ap.add_argument("--rewrite-dir", help="where to put the Megatron-written copies "
                     "(default: a temporary directory, removed at exit)")
+    ap.add_argument("--mix", action="append", default=[], metavar="NAME",
+                    help="also check OUT/mix/NAME.megatron.txt (from `almr mix --export "
+                    "megatron`) with Megatron's build_blending_indices (repeatable)")
     args = ap.parse_args()
 
     out_dir = os.path.abspath(args.out_dir)
@@ -380,6 +419,9 @@ def main():
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    for name in args.mix:
+        check_blend(out_dir, name, fails)
 
     if golden is not None:
         print(f"golden: {len(stats['golden_seen'])} of {len(golden)} golden documents "

@@ -11,7 +11,9 @@ use memmap2::Mmap;
 
 use super::report::MixReport;
 use super::stream::Start;
-use crate::fsutil::{sha256_hex, write_atomic};
+use std::io::Write as _;
+
+use crate::fsutil::{create_hashed, finish_hashed, partial_path};
 use crate::shard::ShardReader;
 use crate::FileDigest;
 
@@ -54,58 +56,72 @@ pub struct SourceLists {
 /// A sample to write: its source and start.
 pub type Record = (u16, Start);
 
-fn pad8(buf: &mut Vec<u8>) {
-    buf.resize(buf.len().next_multiple_of(8), 0);
-}
-
-/// Writes an index atomically and returns its digest.
+/// Writes an index atomically and returns its digest. `train` yields the
+/// `train_len` training records in order; they are streamed to disk, not held.
 pub fn write(
     path: &Path,
     seq_len: u64,
     lists: &[SourceLists],
-    train: &[Record],
+    train_len: usize,
+    train: impl Iterator<Item = Record>,
     valid: &[Record],
 ) -> Result<FileDigest> {
-    let mut buf = Vec::new();
-    buf.extend_from_slice(MAGIC);
-    for v in [
-        VERSION,
-        seq_len,
-        lists.len() as u64,
-        train.len() as u64,
-        valid.len() as u64,
-    ] {
-        buf.extend_from_slice(&v.to_le_bytes());
-    }
-    for l in lists {
-        buf.extend_from_slice(&(l.train.len() as u64).to_le_bytes());
-        buf.extend_from_slice(&(l.valid.len() as u64).to_le_bytes());
-    }
-    for split in [Split::Train, Split::Valid] {
+    let tmp = partial_path(path);
+    let written = (|| -> std::io::Result<FileDigest> {
+        let mut w = create_hashed(&tmp)?;
+        w.write_all(MAGIC)?;
+        let header = [
+            VERSION,
+            seq_len,
+            lists.len() as u64,
+            train_len as u64,
+            valid.len() as u64,
+        ];
+        for v in header {
+            w.write_all(&v.to_le_bytes())?;
+        }
         for l in lists {
-            let docs = match split {
-                Split::Train => &l.train,
-                Split::Valid => &l.valid,
-            };
-            for &d in docs {
-                buf.extend_from_slice(&d.to_le_bytes());
+            w.write_all(&(l.train.len() as u64).to_le_bytes())?;
+            w.write_all(&(l.valid.len() as u64).to_le_bytes())?;
+        }
+        for split in [Split::Train, Split::Valid] {
+            for l in lists {
+                let docs = match split {
+                    Split::Train => &l.train,
+                    Split::Valid => &l.valid,
+                };
+                for &d in docs {
+                    w.write_all(&d.to_le_bytes())?;
+                }
+                if docs.len() % 2 == 1 {
+                    w.write_all(&[0; 4])?;
+                }
             }
-            pad8(&mut buf);
         }
-    }
-    for records in [train, valid] {
-        for &(source, start) in records {
-            buf.extend_from_slice(&start.pos.to_le_bytes());
-            buf.extend_from_slice(&start.offset.to_le_bytes());
-            buf.extend_from_slice(&source.to_le_bytes());
-            buf.extend_from_slice(&[0, 0]);
+        let mut record = |(source, start): Record| {
+            let mut r = [0u8; RECORD_LEN];
+            r[..8].copy_from_slice(&start.pos.to_le_bytes());
+            r[8..12].copy_from_slice(&start.offset.to_le_bytes());
+            r[12..14].copy_from_slice(&source.to_le_bytes());
+            w.write_all(&r)
+        };
+        let mut n = 0usize;
+        for r in train {
+            record(r)?;
+            n += 1;
         }
-    }
-    write_atomic(path, &buf).with_context(|| format!("writing {}", path.display()))?;
-    Ok(FileDigest {
-        bytes: buf.len() as u64,
-        sha256: sha256_hex(&buf),
-    })
+        assert_eq!(
+            n, train_len,
+            "the header promised {train_len} training records"
+        );
+        for &r in valid {
+            record(r)?;
+        }
+        finish_hashed(w)
+    })();
+    let digest = written.with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(digest)
 }
 
 /// Part of a document that a sample covers.

@@ -328,15 +328,20 @@ pub fn mix(out: &Path, opts: &MixOptions) -> Result<MixReport> {
         );
         streams.push(st);
     }
-    let mut next = vec![0usize; sources.len()];
-    let train: Vec<Record> = order
+    let index_lists: Vec<SourceLists> = lists
         .iter()
-        .map(|&s| {
-            let k = &mut next[s as usize];
-            *k += 1;
-            (s, streams[s as usize].samples[*k - 1])
+        .zip(&mut streams)
+        .map(|(l, st)| SourceLists {
+            train: std::mem::take(&mut st.docs),
+            valid: l.valid.clone(),
         })
         .collect();
+    let mut next = vec![0usize; sources.len()];
+    let train = order.iter().map(|&s| {
+        let k = &mut next[s as usize];
+        *k += 1;
+        (s, streams[s as usize].samples[*k - 1])
+    });
     let mut valid: Vec<Record> = Vec::new();
     let mut valid_samples = Vec::new();
     for (s, src) in sources.iter().enumerate() {
@@ -344,19 +349,18 @@ pub fn mix(out: &Path, opts: &MixOptions) -> Result<MixReport> {
         valid_samples.push(w.len() as u64);
         valid.extend(w.into_iter().map(|st| (s as u16, st)));
     }
-    let index_lists: Vec<SourceLists> = lists
-        .iter()
-        .zip(&streams)
-        .map(|(l, st)| SourceLists {
-            train: st.docs.clone(),
-            valid: l.valid.clone(),
-        })
-        .collect();
 
     let dir = out.join(DIR);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let index_rel = PathBuf::from(DIR).join(format!("{}.mix", opts.name));
-    let digest = index::write(&out.join(&index_rel), seq_len, &index_lists, &train, &valid)?;
+    let digest = index::write(
+        &out.join(&index_rel),
+        seq_len,
+        &index_lists,
+        order.len(),
+        train,
+        &valid,
+    )?;
 
     let is_additional: Vec<bool> = order
         .iter()
