@@ -1,0 +1,230 @@
+//! Hugging Face checkpoints: `config.json` plus `model.safetensors`, or
+//! `model-0000K-of-0000N.safetensors` shards listed in
+//! `model.safetensors.index.json`, with HF tensor names.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use anyhow::{ensure, Context, Result};
+use candle_core::{DType, Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::config::LlamaConfig;
+use crate::model::{parameter_specs, Llama};
+
+/// The single-file weights.
+pub const WEIGHTS: &str = "model.safetensors";
+/// The shard index of sharded weights.
+pub const INDEX: &str = "model.safetensors.index.json";
+/// The configuration.
+pub const CONFIG: &str = "config.json";
+/// Hugging Face's default shard size, 5 GB.
+pub const MAX_SHARD_BYTES: u64 = 5_000_000_000;
+
+/// `model.safetensors.index.json`.
+#[derive(Debug, Serialize, Deserialize)]
+struct ShardIndex {
+    metadata: BTreeMap<String, serde_json::Value>,
+    weight_map: BTreeMap<String, String>,
+}
+
+/// Reads every tensor of a checkpoint directory, onto the CPU.
+pub fn load_tensors(dir: &Path) -> Result<BTreeMap<String, Tensor>> {
+    let index_path = dir.join(INDEX);
+    let mut out = BTreeMap::new();
+    if index_path.exists() {
+        let text = std::fs::read_to_string(&index_path)
+            .with_context(|| format!("reading {}", index_path.display()))?;
+        let index: ShardIndex = serde_json::from_str(&text)
+            .with_context(|| format!("parsing {}", index_path.display()))?;
+        let files: std::collections::BTreeSet<&String> = index.weight_map.values().collect();
+        for file in files {
+            out.extend(read_file(&dir.join(file))?);
+        }
+        for (name, file) in &index.weight_map {
+            ensure!(
+                out.contains_key(name),
+                "{}: lists {name} in {file}, which does not hold it",
+                index_path.display()
+            );
+        }
+    } else {
+        out.extend(read_file(&dir.join(WEIGHTS))?);
+    }
+    Ok(out)
+}
+
+fn read_file(path: &Path) -> Result<HashMap<String, Tensor>> {
+    candle_core::safetensors::load(path, &Device::Cpu)
+        .with_context(|| format!("reading {}", path.display()))
+}
+
+/// Loads a checkpoint directory as a model on `device`.
+pub fn load(dir: &Path, device: &Device, compute: DType) -> Result<Llama> {
+    let config = LlamaConfig::load(&dir.join(CONFIG))?;
+    let tensors = load_tensors(dir)?;
+    Llama::from_tensors(&config, tensors, device, compute)
+        .with_context(|| format!("loading {}", dir.display()))
+}
+
+/// Tensors in HF module order, converted to `dtype` on the CPU.
+fn named_tensors(model: &Llama, dtype: DType) -> Result<Vec<(String, Tensor)>> {
+    parameter_specs(model.config())
+        .into_iter()
+        .map(|(name, _, _)| {
+            let t = model.params()[&name]
+                .as_tensor()
+                .to_device(&Device::Cpu)?
+                .to_dtype(dtype)?;
+            Ok((name, t))
+        })
+        .collect()
+}
+
+/// Writes named tensors to one safetensors file, with the metadata
+/// `{"format": "pt"}` that `transformers` expects.
+pub fn write_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
+    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    let data: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    safetensors::serialize_to_file(data, Some(metadata), path)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Saves `model` to `dir` in `dtype` (F32 reloads bit-exactly), as one file
+/// or as shards of at most `max_shard_bytes` with an index. The directory is
+/// written under a temporary name and renamed when complete; `extra` files
+/// (name, bytes) are written beside the weights.
+pub fn save(
+    model: &Llama,
+    dir: &Path,
+    dtype: DType,
+    max_shard_bytes: u64,
+    extra: &[(&str, Vec<u8>)],
+) -> Result<()> {
+    let tmp = partial(dir);
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let tensors = named_tensors(model, dtype)?;
+    let size = |t: &Tensor| (t.elem_count() * t.dtype().size_in_bytes()) as u64;
+    let mut shards: Vec<Vec<(String, Tensor)>> = vec![Vec::new()];
+    let mut in_shard = 0u64;
+    for (name, t) in tensors {
+        let s = size(&t);
+        if in_shard > 0 && in_shard + s > max_shard_bytes {
+            shards.push(Vec::new());
+            in_shard = 0;
+        }
+        in_shard += s;
+        shards.last_mut().expect("one shard").push((name, t));
+    }
+    if shards.len() == 1 {
+        write_safetensors(&tmp.join(WEIGHTS), &shards[0])?;
+    } else {
+        let n = shards.len();
+        let mut index = ShardIndex {
+            metadata: BTreeMap::new(),
+            weight_map: BTreeMap::new(),
+        };
+        let mut total = 0u64;
+        for (k, shard) in shards.iter().enumerate() {
+            let file = format!("model-{:05}-of-{n:05}.safetensors", k + 1);
+            write_safetensors(&tmp.join(&file), shard)?;
+            for (name, t) in shard {
+                total += size(t);
+                index.weight_map.insert(name.clone(), file.clone());
+            }
+        }
+        index.metadata.insert("total_size".into(), total.into());
+        std::fs::write(
+            tmp.join(INDEX),
+            serde_json::to_string_pretty(&index)? + "\n",
+        )?;
+    }
+    let mut config = model.config().clone();
+    let dtype_name = match dtype {
+        DType::BF16 => "bfloat16",
+        DType::F16 => "float16",
+        _ => "float32",
+    };
+    config.extra.insert("torch_dtype".into(), dtype_name.into());
+    std::fs::write(tmp.join(CONFIG), config.to_json())?;
+    for (name, bytes) in extra {
+        std::fs::write(tmp.join(name), bytes)?;
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("replacing {}", dir.display()))?;
+    }
+    std::fs::rename(&tmp, dir).with_context(|| format!("renaming to {}", dir.display()))?;
+    Ok(())
+}
+
+fn partial(dir: &Path) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    dir.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bits(m: &Llama) -> Vec<(String, Vec<u32>)> {
+        m.params()
+            .iter()
+            .map(|(k, v)| {
+                let x = v
+                    .as_tensor()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap();
+                (k.clone(), x.iter().map(|f| f.to_bits()).collect())
+            })
+            .collect()
+    }
+
+    fn tiny() -> LlamaConfig {
+        let mut c = LlamaConfig::preset_or_file("tiny").unwrap();
+        c.vocab_size = 64;
+        c.num_hidden_layers = 2;
+        c
+    }
+
+    #[test]
+    fn f32_round_trip_is_bit_exact_single_and_sharded() {
+        let dir = tempfile::tempdir().unwrap();
+        for tied in [true, false] {
+            let mut c = tiny();
+            c.tie_word_embeddings = tied;
+            let m = Llama::init(&c, 5, &Device::Cpu, DType::F32).unwrap();
+            for (name, max) in [("one", MAX_SHARD_BYTES), ("sharded", 40_000)] {
+                let d = dir.path().join(format!("{name}-{tied}"));
+                save(&m, &d, DType::F32, max, &[]).unwrap();
+                assert_eq!(d.join(INDEX).exists(), name == "sharded");
+                let back = load(&d, &Device::Cpu, DType::F32).unwrap();
+                assert!(bits(&m) == bits(&back), "{name}, tied {tied}");
+                assert_eq!(back.config().tie_word_embeddings, tied);
+            }
+        }
+    }
+
+    #[test]
+    fn bf16_save_records_its_dtype() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Llama::init(&tiny(), 5, &Device::Cpu, DType::F32).unwrap();
+        save(
+            &m,
+            dir.path().join("b").as_path(),
+            DType::BF16,
+            MAX_SHARD_BYTES,
+            &[],
+        )
+        .unwrap();
+        let t = load_tensors(&dir.path().join("b")).unwrap();
+        assert_eq!(t["model.norm.weight"].dtype(), DType::BF16);
+        let c = LlamaConfig::load(&dir.path().join("b").join(CONFIG)).unwrap();
+        assert_eq!(c.extra["torch_dtype"], "bfloat16");
+    }
+}

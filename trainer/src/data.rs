@@ -1,0 +1,93 @@
+//! Batches of a mix: samples read through `almr::mix::MixIndex` (mmap), in the
+//! index's order, split into model inputs and next-token targets.
+
+use std::path::Path;
+
+use anyhow::{ensure, Result};
+use candle_core::{Device, Tensor};
+
+use almr::mix::{MixIndex, Split};
+
+/// A mix opened for training.
+pub struct MixData {
+    index: MixIndex,
+}
+
+/// Inputs and targets, each `[batch, seq_len]` u32.
+pub struct Batch {
+    /// Tokens `0..L` of each sample.
+    pub inputs: Tensor,
+    /// Tokens `1..=L`.
+    pub targets: Tensor,
+    /// Samples in the batch.
+    pub len: usize,
+}
+
+/// A batch of windows of `seq_len + 1` tokens.
+pub fn to_batch(windows: &[Vec<u32>], seq_len: usize, device: &Device) -> Result<Batch> {
+    let mut inputs = Vec::with_capacity(windows.len() * seq_len);
+    let mut targets = Vec::with_capacity(windows.len() * seq_len);
+    for w in windows {
+        ensure!(
+            w.len() == seq_len + 1,
+            "a window of {} tokens, not {}",
+            w.len(),
+            seq_len + 1
+        );
+        inputs.extend_from_slice(&w[..seq_len]);
+        targets.extend_from_slice(&w[1..]);
+    }
+    let shape = (windows.len(), seq_len);
+    Ok(Batch {
+        inputs: Tensor::from_vec(inputs, shape, device)?,
+        targets: Tensor::from_vec(targets, shape, device)?,
+        len: windows.len(),
+    })
+}
+
+impl MixData {
+    /// Opens `OUT/mix/NAME`.
+    pub fn open(path: &Path) -> Result<MixData> {
+        Ok(MixData {
+            index: MixIndex::open(path)?,
+        })
+    }
+
+    /// The index.
+    pub fn index(&self) -> &MixIndex {
+        &self.index
+    }
+
+    /// Tokens a sample is trained on.
+    pub fn seq_len(&self) -> usize {
+        self.index.seq_len()
+    }
+
+    /// Samples `samples` of `split`, as one batch on `device`.
+    pub fn batch(&self, split: Split, samples: &[usize], device: &Device) -> Result<Batch> {
+        let mut windows = vec![Vec::new(); samples.len()];
+        for (w, &i) in windows.iter_mut().zip(samples) {
+            self.index.read(split, i, w)?;
+        }
+        to_batch(&windows, self.seq_len(), device)
+    }
+
+    /// Validation samples grouped by source language, in order of first
+    /// appearance, at most `limit` per language.
+    pub fn valid_by_language(&self, limit: usize) -> Result<Vec<(String, Vec<usize>)>> {
+        let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+        if limit == 0 {
+            return Ok(groups);
+        }
+        for i in 0..self.index.len(Split::Valid) {
+            let lang =
+                &self.index.report().sources[self.index.source_of(Split::Valid, i)?].language;
+            match groups.iter_mut().find(|(l, _)| l == lang) {
+                Some((_, v)) if v.len() < limit => v.push(i),
+                Some(_) => {}
+                None => groups.push((lang.clone(), vec![i])),
+            }
+        }
+        Ok(groups)
+    }
+}

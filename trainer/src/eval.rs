@@ -1,0 +1,109 @@
+//! Mean next-token loss: over a shard's token stream (`almr-train eval`), and
+//! over a mix's validation split per language.
+
+use std::path::Path;
+
+use anyhow::{ensure, Result};
+use candle_core::DType;
+use serde::Serialize;
+
+use almr::mix::Split;
+use almr::shard::ShardReader;
+
+use crate::data::{to_batch, Batch, MixData};
+use crate::model::Llama;
+
+/// A mean loss and what it was measured over.
+#[derive(Debug, Clone, Serialize)]
+pub struct Loss {
+    /// Mean cross-entropy per predicted token (nats).
+    pub loss: f64,
+    /// Windows of `seq_len + 1` tokens.
+    pub windows: usize,
+    /// Predicted tokens (`windows · seq_len`).
+    pub tokens: usize,
+}
+
+/// Adds up losses of batches.
+struct Meter {
+    sum: f64,
+    windows: usize,
+    seq_len: usize,
+}
+
+impl Meter {
+    fn new(seq_len: usize) -> Meter {
+        Meter {
+            sum: 0.0,
+            windows: 0,
+            seq_len,
+        }
+    }
+
+    fn add(&mut self, model: &Llama, batch: &Batch) -> Result<()> {
+        if batch.len == 0 {
+            return Ok(());
+        }
+        let loss = model.loss(&batch.inputs, &batch.targets)?;
+        self.sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * batch.len as f64;
+        self.windows += batch.len;
+        Ok(())
+    }
+
+    fn finish(self) -> Loss {
+        Loss {
+            loss: if self.windows == 0 {
+                f64::NAN
+            } else {
+                self.sum / self.windows as f64
+            },
+            windows: self.windows,
+            tokens: self.windows * self.seq_len,
+        }
+    }
+}
+
+/// Mean loss over a shard's documents concatenated in order, cut into
+/// consecutive, non-overlapping windows of `seq_len + 1` tokens (the tail
+/// that does not fill a window is dropped), `batch` windows at a time.
+pub fn shard_loss(model: &Llama, prefix: &Path, seq_len: usize, batch: usize) -> Result<Loss> {
+    ensure!(
+        seq_len > 0 && batch > 0,
+        "seq_len and batch must be positive"
+    );
+    let shard = ShardReader::open(prefix)?;
+    let mut meter = Meter::new(seq_len);
+    let mut stream = Vec::new();
+    let mut pending: Vec<Vec<u32>> = Vec::new();
+    for d in 0..shard.len() {
+        shard.read_into(d, &mut stream)?;
+        while stream.len() > seq_len {
+            pending.push(stream.drain(..seq_len + 1).collect());
+            if pending.len() == batch {
+                meter.add(model, &to_batch(&pending, seq_len, model.device())?)?;
+                pending.clear();
+            }
+        }
+    }
+    meter.add(model, &to_batch(&pending, seq_len, model.device())?)?;
+    Ok(meter.finish())
+}
+
+/// Mean validation loss of a mix per language (at most `limit` samples each),
+/// `batch` samples at a time.
+pub fn valid_loss(
+    model: &Llama,
+    data: &MixData,
+    limit: usize,
+    batch: usize,
+) -> Result<Vec<(String, Loss)>> {
+    let mut out = Vec::new();
+    for (lang, samples) in data.valid_by_language(limit)? {
+        let mut meter = Meter::new(data.seq_len());
+        for chunk in samples.chunks(batch.max(1)) {
+            meter.add(model, &data.batch(Split::Valid, chunk, model.device())?)?;
+        }
+        out.push((lang, meter.finish()));
+    }
+    Ok(out)
+}

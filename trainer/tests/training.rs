@@ -1,0 +1,218 @@
+//! Training on the fixture shards, on CPU: the loss falls, a resumed run
+//! continues exactly as an uninterrupted one, and eval reads a shard.
+
+mod common;
+
+use std::path::Path;
+
+use almr_trainer::optim::AdamWConfig;
+use almr_trainer::schedule::{Kind, Schedule};
+use almr_trainer::train::{train, Metrics, RunOptions, RunSpec, Start};
+use candle_core::{DType, Device};
+
+fn spec(mix: &Path, steps: u64, lr: f64) -> RunSpec {
+    RunSpec {
+        mix: mix.to_path_buf(),
+        mix_sha256: String::new(),
+        start: Start::Scratch {
+            config: common::tiny(2),
+            seed: 1,
+        },
+        steps,
+        micro_batch: 4,
+        grad_accum: 2,
+        schedule: Schedule {
+            kind: Kind::Cosine,
+            peak: lr,
+            min: lr / 10.0,
+            warmup: 2,
+            total: steps,
+            decay_steps: 0,
+        },
+        adamw: AdamWConfig {
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+            weight_decay: 0.1,
+        },
+        clip: 1.0,
+        eval_every: 4,
+        eval_samples: 4,
+        save_every: 3,
+        compute_dtype: "f32".into(),
+        save_dtype: "f32".into(),
+    }
+}
+
+fn run(spec: &RunSpec, out: &Path, resume: bool, stop_at: Option<u64>) -> Vec<Metrics> {
+    train(
+        spec,
+        &RunOptions {
+            out: out.to_path_buf(),
+            device: Device::Cpu,
+            resume,
+            stop_at,
+            progress: false,
+        },
+    )
+    .unwrap()
+    .metrics
+}
+
+fn read_metrics(out: &Path) -> Vec<Metrics> {
+    std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Metrics without the timing, which differs from run to run.
+fn curve(m: &[Metrics]) -> Vec<Metrics> {
+    m.iter()
+        .map(|x| Metrics {
+            tokens_per_s: 0.0,
+            ..x.clone()
+        })
+        .collect()
+}
+
+#[test]
+fn the_loss_falls_well_below_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mix = common::fixture_mix(dir.path(), "falls", 32, 400);
+    let mut s = spec(&mix, 24, 1e-2);
+    s.grad_accum = 1;
+    s.save_every = 0;
+    s.eval_every = 0;
+    let m = run(&s, &dir.path().join("run"), false, None);
+    let (first, last) = (m[0].loss, m.last().unwrap().loss);
+    assert!(
+        first > 11.0,
+        "a random model starts near ln(128256) = 11.76, not {first}"
+    );
+    assert!(last < first - 2.5, "loss went from {first} to {last}");
+    let val = &m.last().unwrap().val_loss;
+    assert_eq!(val.keys().collect::<Vec<_>>(), ["en", "zh"]);
+    assert!(val.values().all(|v| *v < first - 1.5), "{val:?}");
+    eprintln!("loss {first} -> {last}; validation {val:?}");
+}
+
+#[test]
+fn a_resumed_run_continues_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mix = common::fixture_mix(dir.path(), "resume", 16, 200);
+    let mut s = spec(&mix, 6, 2e-3);
+    s.micro_batch = 2;
+    s.save_every = 2;
+    s.eval_every = 3;
+    s.eval_samples = 2;
+    let whole = run(&s, &dir.path().join("whole"), false, None);
+    assert_eq!(whole.len(), 6);
+
+    let parts = dir.path().join("parts");
+    // Stop after step 3; the last checkpoint is at step 2.
+    let first = run(&s, &parts, false, Some(3));
+    assert_eq!(first.len(), 3);
+    let e = almr_trainer::train::train(
+        &s,
+        &RunOptions {
+            out: parts.clone(),
+            device: Device::Cpu,
+            resume: false,
+            stop_at: None,
+            progress: false,
+        },
+    )
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("--resume"), "{e}");
+    let mut other = s.clone();
+    other.clip = 0.5;
+    let e = almr_trainer::train::train(
+        &other,
+        &RunOptions {
+            out: parts.clone(),
+            device: Device::Cpu,
+            resume: true,
+            stop_at: None,
+            progress: false,
+        },
+    )
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("clip"), "{e}");
+
+    let rest = run(&s, &parts, true, None);
+    assert_eq!(
+        rest.first().unwrap().step,
+        3,
+        "resumes after the step-2 checkpoint"
+    );
+    assert_eq!(curve(&read_metrics(&parts)), curve(&whole));
+    assert!(whole.iter().any(|m| !m.val_loss.is_empty()));
+
+    let a = almr_trainer::checkpoint::load_tensors(&dir.path().join("whole/final")).unwrap();
+    let b = almr_trainer::checkpoint::load_tensors(&parts.join("final")).unwrap();
+    for (name, t) in &a {
+        let bits = |t: &candle_core::Tensor| {
+            t.flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+                .iter()
+                .map(|x| x.to_bits())
+                .collect::<Vec<_>>()
+        };
+        assert!(bits(t) == bits(&b[name]), "{name} differs");
+    }
+}
+
+#[test]
+fn eval_reads_a_shard_as_non_overlapping_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    // Documents of 30, 50 and 24 tokens: 104 tokens make 5 windows of 17 + 1,
+    // 6 windows of 16 + 1 and so on; the tail is dropped.
+    let prefix = dir.path().join("s");
+    let mut w = almr::shard::ShardWriter::create(&prefix, almr::shard::DType::I32).unwrap();
+    for (n, base) in [(30u32, 100u32), (50, 90_000), (24, 128_000)] {
+        w.push(&(base..base + n).collect::<Vec<_>>()).unwrap();
+    }
+    w.finish().unwrap();
+    let model =
+        almr_trainer::model::Llama::init(&common::tiny(1), 3, &Device::Cpu, DType::F32).unwrap();
+    for (seq_len, windows) in [(16, 6), (17, 5), (103, 1), (104, 0)] {
+        let l = almr_trainer::eval::shard_loss(&model, &prefix, seq_len, 4).unwrap();
+        assert_eq!(l.windows, windows, "seq_len {seq_len}");
+        assert_eq!(l.tokens, windows * seq_len);
+        if windows > 0 {
+            assert!((l.loss - (128256f64).ln()).abs() < 0.5, "{}", l.loss);
+        }
+    }
+    // By hand: the mean loss of the six windows of 17 tokens of the stream.
+    let stream: Vec<u32> = (100..130)
+        .chain(90_000..90_050)
+        .chain(128_000..128_024)
+        .collect();
+    let mut sum = 0f64;
+    for k in 0..6 {
+        let b = almr_trainer::data::to_batch(
+            &[stream[k * 17..(k + 1) * 17].to_vec()],
+            16,
+            &Device::Cpu,
+        )
+        .unwrap();
+        sum += model
+            .loss(&b.inputs, &b.targets)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap() as f64;
+    }
+    let got = almr_trainer::eval::shard_loss(&model, &prefix, 16, 4).unwrap();
+    assert!(
+        (got.loss - sum / 6.0).abs() < 1e-5,
+        "{} against {}",
+        got.loss,
+        sum / 6.0
+    );
+}
