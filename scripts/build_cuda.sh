@@ -34,9 +34,10 @@ export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90}
 # The versions are those the `cuda-toolkit==13.0.2` meta-package pins (CUDA
 # 13.0 Update 2); cuBLAS is versioned on its own: 13.0 GA shipped cuBLAS
 # 13.0.0.19, 13.0 U1 13.0.2.14, 13.0 U2 13.1.0.3. cuRAND is 10.4.0.35 for all
-# of 13.0. nvidia-cuda-crt and nvidia-nvvm hold nvcc's crt/ headers and cicc,
-# which nvcc needs since CUDA 13 split them out of the nvcc wheel; cccl holds
-# the cuda/std headers that cuda_fp16.h and friends include.
+# of 13.0. nvidia-cuda-crt (crt/ headers) and nvidia-nvvm (cicc, libdevice)
+# are parts of nvcc that the nvcc wheel requires without pinning them: pinned
+# here so that pip cannot pair nvcc 13.0 with a newer cicc. cccl holds the
+# cuda/std headers that cuda_fp16.h and friends include.
 PINS=(
   "nvidia-cuda-nvcc==13.0.88"
   "nvidia-cuda-crt==13.0.88"
@@ -180,16 +181,23 @@ fi
 stage "link check: NEEDED, RPATH/RUNPATH"
 readelf -d "$BIN" | grep -E 'NEEDED|RPATH|RUNPATH' || true
 NEEDED=$(readelf -d "$BIN" | sed -nE 's/.*Shared library: \[(.*)\]/\1/p')
-for lib in libcuda.so.1 libcublas.so.13 libcublasLt.so.13 libcurand.so.10 libnvrtc.so.13 libcudart.so.13; do
+# The linker runs with --as-needed: a library is NEEDED only if the binary
+# uses one of its symbols. With candle 0.11.1 that drops libnvrtc (nothing
+# compiles CUDA C at run time) and libcublasLt (reached through libcublas,
+# which NEEDs it itself).
+for lib in libcuda.so.1 libcublas.so.13 libcurand.so.10 libcudart.so.13; do
   grep -qxF "$lib" <<<"$NEEDED" || { echo "FAIL: $lib not NEEDED" >&2; exit 1; }
 done
+# The CUDA libraries' symbol versions are per soname (cublasCreate_v2@libcublas.so.13),
+# so any 13.x build of them (PyTorch's included) satisfies the binary.
+readelf -VW "$BIN" | grep -E 'File: lib(cu|nvrtc)' || true
 # The stub and the venv must not be baked in: on the GPU machine the real
 # driver and the libraries there have to be found.
 if readelf -d "$BIN" | grep -E 'RPATH|RUNPATH'; then
   echo "FAIL: the binary has an rpath" >&2
   exit 1
 fi
-if strings -a "$BIN" | grep -qF "$LINK"; then
+if strings -a "$BIN" | grep -F "$LINK" >/dev/null; then
   echo "note: $LINK appears in the binary's strings (not as an rpath)"
 fi
 echo "ok: NEEDED as expected, no rpath"
@@ -197,24 +205,28 @@ echo "ok: NEEDED as expected, no rpath"
 # ---------------------------------------------------------------------------
 stage "link check: ldd with the venv's libraries and the stub"
 export LD_LIBRARY_PATH=$CUDA/lib:$LINK/stubs
-ldd "$BIN"
-if ldd "$BIN" | grep -q 'not found'; then
+# (Captured first: `ldd | grep -q` can kill ldd with SIGPIPE, which pipefail
+# would report as a failure.)
+LDD=$(ldd "$BIN")
+echo "$LDD"
+if grep -q 'not found' <<<"$LDD"; then
   echo "FAIL: unresolved libraries" >&2
   exit 1
 fi
-ldd "$BIN" | grep -q "libcuda.so.1 => $LINK/stubs/" || { echo "FAIL: libcuda.so.1 not the stub" >&2; exit 1; }
+grep -qF "libcuda.so.1 => $LINK/stubs/" <<<"$LDD" || { echo "FAIL: libcuda.so.1 not the stub" >&2; exit 1; }
 echo "ok: all resolved (libcuda.so.1 -> the stub)"
 
 # ---------------------------------------------------------------------------
 stage "run check: --help"
-"$BIN" --help | head -5
+HELP=$("$BIN" --help)
+echo "$HELP" | head -8
 "$BIN" --version
 
 # ---------------------------------------------------------------------------
 stage "run check: train --device cuda without a GPU"
 # A tiny build and mix, so that the command line is a real one. The device is
 # created before the mix is read, so this only exercises CUDA initialisation.
-if [[ ! -d $CHECK/build/mix/m ]]; then
+if [[ ! -f $CHECK/build/mix/m.mix ]]; then  # almr mix writes mix/m.mix + mix/m.json
   cargo build --release -p almr
   rm -rf "$CHECK/build"
   target/release/almr build pipelines/tokenize_only.toml --out "$CHECK/build"
@@ -243,45 +255,61 @@ stage "kernel targets"
 # PTX: candle-kernels embeds its .ptx files as strings; each has a .version
 # (PTX ISA; 9.0 = CUDA 13.0) and a .target line.
 echo "PTX modules (count, directive):"
-strings -a "$BIN" | grep -E '^\.(version|target) ' | sort | uniq -c
-# SASS: libmoe.a (the quantized/MoE kernels) is compiled by nvcc -c with
-# -gencode=arch=compute_90a,code=sm_90a: cubins only, no PTX. The wheels of
-# CUDA 13.0 have no cuobjdump, so read the arch from the cubins' ELF headers
-# in the objects (e_flags low byte = SM version on CUDA >= 12.8 cubins).
-OBJS=$(find "$TARGET_DIR/release/build" -path '*candle-kernels-*/out/*.o' 2>/dev/null | head -50)
-if [[ -n $OBJS ]]; then
-  echo "libmoe objects (nvcc -c), embedded cubin arch:"
-  "$VENV/bin/python" - $OBJS <<'EOF'
-import collections, struct, sys
-seen = collections.Counter()
-for path in sys.argv[1:]:
-    data = open(path, "rb").read()
-    i = data.find(b"\x7fELF", 1)           # the host object is itself an ELF
-    while i != -1:
-        # A cubin: ELF64, machine EM_CUDA (190).
-        if data[i + 4] == 2 and struct.unpack_from("<H", data, i + 18)[0] == 190:
-            flags = struct.unpack_from("<I", data, i + 48)[0]
-            sm = flags & 0xFF if flags & 0xFF else (flags >> 8) & 0xFF
-            suffix = "a" if flags & 0x8 or flags & 0x100000 else ""
-            seen["sm_%d (e_flags 0x%x)" % (sm, flags)] += 1
-        i = data.find(b"\x7fELF", i + 1)
-for k, n in sorted(seen.items()):
-    print("  %3d x %s" % (n, k))
-EOF
+strings -a "$BIN" | grep -E '^\.(version|target) ' | sort | uniq -c || true
+# SASS: libmoe.a (candle's quantized/MoE kernels) is compiled by nvcc -c with
+# -gencode=arch=compute_90a,code=sm_90a: cubins only, no PTX. The CUDA 13.0
+# wheels have no cuobjdump; the oldest cuobjdump wheel is 13.2, which reads
+# 13.0 fatbins fine. It only inspects, so it is unpacked apart from the
+# toolkit (target/cuda-tools), not installed into the venv.
+CUOBJDUMP=$ROOT/target/cuda-tools/nvidia/cu13/bin/cuobjdump
+if [[ ! -x $CUOBJDUMP ]]; then
+  mkdir -p "$ROOT/target/cuda-tools"
+  if "$VENV/bin/pip" download --disable-pip-version-check -q --no-deps \
+       "nvidia-cuda-cuobjdump==13.2.51" -d "$ROOT/target/cuda-tools/wheel"; then
+    "$VENV/bin/python" -m zipfile -e "$ROOT"/target/cuda-tools/wheel/nvidia_cuda_cuobjdump-*.whl \
+      "$ROOT/target/cuda-tools"
+    chmod +x "$CUOBJDUMP"
+  fi
+fi
+if [[ -x $CUOBJDUMP ]]; then
+  echo "cubins embedded in the binary (cuobjdump --list-elf), by arch:"
+  "$CUOBJDUMP" --list-elf "$BIN" | grep -oE 'sm_[0-9]+[af]?\.cubin' | sort | uniq -c || true
+  echo "PTX in fatbins (cuobjdump --list-ptx):"
+  "$CUOBJDUMP" --list-ptx "$BIN" 2>&1 | grep -oE 'sm_[0-9]+[af]?\.ptx|No PTX.*' | sort | uniq -c || true
+else
+  echo "note: no cuobjdump (offline?); SASS targets not listed"
 fi
 
 # ---------------------------------------------------------------------------
 stage "sizes"
 ls -l "$BIN"
-echo "libraries the binary needs at run time (from the venv):"
+# What would have to be carried to a GPU machine that lacks CUDA 13 libraries:
+# everything ldd resolves into the venv (libcuda is the machine's driver).
+echo "CUDA libraries the binary loads (ldd, transitive, from the venv):"
 total=0
-for f in libcublas.so.13 libcublasLt.so.13 libcurand.so.10 libnvrtc.so.13 \
-         libnvrtc-builtins.so.13.0 libcudart.so.13; do
-  s=$(stat -Lc %s "$CUDA/lib/$f")
+for f in $(awk -v d="$CUDA/lib/" 'index($3, d) == 1 {print $3}' <<<"$LDD" | sort -u); do
+  s=$(stat -Lc %s "$f")
   total=$((total + s))
-  printf '  %-28s %6d MiB\n' "$f" $((s / 1048576))
+  printf '  %-24s %6d MiB\n' "$(basename "$f")" $((s / 1048576))
 done
-printf '  %-28s %6d MiB (limit for carrying to the GPU machine: 64 MiB)\n' total $((total / 1048576))
+printf '  %-24s %6d MiB (the limit for carrying files to a GPU machine is 64 MiB)\n' total $((total / 1048576))
+
+# ---------------------------------------------------------------------------
+stage "dist: a binary small enough to carry"
+# The release binary carries DWARF line tables (Cargo.toml: debug =
+# "line-tables-only"), which triple its size. A copy without them (symbols
+# kept, so backtraces still name functions) and its gzip are what to copy to
+# the GPU machine; gzip because every machine has it.
+DIST=$TARGET_DIR/dist
+mkdir -p "$DIST"
+if [[ ! -f $DIST/almr-train || $BIN -nt $DIST/almr-train ]]; then
+  objcopy --strip-debug "$BIN" "$DIST/almr-train.tmp"
+  mv "$DIST/almr-train.tmp" "$DIST/almr-train"
+  gzip -6 -c "$DIST/almr-train" >"$DIST/almr-train.gz.tmp"
+  mv "$DIST/almr-train.gz.tmp" "$DIST/almr-train.gz"
+fi
+ls -l "$DIST/almr-train" "$DIST/almr-train.gz"
+sha256sum "$DIST/almr-train"
 
 stage "done"
 echo "total: $((SECONDS - T0)) s"

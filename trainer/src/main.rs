@@ -177,6 +177,7 @@ fn device(name: &str) -> Result<Device> {
 }
 
 fn main() -> ExitCode {
+    almr_trainer::keep_freed_memory();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -15,6 +15,7 @@ pub fn root() -> PathBuf {
 /// Builds `pipelines/tokenize_only.toml` into `dir/build` and makes the mix
 /// `NAME` there; returns `OUT/mix/NAME`.
 pub fn fixture_mix(dir: &Path, name: &str, seq_len: u64, samples: u64) -> PathBuf {
+    almr_trainer::keep_freed_memory();
     let out = dir.join("build");
     if !out.join("manifest.json").exists() {
         std::env::set_current_dir(root()).unwrap();
