@@ -53,6 +53,9 @@ target/bench/mix/megatron/results.json.
 import argparse, datetime, json, math, os, platform, shutil, statistics, subprocess, sys
 import tempfile, time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_mix import machine  # noqa: E402  (same folder)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "target", "bench", "mix")
 WORK = os.path.join(BENCH, "megatron")
@@ -315,28 +318,6 @@ def run_child(spec, log_path):
             tail = f.read()[-4000:]
         raise SystemExit(f"Megatron child failed ({rc}); log {log_path}:\n{tail}")
     return wall, rss, user, sys_, spawned, ended
-
-
-def machine():
-    info = {"cores": os.cpu_count(), "model": platform.processor() or "?"}
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            k, _, v = line.partition(":")
-            if k.strip() == "Model name":
-                info["model"] = v.strip()
-            elif k.strip() == "CPU(s)":
-                info["cores"] = int(v.strip())
-    except (OSError, subprocess.CalledProcessError, ValueError):
-        pass
-    try:
-        with open("/proc/meminfo") as f:
-            kb = int(next(l for l in f if l.startswith("MemTotal")).split()[1])
-        info["mem_gib"] = round(kb / 2**20, 1)
-    except (OSError, StopIteration):
-        pass
-    info["kernel"] = platform.release()
-    return info
 
 
 def loadavg():

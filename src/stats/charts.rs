@@ -33,6 +33,18 @@ pub fn css_colour(i: usize) -> String {
 
 const FONT: &str = "sans-serif";
 
+/// The label of a horizontal bar chart's row at `v`, with row 0 at the top
+/// of `n` rows: `label(r)` names row `r`.
+fn row_label(v: &SegmentValue<u32>, n: u32, label: impl Fn(usize) -> Option<String>) -> String {
+    match v {
+        SegmentValue::CenterOf(i) => (n - 1)
+            .checked_sub(*i)
+            .and_then(|r| label(r as usize))
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
 fn svg(
     size: (u32, u32),
     draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<()>,
@@ -84,13 +96,7 @@ pub fn token_shares(stats: &Stats) -> Result<String> {
             .axis_desc_style((FONT, 13))
             .disable_y_mesh()
             .y_labels(n as usize)
-            .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => (n - 1)
-                    .checked_sub(*i)
-                    .and_then(|r| rows.get(r as usize))
-                    .map_or(String::new(), |r| r.0.clone()),
-                _ => String::new(),
-            })
+            .y_label_formatter(&|v| row_label(v, n, |r| rows.get(r).map(|x| x.0.clone())))
             .x_label_formatter(&|x| format!("{:.0}%", x * 100.0))
             .x_desc("share of tokens")
             .draw()?;
@@ -265,13 +271,7 @@ pub fn reject_reasons(stats: &Stats) -> Result<String> {
             .axis_desc_style((FONT, 13))
             .disable_y_mesh()
             .y_labels(n as usize)
-            .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => (n - 1)
-                    .checked_sub(*i)
-                    .and_then(|r| reasons.get(r as usize))
-                    .map_or(String::new(), |r| r.0.clone()),
-                _ => String::new(),
-            })
+            .y_label_formatter(&|v| row_label(v, n, |r| reasons.get(r).map(|x| x.0.clone())))
             .x_desc("records")
             .draw()?;
         chart.draw_series(reasons.iter().enumerate().map(|(i, (reason, v))| {
