@@ -54,23 +54,12 @@ import argparse, datetime, json, math, os, platform, shutil, statistics, subproc
 import tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_mix import machine  # noqa: E402  (same folder)
+from bench_mix import log, machine, parse_count  # noqa: E402  (same folder)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "target", "bench", "mix")
 WORK = os.path.join(BENCH, "megatron")
 ALMR_RESULTS = os.path.join(BENCH, "results.json")
-
-
-def parse_count(s):
-    """1000, 2e9, 2.5B, 300M, like almr's own parser."""
-    t = s.strip()
-    scale = {"K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}.get(t[-1:].upper())
-    return int(round(float(t[:-1]) * scale)) if scale else int(round(float(t)))
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
 
 
 # ====================================================================== child

@@ -264,7 +264,10 @@ pub fn reject_reasons(stats: &Stats) -> Result<String> {
             .margin(12)
             .x_label_area_size(32)
             .y_label_area_size(330)
-            .build_cartesian_2d(0u64..top + top / 10 + 1, (0u32..n - 1).into_segmented())?;
+            .build_cartesian_2d(
+                0u64..top + top / 10 + 1,
+                (0u32..n.max(2) - 1).into_segmented(),
+            )?;
         chart
             .configure_mesh()
             .label_style((FONT, 12))
