@@ -1,6 +1,6 @@
 //! The `almr-train` binary: a run killed part-way (SIGKILL) and resumed ends
 //! with the same loss curve and weights as an uninterrupted one; `init` and
-//! `eval` work from the command line.
+//! `eval` and training from a checkpoint work from the command line.
 
 mod common;
 
@@ -133,6 +133,33 @@ fn init_then_eval_from_the_command_line() {
         let loss = v[lang]["loss"].as_f64().unwrap();
         assert!((loss - (128256f64).ln()).abs() < 0.5, "{lang}: {loss}");
     }
+    // Training from the checkpoint starts from its weights: the same first
+    // loss as fresh weights from its seed, not another seed's.
+    let first_loss = |name: &str, start: &[&str]| -> f64 {
+        let run = dir.path().join(name);
+        let mut args = vec![
+            "train",
+            "--mix",
+            mix.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+        ];
+        args.extend_from_slice(start);
+        args.extend_from_slice(&["--steps", "1", "--micro-batch", "2", "--eval-samples", "0"]);
+        ok(&args);
+        let line = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+        v["loss"].as_f64().unwrap()
+    };
+    let from_ckpt = first_loss("cpt", &["--init", ckpt.to_str().unwrap()]);
+    assert_eq!(
+        from_ckpt,
+        first_loss("seed4", &["--config", "tiny", "--seed", "4"])
+    );
+    assert_ne!(
+        from_ckpt,
+        first_loss("seed5", &["--config", "tiny", "--seed", "5"])
+    );
     let bad = Command::new(BIN)
         .args([
             "eval",
