@@ -54,7 +54,7 @@ import argparse, datetime, json, math, os, platform, shutil, statistics, subproc
 import tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_mix import log, machine, parse_count  # noqa: E402  (same folder)
+from bench_mix import loadavg, log, machine, parse_count  # noqa: E402  (same folder)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "target", "bench", "mix")
@@ -307,14 +307,6 @@ def run_child(spec, log_path):
             tail = f.read()[-4000:]
         raise SystemExit(f"Megatron child failed ({rc}); log {log_path}:\n{tail}")
     return wall, rss, user, sys_, spawned, ended
-
-
-def loadavg():
-    try:
-        with open("/proc/loadavg") as f:
-            return float(f.read().split()[0])
-    except OSError:
-        return None
 
 
 def main():

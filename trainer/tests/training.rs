@@ -44,7 +44,12 @@ fn spec(mix: &Path, steps: u64, lr: f64) -> RunSpec {
     }
 }
 
-fn run(spec: &RunSpec, out: &Path, resume: bool, stop_at: Option<u64>) -> Vec<Metrics> {
+fn try_run(
+    spec: &RunSpec,
+    out: &Path,
+    resume: bool,
+    stop_at: Option<u64>,
+) -> anyhow::Result<almr_trainer::train::Outcome> {
     train(
         spec,
         &RunOptions {
@@ -55,8 +60,10 @@ fn run(spec: &RunSpec, out: &Path, resume: bool, stop_at: Option<u64>) -> Vec<Me
             progress: false,
         },
     )
-    .unwrap()
-    .metrics
+}
+
+fn run(spec: &RunSpec, out: &Path, resume: bool, stop_at: Option<u64>) -> Vec<Metrics> {
+    try_run(spec, out, resume, stop_at).unwrap().metrics
 }
 
 fn read_metrics(out: &Path) -> Vec<Metrics> {
@@ -114,33 +121,11 @@ fn a_resumed_run_continues_exactly() {
     // Stop after step 3; the last checkpoint is at step 2.
     let first = run(&s, &parts, false, Some(3));
     assert_eq!(first.len(), 3);
-    let e = almr_trainer::train::train(
-        &s,
-        &RunOptions {
-            out: parts.clone(),
-            device: Device::Cpu,
-            resume: false,
-            stop_at: None,
-            progress: false,
-        },
-    )
-    .err()
-    .unwrap();
+    let e = try_run(&s, &parts, false, None).err().unwrap();
     assert!(e.to_string().contains("--resume"), "{e}");
     let mut other = s.clone();
     other.clip = 0.5;
-    let e = almr_trainer::train::train(
-        &other,
-        &RunOptions {
-            out: parts.clone(),
-            device: Device::Cpu,
-            resume: true,
-            stop_at: None,
-            progress: false,
-        },
-    )
-    .err()
-    .unwrap();
+    let e = try_run(&other, &parts, true, None).err().unwrap();
     assert!(e.to_string().contains("clip"), "{e}");
 
     let rest = run(&s, &parts, true, None);
