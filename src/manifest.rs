@@ -72,6 +72,17 @@ pub struct TokenizerInfo {
     /// Token dtype of every shard.
     #[schemars(with = "String")]
     pub dtype: DType,
+    /// Which encoder gave the ids: `"almr"`, almr's own byte-level BPE, or
+    /// `"tokenizers"`, the Hugging Face crate. Both give the same ids.
+    #[serde(default)]
+    pub encoder: String,
+    /// Why almr's encoder could not be used for this tokenizer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder_note: Option<String>,
+    /// Documents almr's encoder declined because their text holds an added
+    /// token such as `<|end_of_text|>`; the `tokenizers` crate encoded them.
+    #[serde(default)]
+    pub declined_documents: u64,
 }
 
 /// Record counts. `read = kept + rejected.total + malformed.total`.

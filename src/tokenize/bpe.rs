@@ -1,0 +1,262 @@
+//! Byte-level BPE model: turns one pre-tokenized piece into token ids.
+//!
+//! A piece starts as one token per byte. Merging follows `tokenizers`'
+//! `Word::merge_all`: apply the pair with the lowest merge rank, the leftmost
+//! one on ties, until no pair has a merge. Pairs are keyed by the two token
+//! ids, as in `tokenizers`, not by their bytes: a token that several merges
+//! can build would otherwise come out differently. Short pieces, nearly all of
+//! them, are merged by a scan over a small array; long ones with a heap.
+//! A per-thread cache keeps the ids of pieces already seen.
+
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use foldhash::{HashMap, HashMapExt};
+use serde_json::Value;
+
+/// Pieces up to this many bytes are merged by scanning, longer ones with a heap.
+const SCAN_MAX: usize = 64;
+/// Pieces kept in each thread's cache before it is emptied.
+const CACHE_CAP: usize = 1 << 16;
+
+/// GPT-2's table from bytes to the chars that byte-level vocabularies use.
+fn byte_chars() -> [char; 256] {
+    let mut table = ['\0'; 256];
+    let mut shifted = 0;
+    for (b, slot) in table.iter_mut().enumerate() {
+        let printable = (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || b >= 0xAE;
+        *slot = if printable {
+            char::from(b as u8)
+        } else {
+            shifted += 1;
+            char::from_u32(255 + shifted).expect("below U+0200")
+        };
+    }
+    table
+}
+
+/// A byte-level BPE model read from a `tokenizer.json` `model` object.
+pub struct ByteBpe {
+    /// Identifies this model's entries in the per-thread cache.
+    uid: u64,
+    /// The id of each single byte.
+    byte_id: [u32; 256],
+    /// (left id, right id) → (rank, merged id).
+    merges: HashMap<u64, (u32, u32)>,
+    /// Whole pieces found in the vocabulary skip merging (`ignore_merges`).
+    whole: Option<HashMap<Box<[u8]>, u32>>,
+}
+
+#[inline(always)]
+fn pair_key(a: u32, b: u32) -> u64 {
+    (u64::from(a) << 32) | u64::from(b)
+}
+
+/// Ids of pieces seen before, for one model on one thread.
+struct Cache {
+    uid: u64,
+    map: HashMap<Box<[u8]>, Box<[u32]>>,
+}
+
+thread_local! {
+    static CACHE: RefCell<Cache> = RefCell::new(Cache { uid: 0, map: HashMap::new() });
+}
+
+impl ByteBpe {
+    /// Reads a BPE `model` object; `Err` says what the fast path cannot do
+    /// exactly as `tokenizers` does.
+    pub fn from_model(m: &Value) -> Result<ByteBpe, String> {
+        if m["type"] != "BPE" {
+            return Err(format!("model type {} is not BPE", m["type"]));
+        }
+        if !m["dropout"].is_null() {
+            return Err("BPE dropout is set".into());
+        }
+        if !m["unk_token"].is_null() {
+            return Err("BPE has an unknown token".into());
+        }
+        if m["byte_fallback"] == true {
+            return Err("BPE byte fallback is on".into());
+        }
+        for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
+            if !(m[key].is_null() || m[key] == "") {
+                return Err(format!("BPE {key} is set"));
+            }
+        }
+        let chars = byte_chars();
+        let byte_of: std::collections::HashMap<char, u8> =
+            (0..=255u8).map(|b| (chars[usize::from(b)], b)).collect();
+        let vocab = m["vocab"].as_object().ok_or("BPE has no vocab")?;
+        let id_of = |tok: &str| -> Result<u32, String> {
+            vocab
+                .get(tok)
+                .and_then(Value::as_u64)
+                .and_then(|id| u32::try_from(id).ok())
+                .ok_or_else(|| format!("{tok:?} is not in the vocab"))
+        };
+        let mut byte_id = [0; 256];
+        for (b, id) in byte_id.iter_mut().enumerate() {
+            *id = id_of(chars[b].encode_utf8(&mut [0; 4]))?;
+        }
+        let whole = (m["ignore_merges"] == true).then(|| {
+            vocab
+                .iter()
+                .filter_map(|(tok, id)| {
+                    let bytes: Option<Box<[u8]>> =
+                        tok.chars().map(|c| byte_of.get(&c).copied()).collect();
+                    Some((bytes?, u32::try_from(id.as_u64()?).ok()?))
+                })
+                .collect()
+        });
+        let list = m["merges"].as_array().ok_or("BPE has no merges")?;
+        let mut merges = HashMap::with_capacity(list.len());
+        for (rank, merge) in list.iter().enumerate() {
+            let (a, b) = match merge {
+                Value::String(s) => s.split_once(' '),
+                Value::Array(p) if p.len() == 2 => p[0].as_str().zip(p[1].as_str()),
+                _ => None,
+            }
+            .ok_or_else(|| format!("merge {rank} is not a pair: {merge}"))?;
+            let merged = id_of(&format!("{a}{b}"))?;
+            let rank = u32::try_from(rank).map_err(|_| "too many merges")?;
+            // Later duplicates win, as in `tokenizers`.
+            merges.insert(pair_key(id_of(a)?, id_of(b)?), (rank, merged));
+        }
+        static NEXT_UID: AtomicU64 = AtomicU64::new(1);
+        Ok(ByteBpe {
+            uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
+            byte_id,
+            merges,
+            whole,
+        })
+    }
+
+    /// Appends the ids of one piece of bytes to `out`.
+    #[inline]
+    pub fn encode_piece(&self, piece: &[u8], out: &mut Vec<u32>) {
+        if let [b] = piece {
+            out.push(self.byte_id[usize::from(*b)]);
+            return;
+        }
+        if let Some(&id) = self.whole.as_ref().and_then(|w| w.get(piece)) {
+            out.push(id);
+            return;
+        }
+        CACHE.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if cache.uid != self.uid {
+                cache.uid = self.uid;
+                cache.map.clear();
+            }
+            if let Some(ids) = cache.map.get(piece) {
+                out.extend_from_slice(ids);
+                return;
+            }
+            let start = out.len();
+            if piece.len() <= SCAN_MAX {
+                self.merge_by_scan(piece, out);
+            } else {
+                self.merge_by_heap(piece, out);
+            }
+            if cache.map.len() >= CACHE_CAP {
+                cache.map.clear();
+            }
+            cache.map.insert(piece.into(), out[start..].into());
+        });
+    }
+
+    /// (rank, merged id) of a pair, rank `u32::MAX` when it has no merge.
+    #[inline(always)]
+    fn merge_of(&self, a: u32, b: u32) -> (u32, u32) {
+        self.merges
+            .get(&pair_key(a, b))
+            .copied()
+            .unwrap_or((u32::MAX, 0))
+    }
+
+    /// Merges a short piece by finding the best pair with a linear scan.
+    fn merge_by_scan(&self, piece: &[u8], out: &mut Vec<u32>) {
+        // (id, rank of the pair with the next part, id that pair merges to)
+        let mut parts: Vec<(u32, u32, u32)> = piece
+            .iter()
+            .map(|&b| (self.byte_id[usize::from(b)], u32::MAX, 0))
+            .collect();
+        for i in 0..parts.len() - 1 {
+            let (rank, id) = self.merge_of(parts[i].0, parts[i + 1].0);
+            parts[i].1 = rank;
+            parts[i].2 = id;
+        }
+        loop {
+            let (at, best) = parts.iter().enumerate().fold((0, u32::MAX), |acc, (i, p)| {
+                if p.1 < acc.1 {
+                    (i, p.1)
+                } else {
+                    acc
+                }
+            });
+            if best == u32::MAX {
+                break;
+            }
+            parts[at].0 = parts[at].2;
+            parts.remove(at + 1);
+            (parts[at].1, parts[at].2) = match parts.get(at + 1) {
+                Some(next) => self.merge_of(parts[at].0, next.0),
+                None => (u32::MAX, 0),
+            };
+            if at > 0 {
+                (parts[at - 1].1, parts[at - 1].2) = self.merge_of(parts[at - 1].0, parts[at].0);
+            }
+        }
+        out.extend(parts.iter().map(|p| p.0));
+    }
+
+    /// Merges a long piece with a heap of candidate pairs over a linked list,
+    /// skipping candidates that earlier merges made stale.
+    fn merge_by_heap(&self, piece: &[u8], out: &mut Vec<u32>) {
+        let n = piece.len();
+        let mut id: Vec<u32> = piece
+            .iter()
+            .map(|&b| self.byte_id[usize::from(b)])
+            .collect();
+        // Neighbours in the list; `usize::MAX` and `n` mark the two ends.
+        let mut prev: Vec<usize> = (0..n).map(|i| i.wrapping_sub(1)).collect();
+        let mut next: Vec<usize> = (1..=n).collect();
+        let mut alive = vec![true; n];
+        let mut heap = BinaryHeap::new();
+        let push = |heap: &mut BinaryHeap<_>, pos: usize, a: u32, b: u32| {
+            let (rank, merged) = self.merge_of(a, b);
+            if rank != u32::MAX {
+                heap.push(Reverse((rank, pos, merged)));
+            }
+        };
+        for i in 0..n - 1 {
+            push(&mut heap, i, id[i], id[i + 1]);
+        }
+        while let Some(Reverse((rank, pos, merged))) = heap.pop() {
+            if !alive[pos]
+                || next[pos] >= n
+                || self.merge_of(id[pos], id[next[pos]]) != (rank, merged)
+            {
+                continue;
+            }
+            let gone = next[pos];
+            id[pos] = merged;
+            alive[gone] = false;
+            next[pos] = next[gone];
+            if next[pos] < n {
+                prev[next[pos]] = pos;
+                push(&mut heap, pos, id[pos], id[next[pos]]);
+            }
+            if prev[pos] < n {
+                push(&mut heap, prev[pos], id[prev[pos]], id[pos]);
+            }
+        }
+        let mut i = 0;
+        while i < n {
+            out.push(id[i]);
+            i = next[i];
+        }
+    }
+}
