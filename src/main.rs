@@ -381,6 +381,14 @@ fn print_summary(out: &std::path::Path, m: &Manifest) {
         row(&s.name, &s.language, &s.counts, s.shards);
     }
     row("total", "", &m.totals, m.shards.len());
+    let t = &m.tokenizer;
+    match &t.encoder_note {
+        Some(why) => println!("encoder: tokenizers crate, as almr's cannot stand in: {why}"),
+        None => println!(
+            "encoder: almr's byte-level BPE; {} documents with added-token text went to the tokenizers crate",
+            t.declined_documents
+        ),
+    }
     println!(
         "wrote {} ({} dtype); manifest: {}",
         out.display(),

@@ -6,20 +6,19 @@
 //! ids, as in `tokenizers`, not by their bytes: a token that several merges
 //! can build would otherwise come out differently. Short pieces, nearly all of
 //! them, are merged by a scan over a small array; long ones with a heap.
-//! A per-thread cache keeps the ids of pieces already seen.
+//!
+//! There is no cache of pieces already seen: with one, Llama-3 ran 20 %
+//! slower and Qwen3 no faster (`docs/benchmarks.md`). Most repeated pieces are
+//! short and merge in a few steps, or are whole vocabulary entries.
 
-use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use foldhash::{HashMap, HashMapExt};
 use serde_json::Value;
 
 /// Pieces up to this many bytes are merged by scanning, longer ones with a heap.
 const SCAN_MAX: usize = 64;
-/// Pieces kept in each thread's cache before it is emptied.
-const CACHE_CAP: usize = 1 << 16;
 
 /// GPT-2's table from bytes to the chars that byte-level vocabularies use.
 fn byte_chars() -> [char; 256] {
@@ -39,8 +38,6 @@ fn byte_chars() -> [char; 256] {
 
 /// A byte-level BPE model read from a `tokenizer.json` `model` object.
 pub struct ByteBpe {
-    /// Identifies this model's entries in the per-thread cache.
-    uid: u64,
     /// The id of each single byte.
     byte_id: [u32; 256],
     /// (left id, right id) → (rank, merged id).
@@ -52,16 +49,6 @@ pub struct ByteBpe {
 #[inline(always)]
 fn pair_key(a: u32, b: u32) -> u64 {
     (u64::from(a) << 32) | u64::from(b)
-}
-
-/// Ids of pieces seen before, for one model on one thread.
-struct Cache {
-    uid: u64,
-    map: HashMap<Box<[u8]>, Box<[u32]>>,
-}
-
-thread_local! {
-    static CACHE: RefCell<Cache> = RefCell::new(Cache { uid: 0, map: HashMap::new() });
 }
 
 impl ByteBpe {
@@ -88,12 +75,22 @@ impl ByteBpe {
         let chars = byte_chars();
         let byte_of: std::collections::HashMap<char, u8> =
             (0..=255u8).map(|b| (chars[usize::from(b)], b)).collect();
-        let vocab = m["vocab"].as_object().ok_or("BPE has no vocab")?;
+        let vocab: HashMap<&str, u32> = m["vocab"]
+            .as_object()
+            .ok_or("BPE has no vocab")?
+            .iter()
+            .map(|(tok, id)| {
+                let id = id.as_u64().and_then(|id| u32::try_from(id).ok());
+                Ok((
+                    tok.as_str(),
+                    id.ok_or_else(|| format!("bad id for {tok:?}"))?,
+                ))
+            })
+            .collect::<Result<_, String>>()?;
         let id_of = |tok: &str| -> Result<u32, String> {
             vocab
                 .get(tok)
-                .and_then(Value::as_u64)
-                .and_then(|id| u32::try_from(id).ok())
+                .copied()
                 .ok_or_else(|| format!("{tok:?} is not in the vocab"))
         };
         let mut byte_id = [0; 256];
@@ -103,10 +100,10 @@ impl ByteBpe {
         let whole = (m["ignore_merges"] == true).then(|| {
             vocab
                 .iter()
-                .filter_map(|(tok, id)| {
+                .filter_map(|(tok, &id)| {
                     let bytes: Option<Box<[u8]>> =
                         tok.chars().map(|c| byte_of.get(&c).copied()).collect();
-                    Some((bytes?, u32::try_from(id.as_u64()?).ok()?))
+                    Some((bytes?, id))
                 })
                 .collect()
         });
@@ -124,9 +121,7 @@ impl ByteBpe {
             // Later duplicates win, as in `tokenizers`.
             merges.insert(pair_key(id_of(a)?, id_of(b)?), (rank, merged));
         }
-        static NEXT_UID: AtomicU64 = AtomicU64::new(1);
         Ok(ByteBpe {
-            uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
             byte_id,
             merges,
             whole,
@@ -144,27 +139,11 @@ impl ByteBpe {
             out.push(id);
             return;
         }
-        CACHE.with(|cache| {
-            let mut cache = cache.borrow_mut();
-            if cache.uid != self.uid {
-                cache.uid = self.uid;
-                cache.map.clear();
-            }
-            if let Some(ids) = cache.map.get(piece) {
-                out.extend_from_slice(ids);
-                return;
-            }
-            let start = out.len();
-            if piece.len() <= SCAN_MAX {
-                self.merge_by_scan(piece, out);
-            } else {
-                self.merge_by_heap(piece, out);
-            }
-            if cache.map.len() >= CACHE_CAP {
-                cache.map.clear();
-            }
-            cache.map.insert(piece.into(), out[start..].into());
-        });
+        if piece.len() <= SCAN_MAX {
+            self.merge_by_scan(piece, out);
+        } else {
+            self.merge_by_heap(piece, out);
+        }
     }
 
     /// (rank, merged id) of a pair, rank `u32::MAX` when it has no merge.
@@ -178,17 +157,18 @@ impl ByteBpe {
 
     /// Merges a short piece by finding the best pair with a linear scan.
     fn merge_by_scan(&self, piece: &[u8], out: &mut Vec<u32>) {
-        // (id, rank of the pair with the next part, id that pair merges to)
-        let mut parts: Vec<(u32, u32, u32)> = piece
-            .iter()
-            .map(|&b| (self.byte_id[usize::from(b)], u32::MAX, 0))
-            .collect();
-        for i in 0..parts.len() - 1 {
-            let (rank, id) = self.merge_of(parts[i].0, parts[i + 1].0);
-            parts[i].1 = rank;
-            parts[i].2 = id;
+        // (id, rank of the pair with the next part, id that pair merges to),
+        // on the stack: most pieces are a few bytes long.
+        let mut buf = [(0, u32::MAX, 0); SCAN_MAX];
+        let mut n = piece.len();
+        for (part, &b) in buf.iter_mut().zip(piece) {
+            part.0 = self.byte_id[usize::from(b)];
+        }
+        for i in 0..n - 1 {
+            (buf[i].1, buf[i].2) = self.merge_of(buf[i].0, buf[i + 1].0);
         }
         loop {
+            let parts = &mut buf[..n];
             let (at, best) = parts.iter().enumerate().fold((0, u32::MAX), |acc, (i, p)| {
                 if p.1 < acc.1 {
                     (i, p.1)
@@ -200,16 +180,18 @@ impl ByteBpe {
                 break;
             }
             parts[at].0 = parts[at].2;
-            parts.remove(at + 1);
-            (parts[at].1, parts[at].2) = match parts.get(at + 1) {
-                Some(next) => self.merge_of(parts[at].0, next.0),
-                None => (u32::MAX, 0),
+            parts.copy_within(at + 2.., at + 1);
+            n -= 1;
+            (buf[at].1, buf[at].2) = if at + 1 < n {
+                self.merge_of(buf[at].0, buf[at + 1].0)
+            } else {
+                (u32::MAX, 0)
             };
             if at > 0 {
-                (parts[at - 1].1, parts[at - 1].2) = self.merge_of(parts[at - 1].0, parts[at].0);
+                (buf[at - 1].1, buf[at - 1].2) = self.merge_of(buf[at - 1].0, buf[at].0);
             }
         }
-        out.extend(parts.iter().map(|p| p.0));
+        out.extend(buf[..n].iter().map(|p| p.0));
     }
 
     /// Merges a long piece with a heap of candidate pairs over a linked list,
