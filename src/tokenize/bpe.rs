@@ -73,8 +73,11 @@ impl ByteBpe {
             }
         }
         let chars = byte_chars();
-        let byte_of: std::collections::HashMap<char, u8> =
-            (0..=255u8).map(|b| (chars[usize::from(b)], b)).collect();
+        // Every char of the table is below U+0144.
+        let mut byte_of = [None; 0x144];
+        for (b, &c) in (0..=255u8).zip(&chars) {
+            byte_of[c as usize] = Some(b);
+        }
         let vocab: HashMap<&str, u32> = m["vocab"]
             .as_object()
             .ok_or("BPE has no vocab")?
@@ -102,13 +105,14 @@ impl ByteBpe {
                 .iter()
                 .filter_map(|(tok, &id)| {
                     let bytes: Option<Box<[u8]>> =
-                        tok.chars().map(|c| byte_of.get(&c).copied()).collect();
+                        tok.chars().map(|c| *byte_of.get(c as usize)?).collect();
                     Some((bytes?, id))
                 })
                 .collect()
         });
         let list = m["merges"].as_array().ok_or("BPE has no merges")?;
         let mut merges = HashMap::with_capacity(list.len());
+        let mut joined = String::new();
         for (rank, merge) in list.iter().enumerate() {
             let (a, b) = match merge {
                 Value::String(s) => s.split_once(' '),
@@ -116,7 +120,10 @@ impl ByteBpe {
                 _ => None,
             }
             .ok_or_else(|| format!("merge {rank} is not a pair: {merge}"))?;
-            let merged = id_of(&format!("{a}{b}"))?;
+            joined.clear();
+            joined.push_str(a);
+            joined.push_str(b);
+            let merged = id_of(&joined)?;
             let rank = u32::try_from(rank).map_err(|_| "too many merges")?;
             // Later duplicates win, as in `tokenizers`.
             merges.insert(pair_key(id_of(a)?, id_of(b)?), (rank, merged));

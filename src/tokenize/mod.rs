@@ -48,12 +48,18 @@ pub struct DocTokenizer {
 impl DocTokenizer {
     /// Loads `tokenizer.json` and looks up `eos` in its vocabulary.
     pub fn from_file(path: &Path, eos: &str) -> Result<Self> {
-        let inner = load(path)?;
-        let json: serde_json::Value = std::fs::read(path)
-            .map_err(anyhow::Error::from)
-            .and_then(|b| Ok(serde_json::from_slice(&b)?))
-            .map_err(|e| anyhow!("{}: cannot read tokenizer: {e}", path.display()))?;
-        let fast = FastTokenizer::from_json(&json);
+        // Both parse the 9 MB file; on two threads the load takes half as long.
+        let (inner, fast) = std::thread::scope(|s| {
+            let fast = s.spawn(|| -> Result<_> {
+                let json: serde_json::Value = serde_json::from_slice(&std::fs::read(path)?)?;
+                Ok(FastTokenizer::from_json(&json))
+            });
+            let inner = load(path);
+            let fast = fast.join().unwrap_or_else(|_| bail!("loading panicked"));
+            (inner, fast)
+        });
+        let inner = inner?;
+        let fast = fast.map_err(|e| anyhow!("{}: cannot read tokenizer: {e}", path.display()))?;
         let eos_id = inner.token_to_id(eos).ok_or_else(|| {
             anyhow!(
                 "{}: the EOS token {eos:?} is not in the vocabulary",
