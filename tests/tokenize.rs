@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use almr::config::{self, Format, Source};
 use almr::read::{self, Item};
+use almr::shard::ShardReader;
 use almr::tokenize::fast::FastTokenizer;
 use common::root;
 use rand::seq::IndexedRandom;
@@ -282,4 +283,97 @@ fn special_token_text_is_declined_not_mangled() {
         assert!(pair.fast.encode(&format!("x {special} y")).is_none());
         assert!(pair.fast.encode("x <| y").is_some());
     }
+}
+
+/// Builds `texts` (one JSON line each) with the tokenizer at `tokenizer`;
+/// returns the manifest's tokenizer record and each document's ids.
+fn build_texts(
+    dir: &std::path::Path,
+    tokenizer: &std::path::Path,
+    texts: &[&str],
+) -> (almr::manifest::TokenizerInfo, Vec<Vec<u32>>) {
+    let input = dir.join("in.jsonl");
+    let lines: Vec<String> = texts
+        .iter()
+        .map(|t| serde_json::json!({ "text": t }).to_string() + "\n")
+        .collect();
+    std::fs::write(&input, lines.concat()).unwrap();
+    let pipeline = dir.join("pipeline.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "output = {:?}\nsteps = []\n[tokenizer]\npath = {:?}\neos = \"<|end_of_text|>\"\n\
+             [[source]]\nname = \"docs\"\nlanguage = \"en\"\nadditional = false\n\
+             format = \"jsonl\"\npaths = [{:?}]\n",
+            dir.join("out").display().to_string(),
+            tokenizer.display().to_string(),
+            input.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let manifest = common::build_to(&pipeline, &out, 2).manifest;
+    let reader = ShardReader::open(&out.join(&manifest.shards[0].prefix)).unwrap();
+    let ids = (0..reader.len())
+        .map(|i| {
+            let mut v = Vec::new();
+            reader.read_into(i, &mut v).unwrap();
+            v
+        })
+        .collect();
+    (manifest.tokenizer, ids)
+}
+
+#[test]
+fn a_build_hands_special_token_text_to_tokenizers_and_counts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = root().join(common::LLAMA3);
+    let texts = [
+        "Hello <|end_of_text|> world",
+        "Hello world",
+        "a<|begin_of_text|>",
+    ];
+    let (info, ids) = build_texts(dir.path(), &path, &texts);
+    assert_eq!(info.encoder, "almr");
+    assert_eq!(info.encoder_note, None);
+    assert_eq!(info.declined_documents, 2);
+    let pair = Pair::load("llama3");
+    for (text, got) in texts.iter().zip(&ids) {
+        let mut want = pair.hf_ids(text);
+        want.push(128001);
+        assert_eq!(got, &want, "{text:?}");
+    }
+    // The special tokens became single ids.
+    assert!(ids[0].contains(&128001) && ids[0].len() > 3);
+}
+
+#[test]
+fn a_build_with_an_unsupported_tokenizer_uses_tokenizers_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root().join(common::LLAMA3)).unwrap()).unwrap();
+    json["normalizer"] = serde_json::json!({"type": "Lowercase"});
+    let path = dir.path().join("tokenizer.json");
+    std::fs::write(&path, json.to_string()).unwrap();
+    let texts = ["Hello World", "中文 ABC"];
+    let (info, ids) = build_texts(dir.path(), &path, &texts);
+    assert_eq!(info.encoder, "tokenizers");
+    let note = info.encoder_note.unwrap();
+    assert!(note.contains("normalizer"), "{note}");
+    assert_eq!(info.declined_documents, 0);
+    let hf = Tokenizer::from_file(&path).unwrap();
+    for (text, got) in texts.iter().zip(&ids) {
+        let mut want = hf.encode(*text, false).unwrap().get_ids().to_vec();
+        want.push(128001);
+        assert_eq!(got, &want, "{text:?}");
+    }
+    // Lowercasing took effect: the ids are those of the lowercase text.
+    assert_eq!(
+        ids[0],
+        Pair::load("llama3")
+            .hf_ids("hello world")
+            .into_iter()
+            .chain([128001])
+            .collect::<Vec<_>>()
+    );
 }
