@@ -43,14 +43,16 @@ impl Encoder {
         })
     }
 
-    fn encode(&self, text: &str) -> Vec<u32> {
+    fn encode(&self, text: &str) -> Result<Vec<u32>> {
         match self {
-            Encoder::Almr(t) => t.encode(text).expect("bench texts hold no special tokens"),
-            Encoder::Tokenizers(t) => t
+            Encoder::Almr(t) => t
+                .encode(text)
+                .ok_or_else(|| anyhow!("almr declined a text that holds special-token text")),
+            Encoder::Tokenizers(t) => Ok(t
                 .encode_fast(text, false)
-                .expect("encodes")
+                .map_err(|e| anyhow!("{e}"))?
                 .get_ids()
-                .to_vec(),
+                .to_vec()),
         }
     }
 }
@@ -64,7 +66,8 @@ fn cpu_seconds() -> f64 {
         .split_whitespace()
         .filter_map(|f| f.parse().ok())
         .collect();
-    // utime and stime are fields 14 and 15 of the line, 11 and 12 here.
+    // utime and stime are fields 14 and 15 of the line; with the state
+    // letter skipped, they sit at 10 and 11 here.
     match fields.get(10..12) {
         Some([u, s]) => (u + s) / 100.0,
         _ => f64::NAN,
@@ -77,7 +80,12 @@ fn run(texts: &[String], encoder: &str, path: &str, threads: usize) -> Result<Va
         .num_threads(threads)
         .build()?;
     let (c0, t0) = (cpu_seconds(), Instant::now());
-    let tokens: usize = pool.install(|| texts.par_iter().map(|t| enc.encode(t).len()).sum());
+    let tokens = pool.install(|| {
+        texts
+            .par_iter()
+            .map(|t| Ok(enc.encode(t)?.len()))
+            .sum::<Result<usize>>()
+    })?;
     let (wall, cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
     Ok(json!({"wall": wall, "cpu": cpu, "tokens": tokens}))
 }
@@ -87,7 +95,7 @@ fn dump(texts: &[String], encoder: &str, path: &str, out: &str) -> Result<Value>
     let mut w = std::io::BufWriter::new(std::fs::File::create(out)?);
     let mut tokens = 0;
     for t in texts {
-        let ids = enc.encode(t);
+        let ids = enc.encode(t)?;
         tokens += ids.len();
         w.write_all(&(ids.len() as u32).to_le_bytes())?;
         for id in ids {
