@@ -1,6 +1,8 @@
 //! The charts of the HTML report, drawn with plotters into SVG strings.
 
 use anyhow::{anyhow, Result};
+use plotters::coord::ranged1d::{AsRangedCoord, SegmentedCoord, ValueFormatter};
+use plotters::coord::types::RangedCoordu32;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -19,6 +21,9 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(0xbc, 0xbd, 0x22),
     RGBColor(0x17, 0xbe, 0xcf),
 ];
+
+/// The row axis of horizontal bar charts.
+type RowCoord = SegmentedCoord<RangedCoordu32>;
 
 /// The colour of item `i`.
 pub fn colour(i: usize) -> RGBColor {
@@ -43,6 +48,42 @@ fn row_label(v: &SegmentValue<u32>, n: u32, label: impl Fn(usize) -> Option<Stri
             .unwrap_or_default(),
         _ => String::new(),
     }
+}
+
+/// The frame of a horizontal bar chart over `x`: one row per label, the
+/// first at the top, labels in a column `label_width` wide, and the x axis
+/// described by `x_desc` and labelled by `x_label`.
+fn bar_rows<'a, 'b, X>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    caption: &str,
+    label_width: u32,
+    x: X,
+    labels: &[String],
+    x_desc: &str,
+    x_label: &dyn Fn(&X::Value) -> String,
+) -> Result<ChartContext<'a, SVGBackend<'b>, Cartesian2d<X::CoordDescType, RowCoord>>>
+where
+    X: AsRangedCoord,
+    X::CoordDescType: Ranged<ValueType = X::Value> + ValueFormatter<X::Value>,
+{
+    let n = labels.len().max(1) as u32;
+    let mut chart = ChartBuilder::on(root)
+        .caption(caption, (FONT, 20))
+        .margin(12)
+        .x_label_area_size(32)
+        .y_label_area_size(label_width)
+        .build_cartesian_2d(x, (0u32..n.max(2) - 1).into_segmented())?;
+    chart
+        .configure_mesh()
+        .label_style((FONT, 12))
+        .axis_desc_style((FONT, 13))
+        .disable_y_mesh()
+        .y_labels(n as usize)
+        .y_label_formatter(&|v| row_label(v, n, |r| labels.get(r).cloned()))
+        .x_label_formatter(x_label)
+        .x_desc(x_desc)
+        .draw()?;
+    Ok(chart)
 }
 
 fn svg(
@@ -84,22 +125,16 @@ pub fn token_shares(stats: &Stats) -> Result<String> {
     let n = rows.len() as u32;
     let height = 90 + 46 * n.max(2);
     svg((900, height), |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("Share of tokens by source", (FONT, 20))
-            .margin(12)
-            .x_label_area_size(32)
-            .y_label_area_size(190)
-            .build_cartesian_2d(0f64..1f64, (0u32..n.max(2) - 1).into_segmented())?;
-        chart
-            .configure_mesh()
-            .label_style((FONT, 12))
-            .axis_desc_style((FONT, 13))
-            .disable_y_mesh()
-            .y_labels(n as usize)
-            .y_label_formatter(&|v| row_label(v, n, |r| rows.get(r).map(|x| x.0.clone())))
-            .x_label_formatter(&|x| format!("{:.0}%", x * 100.0))
-            .x_desc("share of tokens")
-            .draw()?;
+        let labels: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+        let mut chart = bar_rows(
+            root,
+            "Share of tokens by source",
+            190,
+            0f64..1f64,
+            &labels,
+            "share of tokens",
+            &|x| format!("{:.0}%", x * 100.0),
+        )?;
         for s in 0..stats.sources.len() {
             let bars = rows.iter().enumerate().map(|(r, (_, shares))| {
                 let r = n as usize - 1 - r;
@@ -259,24 +294,16 @@ pub fn reject_reasons(stats: &Stats) -> Result<String> {
     let n = reasons.len().max(1) as u32;
     let top = reasons.first().map_or(1, |r| r.1);
     svg((900, 80 + 26 * n), |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("Records removed, by reason", (FONT, 20))
-            .margin(12)
-            .x_label_area_size(32)
-            .y_label_area_size(330)
-            .build_cartesian_2d(
-                0u64..top + top / 10 + 1,
-                (0u32..n.max(2) - 1).into_segmented(),
-            )?;
-        chart
-            .configure_mesh()
-            .label_style((FONT, 12))
-            .axis_desc_style((FONT, 13))
-            .disable_y_mesh()
-            .y_labels(n as usize)
-            .y_label_formatter(&|v| row_label(v, n, |r| reasons.get(r).map(|x| x.0.clone())))
-            .x_desc("records")
-            .draw()?;
+        let labels: Vec<String> = reasons.iter().map(|r| r.0.clone()).collect();
+        let mut chart = bar_rows(
+            root,
+            "Records removed, by reason",
+            330,
+            0u64..top + top / 10 + 1,
+            &labels,
+            "records",
+            &|x| x.to_string(),
+        )?;
         chart.draw_series(reasons.iter().enumerate().map(|(i, (reason, v))| {
             let i = n as usize - 1 - i;
             let stage = reason.split('/').next().unwrap_or("");
