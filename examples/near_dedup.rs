@@ -11,7 +11,7 @@ use std::io::BufRead;
 use std::time::Instant;
 
 use almr::dedup::minhash::ShingleUnit;
-use almr::dedup::near::{DocKey, NearDedup, NearDedupConfig};
+use almr::dedup::near::{NearDedup, NearDedupConfig};
 use rayon::prelude::*;
 
 fn main() -> anyhow::Result<()> {
@@ -57,16 +57,8 @@ fn main() -> anyhow::Result<()> {
     let mut nd = NearDedup::new(&config, almr::build::DEFAULT_MEM_BUDGET, dir.path())?;
     let sigs: Vec<Vec<u32>> =
         pool.install(|| texts.par_iter().map(|t| nd.signature(t, unit)).collect());
-    for (i, (t, s)) in texts.iter().zip(&sigs).enumerate() {
-        nd.add(
-            DocKey {
-                source: 0,
-                file: 0,
-                line: i as u64,
-            },
-            t.len(),
-            s,
-        )?;
+    for s in &sigs {
+        nd.add(s)?;
     }
     let removals = nd.finish()?;
     let secs = start.elapsed().as_secs_f64();
@@ -83,7 +75,7 @@ fn main() -> anyhow::Result<()> {
     if let Some(truth) = truth {
         let removed: HashSet<&str> = removals
             .iter()
-            .map(|r| ids[r.removed.line as usize].as_str())
+            .map(|r| ids[r.doc as usize].as_str())
             .collect();
         let pairs: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(truth)?)?;
         let mut caught: HashMap<String, (usize, usize)> = HashMap::new();

@@ -7,10 +7,11 @@
 use std::io::BufRead;
 use std::time::Instant;
 
+use almr::chain::{Chain, Stage, Step};
 use almr::config::Source;
 use almr::dedup::exact::ExactDedup;
 use almr::dedup::near::{NearDedup, NearDedupConfig};
-use almr::steps::{Chain, Notes, Step};
+use almr::step::Notes;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -34,39 +35,40 @@ fn main() -> anyhow::Result<()> {
             texts.len()
         )
     };
+    let dir = tempfile::tempdir()?;
+    let near_config = NearDedupConfig::default();
+    let shared = almr::chain::SharedSteps {
+        near_dedup: &near_config,
+        mem_budget: almr::build::DEFAULT_MEM_BUDGET,
+        scratch: dir.path(),
+    };
     for step in [Step::Normalize, Step::Language, Step::Filter] {
-        let chain = Chain::new(&[step], &source)?;
+        let chain = Chain::new(&[step], &[source.step_settings()], &shared)?;
+        let Some(Stage::Doc(per_source)) = chain.stages.first() else {
+            anyhow::bail!("{step:?} is not a per-document step");
+        };
+        let doc_step = &per_source[0];
         let start = Instant::now();
         let mut dropped = 0;
         for t in &texts {
             let mut t = t.clone();
-            dropped += chain.run_before(&mut t, &mut Notes::default()).is_err() as usize;
+            dropped += doc_step.apply(&mut t, &mut Notes::default()).is_err() as usize;
         }
-        report(step.stage(), start.elapsed().as_secs_f64(), dropped);
+        report(doc_step.name(), start.elapsed().as_secs_f64(), dropped);
     }
     let start = Instant::now();
     let mut exact = ExactDedup::default();
     let dropped = texts
         .iter()
-        .filter(|t| exact.check(t, String::new).is_some())
+        .filter(|t| exact.first(t, String::new).is_some())
         .count();
     report("exact_dedup", start.elapsed().as_secs_f64(), dropped);
-    let dir = tempfile::tempdir()?;
     let start = Instant::now();
-    let mut near = NearDedup::new(
-        &NearDedupConfig::default(),
-        almr::build::DEFAULT_MEM_BUDGET,
-        dir.path(),
-    )?;
+    let mut near = NearDedup::new(&near_config, almr::build::DEFAULT_MEM_BUDGET, dir.path())?;
     let unit = near.unit_for(&lang);
-    for (i, t) in texts.iter().enumerate() {
+    for t in &texts {
         let sig = near.signature(t, unit);
-        let key = almr::dedup::near::DocKey {
-            source: 0,
-            file: 0,
-            line: i as u64,
-        };
-        near.add(key, t.len(), &sig)?;
+        near.add(&sig)?;
     }
     let dropped = near.finish()?.len();
     report("near_dedup", start.elapsed().as_secs_f64(), dropped);

@@ -1,6 +1,10 @@
 //! The pipeline file: a TOML document, validated against
 //! `schemas/pipeline.schema.json`, then resolved (globs expanded, files checked).
 //!
+//! This module only collects settings: each table's type belongs to the part
+//! that uses it (the reader's formats to [`crate::read`], each step's
+//! settings to its step, the step names to [`crate::chain`]).
+//!
 //! The Rust types below are the single source of truth: the committed schema is
 //! generated from them (`almr schema pipeline`) and a test keeps the two in
 //! sync. Every error names the offending key, as a dotted path such as
@@ -14,11 +18,14 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use toml::de::{DeTable, DeValue};
 
+pub use crate::chain::Step;
+use crate::chain::{SharedSteps, SourceSteps};
 use crate::dedup::near::NearDedupConfig;
 use crate::filter::FilterConfig;
 use crate::language::LanguageConfig;
 use crate::normalize::NormalizeConfig;
-pub use crate::steps::Step;
+use crate::read::{compression_of, Compression, Fields, ReadSettings};
+use crate::read::{Format, TextUnit};
 
 /// The committed JSON Schema of the pipeline file.
 pub const PIPELINE_SCHEMA: &str = include_str!("../schemas/pipeline.schema.json");
@@ -60,32 +67,6 @@ pub struct TokenizerConfig {
     /// Token appended to every document, e.g. `<|end_of_text|>` for Llama-3. It
     /// must be in the tokenizer's vocabulary.
     pub eos: String,
-}
-
-/// Input file format. Compression (`.gz`, `.zst`) is taken from the file name
-/// for `jsonl` and `text`; Parquet files carry their own compression.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Format {
-    /// One JSON object per line.
-    Jsonl,
-    /// Apache Parquet, read batch by batch.
-    Parquet,
-    /// Plain UTF-8 text, cut into documents by `text_unit`.
-    Text,
-}
-
-/// How a `text` file is cut into documents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum TextUnit {
-    /// The whole file is one document.
-    #[default]
-    File,
-    /// Every non-blank line is a document.
-    Line,
-    /// Runs of non-blank lines, separated by blank lines, are documents.
-    Paragraph,
 }
 
 /// One `[[source]]` table.
@@ -141,6 +122,39 @@ impl Pipeline {
     /// The steps to run: the `steps` list, or every step when it is left out.
     pub fn steps(&self) -> Vec<Step> {
         self.steps.clone().unwrap_or_else(|| Step::ALL.to_vec())
+    }
+
+    /// The settings of the steps that span every source.
+    pub fn shared_steps<'a>(&'a self, mem_budget: usize, scratch: &'a Path) -> SharedSteps<'a> {
+        SharedSteps {
+            near_dedup: &self.near_dedup,
+            mem_budget,
+            scratch,
+        }
+    }
+}
+
+impl Source {
+    /// How this source's files are read.
+    pub fn read_settings(&self) -> ReadSettings {
+        ReadSettings {
+            format: self.format,
+            fields: Fields {
+                text: self.text_field.clone(),
+                id: self.id_field.clone(),
+            },
+            text_unit: self.text_unit,
+        }
+    }
+
+    /// The settings its per-document steps take.
+    pub fn step_settings(&self) -> SourceSteps<'_> {
+        SourceSteps {
+            language: &self.language,
+            normalize: &self.normalize,
+            language_id: &self.language_id,
+            filter: &self.filter,
+        }
     }
 }
 
@@ -274,7 +288,7 @@ pub fn parse(path: &Path, raw: &str) -> Result<Pipeline, ConfigError> {
 
     let steps = pipeline.steps.as_deref().unwrap_or_default();
     for (i, step) in steps.iter().enumerate() {
-        if *step == Step::NearDedup && i + 1 != steps.len() {
+        if step.sees_the_corpus() && i + 1 != steps.len() {
             let pointer = format!("/steps/{i}");
             return Err(err(
                 spans.line(&pointer),
@@ -364,26 +378,6 @@ fn resolve_inputs(
         all.push(files);
     }
     Ok(all)
-}
-
-/// Outer compression of an input file, from its name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    /// Read as is.
-    None,
-    /// gzip (`.gz`), including concatenated members.
-    Gzip,
-    /// Zstandard (`.zst`, `.zstd`).
-    Zstd,
-}
-
-/// The compression a file name implies.
-pub fn compression_of(path: &Path) -> Compression {
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("gz") => Compression::Gzip,
-        Some("zst" | "zstd") => Compression::Zstd,
-        _ => Compression::None,
-    }
 }
 
 /// JSON pointer (`/source/0/format`) to dotted key path (`source[0].format`).
@@ -578,12 +572,5 @@ id_field = "id"
         assert_eq!(key_path("/source/0/paths/2"), "source[0].paths[2]");
         assert_eq!(key_path(""), "");
         assert_eq!(key_path("/tokenizer"), "tokenizer");
-    }
-
-    #[test]
-    fn compression_from_name() {
-        assert_eq!(compression_of(Path::new("a.jsonl.gz")), Compression::Gzip);
-        assert_eq!(compression_of(Path::new("a.jsonl.zst")), Compression::Zstd);
-        assert_eq!(compression_of(Path::new("a.jsonl")), Compression::None);
     }
 }

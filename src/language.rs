@@ -14,8 +14,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::normalize::mojibake::is_han;
-use crate::steps::{DocStep, Notes, Rejection};
+use crate::step::{DocStep, Notes, Rejection};
+use crate::text::is_han;
 
 /// Settings of the `language` step (`[source.language_id]`).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -176,7 +176,7 @@ impl LanguageCheck {
 }
 
 impl DocStep for LanguageCheck {
-    fn stage(&self) -> &'static str {
+    fn name(&self) -> &'static str {
         "language"
     }
 

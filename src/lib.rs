@@ -2,35 +2,64 @@
 //!
 //! Turns raw Chinese and English corpora into training data for continual
 //! pre-training of Llama-3: Megatron-compatible token shards with full
-//! provenance, and a manifest whose numbers add up.
+//! provenance, a manifest whose numbers add up, and ALMR-weighted mixes.
 //!
-//! The modules follow the data flow of `almr build`:
+//! The modules follow the data flow of `almr build`, from the bottom layer
+//! up (`docs/architecture.md` draws it):
 //!
-//! [`config`] → [`read`] → [`steps`] ([`normalize`] → [`language`] →
-//! [`filter`] → exact dedup) → [`tokenize`] → [`shard`] + [`provenance`]
-//! (+ [`rejects`]) → [`manifest`], driven by [`build`]. [`inspect`] and
-//! [`explain`] read the results back.
+//! - **Formats** (always built; all the trainer needs): [`fsutil`],
+//!   [`shard`] (Megatron `MMIDIDX` shards) and the mix index in [`mix`].
+//! - **Pipeline** (cargo feature `pipeline`, on by default): [`text`]
+//!   helpers and the [`step`] vocabulary; [`read`]; the steps [`normalize`],
+//!   [`language`], [`filter`], [`dedup`]; [`tokenize`]; [`chain`] (the list
+//!   of steps); [`config`] (collects every setting); [`provenance`] and
+//!   [`rejects`] tables and the [`manifest`]; [`build`], the driver; then
+//!   [`mix`]ing and the readers [`inspect`], [`explain`], [`stats`] and
+//!   [`sample`].
+//!
+//! A module imports only from the layers below it.
 
-pub mod build;
-pub mod config;
-pub mod dedup;
-pub mod explain;
-pub mod filter;
-pub mod inspect;
-pub mod language;
-pub mod manifest;
+pub mod fsutil;
 pub mod mix;
-pub mod normalize;
-pub mod provenance;
-pub mod read;
-pub mod rejects;
-pub mod sample;
 pub mod shard;
-pub mod stats;
-pub mod steps;
-pub mod tokenize;
 
-mod fsutil;
+#[cfg(feature = "pipeline")]
+pub mod build;
+#[cfg(feature = "pipeline")]
+pub mod chain;
+#[cfg(feature = "pipeline")]
+pub mod config;
+#[cfg(feature = "pipeline")]
+pub mod dedup;
+#[cfg(feature = "pipeline")]
+pub mod explain;
+#[cfg(feature = "pipeline")]
+pub mod filter;
+#[cfg(feature = "pipeline")]
+pub mod inspect;
+#[cfg(feature = "pipeline")]
+pub mod language;
+#[cfg(feature = "pipeline")]
+pub mod manifest;
+#[cfg(feature = "pipeline")]
+pub mod normalize;
+#[cfg(feature = "pipeline")]
+pub mod provenance;
+#[cfg(feature = "pipeline")]
+pub mod read;
+#[cfg(feature = "pipeline")]
+pub mod rejects;
+#[cfg(feature = "pipeline")]
+pub mod sample;
+#[cfg(feature = "pipeline")]
+pub mod stats;
+#[cfg(feature = "pipeline")]
+pub mod step;
+#[cfg(feature = "pipeline")]
 mod table;
+#[cfg(feature = "pipeline")]
+pub mod text;
+#[cfg(feature = "pipeline")]
+pub mod tokenize;
 
 pub use fsutil::FileDigest;

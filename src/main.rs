@@ -7,7 +7,6 @@ use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use almr::build::{build, BuildOptions};
-use almr::manifest::Manifest;
 use almr::mix::{MixOptions, MixReport, Size, Split};
 use std::collections::BTreeMap;
 
@@ -236,7 +235,7 @@ fn run(cli: Cli) -> Result<()> {
             if json {
                 print!("{}", outcome.manifest.to_json());
             } else {
-                print_summary(&outcome.out, &outcome.manifest);
+                print!("{outcome}");
             }
         }
         Command::Inspect {
@@ -364,37 +363,6 @@ fn run(cli: Cli) -> Result<()> {
         ),
     }
     Ok(())
-}
-
-fn print_summary(out: &std::path::Path, m: &Manifest) {
-    let row = |name: &str, lang: &str, c: &almr::manifest::Counts, shards: usize| {
-        println!(
-            "{name:<16} {lang:>4} {:>9} {:>9} {:>9} {:>9} {:>12} {shards:>6}",
-            c.read, c.kept, c.rejected.total, c.malformed.total, c.tokens
-        )
-    };
-    println!(
-        "{:<16} {:>4} {:>9} {:>9} {:>9} {:>9} {:>12} {:>6}",
-        "source", "lang", "read", "kept", "rejected", "malformed", "tokens", "shards"
-    );
-    for s in &m.sources {
-        row(&s.name, &s.language, &s.counts, s.shards);
-    }
-    row("total", "", &m.totals, m.shards.len());
-    let t = &m.tokenizer;
-    match &t.encoder_note {
-        Some(why) => println!("encoder: tokenizers crate, as almr's cannot stand in: {why}"),
-        None => println!(
-            "encoder: almr's byte-level BPE; {} documents with added-token text went to the tokenizers crate",
-            t.declined_documents
-        ),
-    }
-    println!(
-        "wrote {} ({} dtype); manifest: {}",
-        out.display(),
-        m.tokenizer.dtype.numpy_name(),
-        out.join(almr::manifest::FILE_NAME).display()
-    );
 }
 
 fn print_mix(out: &std::path::Path, r: &MixReport) {

@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Pipeline;
+use crate::config::{Pipeline, Source};
 use crate::fsutil::FileDigest;
 use crate::shard::DType;
 
@@ -145,6 +145,25 @@ impl Counts {
         self.text_bytes += other.text_bytes;
     }
 
+    /// The sum of `counts`.
+    pub fn sum<'a>(counts: impl IntoIterator<Item = &'a Counts>) -> Counts {
+        let mut total = Counts::default();
+        for c in counts {
+            total.merge(c);
+        }
+        total
+    }
+
+    /// Moves a kept document of `tokens` tokens and `text_bytes` bytes of
+    /// text to the rejected, under `stage/reason`: the correction when a
+    /// step drops a document after it was written to its shard.
+    pub fn drop_kept(&mut self, stage: &str, reason: &str, tokens: u64, text_bytes: u64) {
+        self.kept -= 1;
+        self.tokens -= tokens;
+        self.text_bytes -= text_bytes;
+        self.rejected.add(&format!("{stage}/{reason}"));
+    }
+
     /// Whether `read = kept + rejected + malformed` and the reasons sum to
     /// their totals.
     pub fn balanced(&self) -> bool {
@@ -184,6 +203,21 @@ pub struct SourceCounts {
     pub shards: usize,
     /// What became of its records.
     pub counts: Counts,
+}
+
+impl SourceCounts {
+    /// The totals of one source over its input files.
+    pub fn tally(source: &Source, inputs: &[InputFile], shards: usize) -> SourceCounts {
+        let files: Vec<&InputFile> = inputs.iter().filter(|f| f.source == source.name).collect();
+        SourceCounts {
+            name: source.name.clone(),
+            language: source.language.clone(),
+            additional: source.additional,
+            files: files.len(),
+            shards,
+            counts: Counts::sum(files.iter().map(|f| &f.counts)),
+        }
+    }
 }
 
 /// One shard.

@@ -8,8 +8,8 @@ mod common;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use almr::config::{self, Format, Source};
-use almr::read::{self, Item};
+use almr::config::{self, Source};
+use almr::read::{self, Format, Item};
 use almr::shard::ShardReader;
 use almr::tokenize::fast::FastTokenizer;
 use common::root;
@@ -85,7 +85,7 @@ fn fixture_documents() -> Vec<(String, String)> {
     let mut docs = Vec::new();
     for (source, files) in inputs {
         for file in files {
-            for item in read::open(&file, &source, Arc::new(AtomicU64::new(0))) {
+            for item in read::open(&file, &source.read_settings(), Arc::new(AtomicU64::new(0))) {
                 match item {
                     Item::Doc(r) => docs.push((format!("{}:{}", file.display(), r.line), r.text)),
                     Item::Bad(m) => panic!("{}: {m:?}", file.display()),

@@ -8,6 +8,8 @@ use std::collections::hash_map::{Entry, HashMap};
 
 use xxhash_rust::xxh3::xxh3_128;
 
+use crate::step::{OrderedStep, Rejection, Seen};
+
 /// The hashes seen so far.
 #[derive(Default)]
 pub struct ExactDedup {
@@ -17,13 +19,26 @@ pub struct ExactDedup {
 impl ExactDedup {
     /// `None` for a first occurrence (now remembered, described by
     /// `describe`), else the description of the document it duplicates.
-    pub fn check(&mut self, text: &str, describe: impl FnOnce() -> String) -> Option<String> {
+    pub fn first(&mut self, text: &str, describe: impl FnOnce() -> String) -> Option<String> {
         match self.first.entry(xxh3_128(text.as_bytes())) {
             Entry::Occupied(e) => Some(e.get().clone()),
             Entry::Vacant(e) => {
                 e.insert(describe());
                 None
             }
+        }
+    }
+}
+
+impl OrderedStep for ExactDedup {
+    fn name(&self) -> &'static str {
+        "exact_dedup"
+    }
+
+    fn check(&mut self, doc: &Seen<'_>) -> Result<(), Rejection> {
+        match self.first(doc.text, || doc.describe()) {
+            None => Ok(()),
+            Some(kept) => Err(Rejection::new("duplicate", format!("duplicate of {kept}"))),
         }
     }
 }
@@ -35,8 +50,8 @@ mod tests {
     #[test]
     fn first_occurrence_wins() {
         let mut d = ExactDedup::default();
-        assert_eq!(d.check("a", || "first".into()), None);
-        assert_eq!(d.check("b", || "other".into()), None);
-        assert_eq!(d.check("a", || "second".into()), Some("first".into()));
+        assert_eq!(d.first("a", || "first".into()), None);
+        assert_eq!(d.first("b", || "other".into()), None);
+        assert_eq!(d.first("a", || "second".into()), Some("first".into()));
     }
 }

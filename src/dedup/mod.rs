@@ -1,8 +1,9 @@
-//! Deduplication across all sources: [`exact`] (xxh3-128 of the text) and
-//! [`near`] (MinHash LSH over character or word n-grams, [`minhash`] and
-//! [`lsh`]).
+//! Deduplication across all sources, pure of files and shards: [`exact`]
+//! (xxh3-128 of the text, an ordered step) and [`near`] (MinHash LSH, a
+//! corpus step) over [`minhash`] signatures, [`lsh`] band tables and
+//! [`cluster`]s.
 
-pub mod compact;
+pub mod cluster;
 pub mod exact;
 pub mod lsh;
 pub mod minhash;

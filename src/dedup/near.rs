@@ -1,18 +1,18 @@
 //! `near_dedup`: MinHash LSH across every source.
 //!
-//! While the build runs, each surviving document gets a signature (in
-//! parallel) and, in pipeline order, a number, its band keys in the
-//! [`BandTables`] and its signature in a file. At the end, documents that share
-//! a bucket in any band are candidate pairs; a pair whose estimated Jaccard
-//! similarity reaches `min_jaccard` is joined in a union-find. Each cluster
-//! keeps its first document in pipeline order (sources in order, files
-//! sorted, lines in order); the others are removed from the shards, and their
-//! reject rows name the kept document.
+//! A [`CorpusStep`]. While the build runs, each surviving document gets a
+//! signature (its sketch, in parallel) and, in pipeline order, a number, its
+//! band keys in the [`BandTables`] and its signature in a file. At the end,
+//! documents that share a bucket in any band are candidate pairs; a pair
+//! whose estimated Jaccard similarity reaches `min_jaccard` is joined in a
+//! [`UnionFind`]. Each cluster keeps its first document in pipeline order
+//! (sources in order, files sorted, lines in order); the others are dropped,
+//! and their reject rows name the kept document.
 //!
-//! Memory per document: 20 bytes of bookkeeping and 4 of union-find, plus
-//! 12 bytes per band in the band tables until `--mem-budget` is reached
-//! (spilled to disk after). Signatures (4 bytes per permutation) go to a
-//! file and are read back through a memory map.
+//! Memory per document: 4 bytes of union-find and 4 for the similarity that
+//! joined it, plus 12 bytes per band in the band tables until `--mem-budget`
+//! is reached (spilled to disk after). Signatures (4 bytes per permutation)
+//! go to a file and are read back through a memory map.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -21,8 +21,10 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::cluster::UnionFind;
 use super::lsh::BandTables;
 use super::minhash::{estimated_jaccard, MinHasher, ShingleUnit};
+use crate::step::{CorpusStep, LateDrop, Sketch};
 
 /// Settings of the `near_dedup` step (`[near_dedup]`, for all sources).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -68,17 +70,6 @@ impl Default for NearDedupConfig {
     }
 }
 
-/// Where a document came from: enough to find its provenance row again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct DocKey {
-    /// Index of the source in the pipeline.
-    pub source: u32,
-    /// Index of the input file in the build's list of inputs.
-    pub file: u32,
-    /// Line or row.
-    pub line: u64,
-}
-
 /// Signatures and band tables of the documents seen so far.
 pub struct NearDedup {
     config: NearDedupConfig,
@@ -86,20 +77,7 @@ pub struct NearDedup {
     tables: BandTables,
     sig_path: PathBuf,
     sigs: BufWriter<File>,
-    docs: Vec<(DocKey, u32)>,
-}
-
-/// A removed document and the one kept in its place.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Removal {
-    /// The removed document.
-    pub removed: DocKey,
-    /// The first document of its cluster, which is kept.
-    pub kept: DocKey,
-    /// Estimated Jaccard similarity of the pair that joined it to the cluster.
-    pub jaccard: f64,
-    /// UTF-8 bytes of the removed document's text.
-    pub text_bytes: u64,
+    docs: u32,
 }
 
 impl NearDedup {
@@ -114,7 +92,7 @@ impl NearDedup {
             sigs: BufWriter::new(File::create(&sig_path)?),
             sig_path,
             config: config.clone(),
-            docs: Vec::new(),
+            docs: 0,
         })
     }
 
@@ -133,10 +111,8 @@ impl NearDedup {
             .signature(&MinHasher::shingles(text, unit, self.config.ngram))
     }
 
-    /// Adds the next document in pipeline order, with its text's length.
-    pub fn add(&mut self, key: DocKey, text_bytes: usize, signature: &[u32]) -> io::Result<()> {
-        let doc = u32::try_from(self.docs.len())
-            .map_err(|_| io::Error::other("near_dedup handles at most 2^32 documents"))?;
+    /// Adds the next document in pipeline order.
+    pub fn add(&mut self, signature: &[u32]) -> io::Result<()> {
         let keys: Vec<u64> = signature
             .chunks(self.config.rows)
             .enumerate()
@@ -145,17 +121,19 @@ impl NearDedup {
                 xxhash_rust::xxh3::xxh3_64_with_seed(&bytes, band as u64)
             })
             .collect();
-        self.tables.push(doc, &keys)?;
+        self.tables.push(self.docs, &keys)?;
         for v in signature {
             self.sigs.write_all(&v.to_le_bytes())?;
         }
-        self.docs
-            .push((key, u32::try_from(text_bytes).unwrap_or(u32::MAX)));
+        self.docs = self
+            .docs
+            .checked_add(1)
+            .ok_or_else(|| io::Error::other("near_dedup handles at most 2^32 documents"))?;
         Ok(())
     }
 
-    /// Clusters the documents and returns the removals, in document order.
-    pub fn finish(self) -> io::Result<Vec<Removal>> {
+    /// Clusters the documents and returns the drops, in document order.
+    pub fn finish(self) -> io::Result<Vec<LateDrop>> {
         let NearDedup {
             config,
             hasher,
@@ -176,8 +154,8 @@ impl NearDedup {
                 .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
                 .collect()
         };
-        let mut uf = UnionFind::new(docs.len());
-        let mut joined_at = vec![0f32; docs.len()];
+        let mut uf = UnionFind::new(docs as usize);
+        let mut joined_at = vec![0f32; docs as usize];
         tables.for_each_bucket(|group| {
             let first = sig(group[0]);
             for &d in &group[1..] {
@@ -193,69 +171,42 @@ impl NearDedup {
         })?;
         drop(map);
         std::fs::remove_file(&sig_path)?;
-        Ok((0..docs.len() as u32)
+        Ok((0..docs)
             .filter_map(|d| {
                 let root = uf.find(d);
-                (root != d).then(|| Removal {
-                    removed: docs[d as usize].0,
-                    kept: docs[root as usize].0,
-                    jaccard: joined_at[d as usize] as f64,
-                    text_bytes: docs[d as usize].1 as u64,
+                (root != d).then(|| LateDrop {
+                    doc: d as u64,
+                    kept: root as u64,
+                    reason: "near_duplicate",
+                    relation: "near duplicate of",
+                    measure: format!("estimated Jaccard {:.2}", joined_at[d as usize] as f64),
                 })
             })
             .collect())
     }
 }
 
-/// Union-find whose root is always the smallest member: the document that
-/// comes first in pipeline order.
-struct UnionFind {
-    parent: Vec<u32>,
-}
-
-impl UnionFind {
-    fn new(n: usize) -> Self {
-        UnionFind {
-            parent: (0..n as u32).collect(),
-        }
+impl CorpusStep for NearDedup {
+    fn name(&self) -> &'static str {
+        "near_dedup"
     }
 
-    fn find(&mut self, mut x: u32) -> u32 {
-        while self.parent[x as usize] != x {
-            let p = self.parent[x as usize];
-            self.parent[x as usize] = self.parent[p as usize];
-            x = p;
-        }
-        x
+    fn sketch(&self, text: &str, language: &str) -> Sketch {
+        self.signature(text, self.unit_for(language))
     }
 
-    fn union(&mut self, a: u32, b: u32) {
-        let (ra, rb) = (self.find(a), self.find(b));
-        let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
-        self.parent[hi as usize] = lo;
+    fn add(&mut self, sketch: &Sketch) -> io::Result<()> {
+        NearDedup::add(self, sketch)
+    }
+
+    fn decide(self: Box<Self>) -> io::Result<Vec<LateDrop>> {
+        self.finish()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn key(line: u64) -> DocKey {
-        DocKey {
-            source: 0,
-            file: 0,
-            line,
-        }
-    }
-
-    #[test]
-    fn union_find_roots_at_the_smallest() {
-        let mut uf = UnionFind::new(5);
-        uf.union(3, 4);
-        uf.union(4, 1);
-        assert_eq!((uf.find(3), uf.find(4), uf.find(1)), (1, 1, 1));
-        assert_eq!(uf.find(2), 2);
-    }
 
     #[test]
     fn near_copies_are_removed_and_point_at_the_first() {
@@ -266,14 +217,17 @@ mod tests {
         let other = "大连港年吞吐量突破七千万吨，比上年同期增加六百万吨，港口建设取得新的进展，集装箱业务增长迅速。";
         for budget in [1 << 20, 1] {
             let mut nd = NearDedup::new(&NearDedupConfig::default(), budget, dir.path()).unwrap();
-            for (i, t) in [base, other, &copy].iter().enumerate() {
+            for t in [base, other, &copy] {
                 let s = nd.signature(t, ShingleUnit::Char);
-                nd.add(key(i as u64 + 1), t.len(), &s).unwrap();
+                nd.add(&s).unwrap();
             }
-            let removed = nd.finish().unwrap();
-            assert_eq!(removed.len(), 1, "budget {budget}");
-            assert_eq!((removed[0].removed, removed[0].kept), (key(3), key(1)));
-            assert!(removed[0].jaccard > 0.7);
+            let dropped = nd.finish().unwrap();
+            assert_eq!(dropped.len(), 1, "budget {budget}");
+            assert_eq!((dropped[0].doc, dropped[0].kept), (2, 0));
+            let j: f64 = dropped[0].measure["estimated Jaccard ".len()..]
+                .parse()
+                .unwrap();
+            assert!(j > 0.7, "{}", dropped[0].measure);
         }
     }
 }

@@ -8,8 +8,8 @@ use aho_corasick::AhoCorasick;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::text::{char_len, Doc};
-use crate::steps::Rejection;
+use crate::step::Rejection;
+use crate::text::{char_len, Doc};
 
 /// Boilerplate settings.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -147,7 +147,7 @@ fn boilerplate(doc: &Doc, c: &BoilerplateConfig, phrases: &AhoCorasick) -> Resul
             format!(
                 "{frac:.3} > {} of characters, e.g. {:?}",
                 c.max_char_frac,
-                crate::read::snippet(example, 40)
+                crate::text::snippet(example, 40)
             ),
         ));
     }

@@ -15,8 +15,8 @@ use std::sync::OnceLock;
 
 use aho_corasick::AhoCorasick;
 
-use super::text::{char_len, has_words};
-use crate::steps::{Notes, Rejection};
+use crate::step::{Notes, Rejection};
+use crate::text::{char_len, has_words};
 
 /// C4 settings.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -120,7 +120,7 @@ pub fn c4(text: &mut String, c: &C4Config, notes: &mut Notes) -> Result<(), Reje
             let line = text[at..].lines().next().unwrap_or("");
             return Err(Rejection::new(
                 "c4.curly_bracket",
-                format!("code-like `{{`: {}", crate::read::snippet(line, 40)),
+                format!("code-like `{{`: {}", crate::text::snippet(line, 40)),
             ));
         }
     }

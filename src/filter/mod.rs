@@ -13,7 +13,6 @@ mod c4;
 pub mod pii;
 mod quality;
 mod repetition;
-pub mod text;
 mod wordlist;
 
 use schemars::JsonSchema;
@@ -27,10 +26,9 @@ pub use self::quality::{CjkConfig, GopherQualityConfig, LengthConfig, RatiosConf
 pub use self::repetition::RepetitionConfig;
 pub use self::wordlist::{missing_file, WordListConfig};
 
-use self::text::Doc;
 use self::wordlist::WordLists;
-use crate::config::Source;
-use crate::steps::{DocStep, Notes, Rejection};
+use crate::step::{DocStep, Notes, Rejection};
+use crate::text::Doc;
 
 /// Settings of the `filter` step (`[source.filter]`).
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
@@ -65,13 +63,14 @@ pub struct Filter {
 }
 
 impl Filter {
-    /// Builds the step; word-list files were checked when the pipeline loaded.
-    pub fn new(source: &Source) -> anyhow::Result<Self> {
+    /// Builds the step for a source in `language`; word-list files were
+    /// checked when the pipeline loaded.
+    pub fn new(config: &FilterConfig, language: &str) -> anyhow::Result<Self> {
         Ok(Filter {
-            config: source.filter.clone(),
-            cjk_source: matches!(source.language.as_str(), "zh" | "ja" | "ko"),
-            boilerplate: Boilerplate::new(&source.filter.boilerplate),
-            words: WordLists::new(&source.filter.words)?,
+            config: config.clone(),
+            cjk_source: matches!(language, "zh" | "ja" | "ko"),
+            boilerplate: Boilerplate::new(&config.boilerplate),
+            words: WordLists::new(&config.words)?,
         })
     }
 
@@ -101,7 +100,7 @@ impl Filter {
 }
 
 impl DocStep for Filter {
-    fn stage(&self) -> &'static str {
+    fn name(&self) -> &'static str {
         "filter"
     }
 

@@ -10,7 +10,7 @@ use regex::Regex;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::steps::Notes;
+use crate::step::Notes;
 
 /// PII settings.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

@@ -4,8 +4,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::text::{is_cjk, Doc};
-use crate::steps::Rejection;
+use crate::step::Rejection;
+use crate::text::{is_cjk, Doc};
 
 /// Length limits, in characters.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

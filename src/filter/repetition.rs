@@ -4,8 +4,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::text::{char_len, hash, is_cjk, paragraphs, Doc, HashCounts, Rolling};
-use crate::steps::Rejection;
+use crate::step::Rejection;
+use crate::text::{char_len, hash, is_cjk, paragraphs, Doc, HashCounts, Rolling};
 
 /// Gopher repetition limits. N-grams are over words, so for Chinese over
 /// characters.

@@ -10,8 +10,8 @@ use anyhow::{Context, Result};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::text::{is_cjk, Doc};
-use crate::steps::Rejection;
+use crate::step::Rejection;
+use crate::text::{is_cjk, Doc};
 
 /// Word-list settings.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

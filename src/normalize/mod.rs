@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
 
-use crate::steps::{DocStep, Notes, Rejection};
+use crate::step::{DocStep, Notes, Rejection};
 
 /// Settings of the `normalize` step (`[source.normalize]`).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -73,7 +73,7 @@ fn t2s() -> &'static ferrous_opencc::OpenCC {
 }
 
 impl DocStep for Normalize {
-    fn stage(&self) -> &'static str {
+    fn name(&self) -> &'static str {
         "normalize"
     }
 

@@ -9,6 +9,8 @@
 
 use encoding_rs::{Encoding, GBK, WINDOWS_1252};
 
+use crate::text::is_han;
+
 /// The outcome of a mojibake check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mojibake {
@@ -156,11 +158,6 @@ fn cp1252_pairs(text: &str) -> usize {
         }
     }
     n
-}
-
-/// CJK unified ideographs (basic block and extension A).
-pub fn is_han(c: char) -> bool {
-    matches!(c, '\u{4e00}'..='\u{9fff}' | '\u{3400}'..='\u{4dbf}')
 }
 
 #[cfg(test)]

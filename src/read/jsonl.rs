@@ -5,7 +5,8 @@ use std::io::BufRead;
 
 use serde_json::Value;
 
-use super::{read_line, snippet, utf8_detail, Fields, Item, Malformed, MalformedReason, Record};
+use super::{read_line, utf8_detail, Fields, Item, Malformed, MalformedReason, Record};
+use crate::text::snippet;
 
 /// Streams records from a (decompressed) JSONL byte stream.
 pub struct JsonlReader {

@@ -15,13 +15,64 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
-use crate::config::{compression_of, Compression, Format, Source};
+use crate::text::snippet;
 
 pub use self::jsonl::JsonlReader;
 pub use self::parquet::ParquetReader;
 pub use self::text::TextReader;
+
+/// Input file format. Compression (`.gz`, `.zst`) is taken from the file name
+/// for `jsonl` and `text`; Parquet files carry their own compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// One JSON object per line.
+    Jsonl,
+    /// Apache Parquet, read batch by batch.
+    Parquet,
+    /// Plain UTF-8 text, cut into documents by `text_unit`.
+    Text,
+}
+
+/// How a `text` file is cut into documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TextUnit {
+    /// The whole file is one document.
+    #[default]
+    File,
+    /// Every non-blank line is a document.
+    Line,
+    /// Runs of non-blank lines, separated by blank lines, are documents.
+    Paragraph,
+}
+
+/// Outer compression of an input file, from its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Read as is.
+    None,
+    /// gzip (`.gz`), including concatenated members.
+    Gzip,
+    /// Zstandard (`.zst`, `.zstd`).
+    Zstd,
+}
+
+/// The compression a file name implies.
+pub fn compression_of(path: &Path) -> Compression {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("gz") => Compression::Gzip,
+        Some("zst" | "zstd") => Compression::Zstd,
+        _ => Compression::None,
+    }
+}
+
+/// The stage name of reading in rejects tables and manifest counts: a
+/// malformed record is rejected by the reader.
+pub const STAGE: &str = "read";
 
 /// One document read from an input file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,25 +157,33 @@ pub struct Fields {
     pub id: Option<String>,
 }
 
-/// Opens `path` with the reader that `source.format` names. `progress` grows
-/// by the number of (compressed) file bytes consumed.
-pub fn open(path: &Path, source: &Source, progress: Arc<AtomicU64>) -> ItemStream {
-    let fields = Fields {
-        text: source.text_field.clone(),
-        id: source.id_field.clone(),
-    };
+/// How one source's files are read.
+#[derive(Debug, Clone)]
+pub struct ReadSettings {
+    /// The file format.
+    pub format: Format,
+    /// The text and id fields (JSONL keys, Parquet columns).
+    pub fields: Fields,
+    /// How `text` files are cut into documents.
+    pub text_unit: TextUnit,
+}
+
+/// Opens `path` with the reader that `settings.format` names. `progress`
+/// grows by the number of (compressed) file bytes consumed.
+pub fn open(path: &Path, settings: &ReadSettings, progress: Arc<AtomicU64>) -> ItemStream {
+    let fields = settings.fields.clone();
     let label = path.display().to_string();
-    let result: Result<ItemStream, Box<dyn std::error::Error + Send + Sync>> = match source.format {
-        Format::Jsonl => open_text_stream(path, progress)
-            .map(|r| Box::new(JsonlReader::new(r, label, fields)) as ItemStream)
-            .map_err(Into::into),
-        Format::Text => open_text_stream(path, progress)
-            .map(|r| Box::new(TextReader::new(r, label, source.text_unit)) as ItemStream)
-            .map_err(Into::into),
-        Format::Parquet => {
-            ParquetReader::open(path, label, fields, progress).map(|r| Box::new(r) as ItemStream)
-        }
-    };
+    let result: Result<ItemStream, Box<dyn std::error::Error + Send + Sync>> =
+        match settings.format {
+            Format::Jsonl => open_text_stream(path, progress)
+                .map(|r| Box::new(JsonlReader::new(r, label, fields)) as ItemStream)
+                .map_err(Into::into),
+            Format::Text => open_text_stream(path, progress)
+                .map(|r| Box::new(TextReader::new(r, label, settings.text_unit)) as ItemStream)
+                .map_err(Into::into),
+            Format::Parquet => ParquetReader::open(path, label, fields, progress)
+                .map(|r| Box::new(r) as ItemStream),
+        };
     result.unwrap_or_else(|e| {
         Box::new(std::iter::once(Item::Bad(Malformed {
             line: 0,
@@ -166,19 +225,6 @@ impl<R: Read> Read for CountingReader<R> {
     }
 }
 
-/// A short, single-line excerpt of `s` for error details (at most `max` chars).
-pub fn snippet(s: &str, max: usize) -> String {
-    let mut out: String = s
-        .chars()
-        .take(max)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if s.chars().nth(max).is_some() {
-        out.push('…');
-    }
-    out
-}
-
 /// Reads one line into `buf` (without its `\n` or `\r\n`), returning false at
 /// the end of the stream.
 fn read_line(r: &mut dyn BufRead, buf: &mut Vec<u8>) -> io::Result<bool> {
@@ -210,9 +256,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn snippet_cuts_and_flattens() {
-        assert_eq!(snippet("ab\ncd", 10), "ab cd");
-        assert_eq!(snippet("中文测试文本", 3), "中文测…");
+    fn compression_from_name() {
+        assert_eq!(compression_of(Path::new("a.jsonl.gz")), Compression::Gzip);
+        assert_eq!(compression_of(Path::new("a.jsonl.zst")), Compression::Zstd);
+        assert_eq!(compression_of(Path::new("a.jsonl")), Compression::None);
     }
 
     #[test]
@@ -228,13 +275,17 @@ mod tests {
 
     #[test]
     fn missing_file_is_one_malformed_item() {
-        let source: Source = toml::from_str(
-            "name='x'\nlanguage='en'\nadditional=false\npaths=['x']\nformat='jsonl'",
-        )
-        .unwrap();
+        let settings = ReadSettings {
+            format: Format::Jsonl,
+            fields: Fields {
+                text: "text".into(),
+                id: None,
+            },
+            text_unit: TextUnit::File,
+        };
         let items: Vec<Item> = open(
             Path::new("/nonexistent/x.jsonl"),
-            &source,
+            &settings,
             Arc::new(AtomicU64::new(0)),
         )
         .collect();

@@ -3,8 +3,9 @@
 
 use std::io::{BufRead, Read};
 
-use super::{read_line, snippet, utf8_detail, Item, Malformed, MalformedReason, Record};
-use crate::config::TextUnit;
+use super::TextUnit;
+use super::{read_line, utf8_detail, Item, Malformed, MalformedReason, Record};
+use crate::text::snippet;
 
 /// Streams documents from a (decompressed) text byte stream.
 pub struct TextReader {

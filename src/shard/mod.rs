@@ -17,12 +17,13 @@
 //! The full spec is `schemas/mmidx.md`.
 
 mod reader;
-pub mod sink;
+mod rewrite;
 mod writer;
 
 use serde::{Deserialize, Serialize};
 
 pub use self::reader::{ShardError, ShardReader};
+pub use self::rewrite::keep_documents;
 pub use self::writer::{write_index, ShardSummary, ShardWriter};
 
 /// The 9 magic bytes that open every `.idx` file.

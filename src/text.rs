@@ -1,4 +1,6 @@
-//! Measurements shared by the filters: words, lines and paragraphs.
+//! Text helpers shared by the steps and the build: character classes,
+//! words, lines and paragraphs, hashes of words and n-grams, and snippets for
+//! reject rows and error messages.
 //!
 //! A *word* is a run of letters and digits (with inner `'`, `-`, `_`, `.`),
 //! except that every CJK character is a word of its own: Chinese has no
@@ -8,7 +10,23 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::normalize::mojibake::is_han;
+/// CJK unified ideographs (basic block and extension A).
+pub fn is_han(c: char) -> bool {
+    matches!(c, '\u{4e00}'..='\u{9fff}' | '\u{3400}'..='\u{4dbf}')
+}
+
+/// A short, single-line excerpt of `s` for error details (at most `max` chars).
+pub fn snippet(s: &str, max: usize) -> String {
+    let mut out: String = s
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if s.chars().nth(max).is_some() {
+        out.push('…');
+    }
+    out
+}
 
 /// Whether `c` is a CJK character (Han, kana, Hangul).
 pub fn is_cjk(c: char) -> bool {
@@ -202,6 +220,12 @@ impl<'a> Doc<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snippet_cuts_and_flattens() {
+        assert_eq!(snippet("ab\ncd", 10), "ab cd");
+        assert_eq!(snippet("中文测试文本", 3), "中文测…");
+    }
 
     #[test]
     fn words_split_latin_runs_and_single_cjk() {

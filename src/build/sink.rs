@@ -8,10 +8,10 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{with_suffix, DType, ShardWriter};
 use crate::config::Source;
 use crate::fsutil::FileDigest;
 use crate::provenance::{DocRow, ProvenanceWriter};
+use crate::shard::{with_suffix, DType, ShardWriter};
 
 /// A finished shard with its provenance table.
 pub struct StagedShard {

@@ -1,0 +1,446 @@
+//! One source through the chain: read in batches, run the steps, tokenize,
+//! and send every record to its shard or its rejects table, counted.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+
+use anyhow::{anyhow, bail, Result};
+use indicatif::ProgressBar;
+use rayon::prelude::*;
+
+use super::late::{DocKey, Ledger};
+use super::sink::{ShardSink, StagedShard};
+use super::{BuildOptions, MAX_WARNINGS};
+use crate::chain::{Chain, Stage};
+use crate::config::Source;
+use crate::fsutil::{self, FileDigest};
+use crate::manifest::{Counts, InputFile};
+use crate::read::{self, Item, Malformed, ReadSettings, Record};
+use crate::rejects::{RejectRow, RejectTables};
+use crate::step::{CorpusStep, DocStep, Dropped, Notes, Seen, Sketch};
+use crate::text::snippet;
+use crate::tokenize::DocTokenizer;
+
+/// Items per batch handed to the thread pool.
+const BATCH_ITEMS: usize = 4096;
+/// Text bytes per batch, whichever limit comes first.
+const BATCH_BYTES: usize = 8 << 20;
+/// Characters of text kept in a reject row's detail.
+const SNIPPET_CHARS: usize = 80;
+
+/// A source's place in the build: its index, and the index of its first input
+/// file among all inputs.
+#[derive(Clone, Copy)]
+pub struct SourceAt {
+    /// Index of the source in the pipeline.
+    pub index: usize,
+    /// Index of its first input file in the build's list of inputs.
+    pub first_file: usize,
+}
+
+/// What one source produced.
+pub struct BuiltSource {
+    /// Its input files, with their counts.
+    pub files: Vec<InputFile>,
+    /// Its shards.
+    pub shards: Vec<StagedShard>,
+}
+
+/// Runs sources through the chain; holds what every source shares.
+pub struct Driver<'a> {
+    tokenizer: &'a DocTokenizer,
+    pool: &'a rayon::ThreadPool,
+    staging: &'a Path,
+    opts: &'a BuildOptions,
+    bar: &'a ProgressBar,
+    progress: Arc<AtomicU64>,
+    chain: &'a mut Chain,
+    ledger: Option<Ledger>,
+    warned: u64,
+}
+
+/// The source being built, and the display names of its files.
+struct SourceRun<'s> {
+    at: SourceAt,
+    source: &'s Source,
+    labels: Vec<String>,
+}
+
+/// A batch of items from one source: `(file index, item)`.
+type Batch = Vec<(usize, Item)>;
+
+/// A record that is still a document, with the notes the steps made on it.
+struct Doc {
+    file: usize,
+    record: Record,
+    notes: Notes,
+}
+
+/// A record on its way through the chain.
+enum Work {
+    Live(Doc),
+    Dropped(Doc, Dropped),
+    Bad(usize, Malformed),
+}
+
+/// A record once through the chain.
+enum Outcome {
+    /// Kept, with its token ids and a sketch for each corpus step.
+    Kept(Doc, Vec<u32>, Vec<Sketch>),
+    /// Dropped by a step.
+    Dropped(Doc, Dropped),
+    /// Could not be read.
+    Bad(usize, Malformed),
+    /// The tokenizer failed on its text.
+    Failed(Doc, anyhow::Error),
+}
+
+impl<'a> Driver<'a> {
+    /// A driver for the steps of `chain`; `ledger` remembers the documents
+    /// its corpus steps see, when it has any.
+    pub fn new(
+        tokenizer: &'a DocTokenizer,
+        pool: &'a rayon::ThreadPool,
+        staging: &'a Path,
+        opts: &'a BuildOptions,
+        bar: &'a ProgressBar,
+        chain: &'a mut Chain,
+        ledger: Option<Ledger>,
+    ) -> Self {
+        Driver {
+            tokenizer,
+            pool,
+            staging,
+            opts,
+            bar,
+            progress: Arc::new(AtomicU64::new(0)),
+            chain,
+            ledger,
+            warned: 0,
+        }
+    }
+
+    /// The number of malformed records seen, and the ledger.
+    pub fn finish(self) -> (u64, Option<Ledger>) {
+        (self.warned, self.ledger)
+    }
+
+    /// Reads, processes and shards every file of `source`.
+    pub fn build_source(
+        &mut self,
+        source: &Source,
+        files: &[PathBuf],
+        at: SourceAt,
+        rejects: &mut RejectTables,
+    ) -> Result<BuiltSource> {
+        let run = SourceRun {
+            at,
+            source,
+            labels: files.iter().map(|f| f.display().to_string()).collect(),
+        };
+        let mut counts = vec![Counts::default(); files.len()];
+        let mut sink = ShardSink::new(self.staging, source, self.tokenizer.dtype());
+        let settings = source.read_settings();
+        let digests = std::thread::scope(|scope| -> Result<_> {
+            let (tx, rx) = mpsc::sync_channel::<Batch>(2);
+            let progress = Arc::clone(&self.progress);
+            let reader = scope.spawn(|| read_batches(&settings, files, progress, tx));
+            for batch in rx {
+                for outcome in self.process(batch, &run) {
+                    self.account(outcome, &run, &mut counts, &mut sink, rejects)?;
+                }
+                self.bar.set_position(self.progress.load(Ordering::Relaxed));
+            }
+            reader
+                .join()
+                .map_err(|_| anyhow!("the reader of source {} failed", source.name))
+        })?;
+        let shards = sink.finish()?;
+        let files = files
+            .iter()
+            .zip(digests)
+            .zip(counts)
+            .map(|((path, digest), counts)| {
+                let digest = digest.map_err(anyhow::Error::msg)?;
+                Ok(InputFile {
+                    source: source.name.clone(),
+                    path: path.clone(),
+                    bytes: digest.bytes,
+                    sha256: digest.sha256,
+                    counts,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(BuiltSource { files, shards })
+    }
+
+    /// Runs the chain over a batch: each run of per-document steps in
+    /// parallel, each ordered step in order, and the last run together with
+    /// tokenizing and sketching. The order of the batch is kept.
+    fn process(&mut self, batch: Batch, run: &SourceRun) -> Vec<Outcome> {
+        let mut work: Vec<Work> = batch
+            .into_iter()
+            .map(|(file, item)| match item {
+                Item::Doc(record) => Work::Live(Doc {
+                    file,
+                    record,
+                    notes: Notes::default(),
+                }),
+                Item::Bad(m) => Work::Bad(file, m),
+            })
+            .collect();
+        let mut from = 0;
+        while let Some(k) = self.next_ordered(from) {
+            work = self.run_docs(work, from, k, run);
+            work = self.run_ordered(work, k, run);
+            from = k + 1;
+        }
+        self.run_last(work, from, run)
+    }
+
+    /// The first ordered stage at or after `from`.
+    fn next_ordered(&self, from: usize) -> Option<usize> {
+        let stages = &self.chain.stages[from..];
+        let k = stages.iter().position(|s| matches!(s, Stage::Ordered(_)))?;
+        Some(from + k)
+    }
+
+    /// The per-document steps of stages `from..to`, as built for this source.
+    fn doc_steps(&self, from: usize, to: usize, run: &SourceRun) -> Vec<&dyn DocStep> {
+        let stages = &self.chain.stages[from..to];
+        stages
+            .iter()
+            .filter_map(|s| match s {
+                Stage::Doc(per_source) => Some(per_source[run.at.index].as_ref()),
+                Stage::Ordered(_) => None,
+            })
+            .collect()
+    }
+
+    fn run_docs(&self, work: Vec<Work>, from: usize, to: usize, run: &SourceRun) -> Vec<Work> {
+        let steps = self.doc_steps(from, to, run);
+        self.pool.install(|| {
+            work.into_par_iter()
+                .map(|w| match w {
+                    Work::Live(mut doc) => match apply(&steps, &mut doc) {
+                        Ok(()) => Work::Live(doc),
+                        Err(dropped) => Work::Dropped(doc, dropped),
+                    },
+                    other => other,
+                })
+                .collect()
+        })
+    }
+
+    fn run_ordered(&mut self, work: Vec<Work>, k: usize, run: &SourceRun) -> Vec<Work> {
+        let Stage::Ordered(step) = &mut self.chain.stages[k] else {
+            return work;
+        };
+        let mut check = |doc: &Doc| {
+            let seen = Seen {
+                text: &doc.record.text,
+                id: &doc.record.id,
+                source: &run.source.name,
+                file: &run.labels[doc.file],
+                line: doc.record.line,
+            };
+            step.check(&seen).map_err(|rejection| Dropped {
+                stage: step.name(),
+                rejection,
+            })
+        };
+        work.into_iter()
+            .map(|w| match w {
+                Work::Live(doc) => match check(&doc) {
+                    Ok(()) => Work::Live(doc),
+                    Err(dropped) => Work::Dropped(doc, dropped),
+                },
+                other => other,
+            })
+            .collect()
+    }
+
+    /// The per-document steps from stage `from` on, then tokenizing and the
+    /// corpus steps' sketches, in parallel.
+    fn run_last(&self, work: Vec<Work>, from: usize, run: &SourceRun) -> Vec<Outcome> {
+        let steps = self.doc_steps(from, self.chain.stages.len(), run);
+        let corpus: Vec<&dyn CorpusStep> = self.chain.corpus.iter().map(|c| c.as_ref()).collect();
+        let (tokenizer, language) = (self.tokenizer, run.source.language.as_str());
+        let finish = |mut doc: Doc| -> Outcome {
+            if let Err(dropped) = apply(&steps, &mut doc) {
+                return Outcome::Dropped(doc, dropped);
+            }
+            match tokenizer.encode(&doc.record.text) {
+                Ok(ids) => {
+                    let text = &doc.record.text;
+                    let sketches = corpus.iter().map(|c| c.sketch(text, language)).collect();
+                    Outcome::Kept(doc, ids, sketches)
+                }
+                Err(e) => Outcome::Failed(doc, e),
+            }
+        };
+        self.pool.install(|| {
+            work.into_par_iter()
+                .map(|w| match w {
+                    Work::Live(doc) => finish(doc),
+                    Work::Dropped(doc, dropped) => Outcome::Dropped(doc, dropped),
+                    Work::Bad(file, m) => Outcome::Bad(file, m),
+                })
+                .collect()
+        })
+    }
+
+    /// Counts one processed record and sends it to its shard or rejects table.
+    fn account(
+        &mut self,
+        outcome: Outcome,
+        run: &SourceRun,
+        counts: &mut [Counts],
+        sink: &mut ShardSink,
+        rejects: &mut RejectTables,
+    ) -> Result<()> {
+        let (file, notes) = match &outcome {
+            Outcome::Kept(doc, ..) | Outcome::Dropped(doc, _) | Outcome::Failed(doc, _) => {
+                (doc.file, Some(&doc.notes))
+            }
+            Outcome::Bad(file, _) => (*file, None),
+        };
+        let c = &mut counts[file];
+        c.read += 1;
+        for (k, v) in notes.into_iter().flat_map(Notes::iter) {
+            if v > 0 {
+                *c.changes.entry(k.to_string()).or_default() += v;
+            }
+        }
+        match outcome {
+            Outcome::Kept(doc, ids, sketches) => self.keep(doc, &ids, &sketches, run, c, sink),
+            Outcome::Failed(doc, e) => {
+                Err(e.context(format!("{}:{}", run.labels[doc.file], doc.record.line)))
+            }
+            Outcome::Dropped(doc, dropped) => {
+                c.rejected
+                    .add(&format!("{}/{}", dropped.stage, dropped.rejection.reason));
+                rejects.push(RejectRow {
+                    detail: format!(
+                        "{} | {}",
+                        dropped.rejection.detail,
+                        snippet(&doc.record.text, SNIPPET_CHARS)
+                    ),
+                    id: doc.record.id,
+                    source: run.source.name.clone(),
+                    file: run.labels[doc.file].clone(),
+                    line: doc.record.line,
+                    stage: dropped.stage.into(),
+                    reason: dropped.rejection.reason,
+                })
+            }
+            Outcome::Bad(file, m) => self.malformed(file, m, run, c, rejects),
+        }
+    }
+
+    /// A kept document: counted, told to the corpus steps, and written.
+    fn keep(
+        &mut self,
+        doc: Doc,
+        ids: &[u32],
+        sketches: &[Sketch],
+        run: &SourceRun,
+        c: &mut Counts,
+        sink: &mut ShardSink,
+    ) -> Result<()> {
+        let text = &doc.record.text;
+        c.kept += 1;
+        c.tokens += ids.len() as u64;
+        c.text_bytes += text.len() as u64;
+        if let Some(ledger) = &mut self.ledger {
+            for (step, sketch) in self.chain.corpus.iter_mut().zip(sketches) {
+                step.add(sketch)?;
+            }
+            let key = DocKey {
+                source: run.at.index as u32,
+                file: (run.at.first_file + doc.file) as u32,
+                line: doc.record.line,
+            };
+            let snippet = snippet(text, SNIPPET_CHARS);
+            ledger.push(key, text.len(), &doc.record.id, &snippet)?;
+        }
+        sink.push(ids, &run.labels[doc.file], doc.record.line, doc.record.id)
+    }
+
+    /// A record that could not be read: an error with `--strict`, else
+    /// counted, maybe warned about, and written to the rejects.
+    fn malformed(
+        &mut self,
+        file: usize,
+        m: Malformed,
+        run: &SourceRun,
+        c: &mut Counts,
+        rejects: &mut RejectTables,
+    ) -> Result<()> {
+        let reason = m.reason.as_str();
+        let at = format!("{}:{}", run.labels[file], m.line);
+        if self.opts.strict {
+            bail!("{at}: malformed record ({reason}): {}", m.detail);
+        }
+        c.malformed.add(reason);
+        self.warned += 1;
+        if self.opts.verbose && self.warned <= MAX_WARNINGS {
+            self.bar
+                .suspend(|| eprintln!("warning: {at}: {reason}: {}", m.detail));
+        }
+        rejects.push(RejectRow {
+            id: m.id.unwrap_or_else(|| at.clone()),
+            source: run.source.name.clone(),
+            file: run.labels[file].clone(),
+            line: m.line,
+            stage: read::STAGE.into(),
+            reason: reason.into(),
+            detail: m.detail,
+        })
+    }
+}
+
+/// Runs `steps` over one document; the first that rejects it drops it.
+fn apply(steps: &[&dyn DocStep], doc: &mut Doc) -> Result<(), Dropped> {
+    for step in steps {
+        step.apply(&mut doc.record.text, &mut doc.notes)
+            .map_err(|rejection| Dropped {
+                stage: step.name(),
+                rejection,
+            })?;
+    }
+    Ok(())
+}
+
+/// Reader thread: streams every file into batches, and returns each file's
+/// digest (hashed in a separate pass, before reading it).
+fn read_batches(
+    settings: &ReadSettings,
+    files: &[PathBuf],
+    progress: Arc<AtomicU64>,
+    tx: mpsc::SyncSender<Batch>,
+) -> Vec<Result<FileDigest, String>> {
+    let mut digests = Vec::with_capacity(files.len());
+    let mut batch: Batch = Vec::new();
+    let mut bytes = 0usize;
+    for (f, path) in files.iter().enumerate() {
+        digests.push(fsutil::digest_file(path).map_err(|e| e.to_string()));
+        for item in read::open(path, settings, Arc::clone(&progress)) {
+            if let Item::Doc(r) = &item {
+                bytes += r.text.len();
+            }
+            batch.push((f, item));
+            if batch.len() >= BATCH_ITEMS || bytes >= BATCH_BYTES {
+                if tx.send(std::mem::take(&mut batch)).is_err() {
+                    return digests; // the consumer stopped on an error
+                }
+                bytes = 0;
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.send(batch);
+    }
+    digests
+}
