@@ -54,7 +54,7 @@ fn main() -> anyhow::Result<()> {
         unit,
         ..NearDedupConfig::default()
     };
-    let mut nd = NearDedup::new(&config, almr::build::DEFAULT_MEM_BUDGET, dir.path())?;
+    let mut nd = NearDedup::new(&config, almr::driver::DEFAULT_MEM_BUDGET, dir.path())?;
     let sigs: Vec<Vec<u32>> =
         pool.install(|| texts.par_iter().map(|t| nd.signature(t, unit)).collect());
     for s in &sigs {

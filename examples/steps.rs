@@ -39,7 +39,7 @@ fn main() -> anyhow::Result<()> {
     let near_config = NearDedupConfig::default();
     let shared = almr::chain::SharedSteps {
         near_dedup: &near_config,
-        mem_budget: almr::build::DEFAULT_MEM_BUDGET,
+        mem_budget: almr::driver::DEFAULT_MEM_BUDGET,
         scratch: dir.path(),
     };
     for step in [Step::Normalize, Step::Language, Step::Filter] {
@@ -64,7 +64,7 @@ fn main() -> anyhow::Result<()> {
         .count();
     report("exact_dedup", start.elapsed().as_secs_f64(), dropped);
     let start = Instant::now();
-    let mut near = NearDedup::new(&near_config, almr::build::DEFAULT_MEM_BUDGET, dir.path())?;
+    let mut near = NearDedup::new(&near_config, almr::driver::DEFAULT_MEM_BUDGET, dir.path())?;
     let unit = near.unit_for(&lang);
     for t in &texts {
         let sig = near.signature(t, unit);

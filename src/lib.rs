@@ -13,7 +13,7 @@
 //!   helpers and the [`step`] vocabulary; [`read`]; the steps [`normalize`],
 //!   [`language`], [`filter`], [`dedup`]; [`tokenize`]; [`chain`] (the list
 //!   of steps); [`config`] (collects every setting); [`provenance`] and
-//!   [`rejects`] tables and the [`manifest`]; [`build`], the driver; then
+//!   [`rejects`] tables and the [`manifest`]; [`driver`], which runs a build; then
 //!   [`mix`]ing and the readers [`inspect`], [`explain`], [`stats`] and
 //!   [`sample`].
 //!
@@ -24,7 +24,7 @@ pub mod mix;
 pub mod shard;
 
 #[cfg(feature = "pipeline")]
-pub mod build;
+pub mod driver;
 #[cfg(feature = "pipeline")]
 pub mod chain;
 #[cfg(feature = "pipeline")]

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use almr::build::{build, BuildOptions};
+use almr::driver::{build, BuildOptions};
 use almr::mix::{MixOptions, MixReport, Size, Split};
 use std::collections::BTreeMap;
 
@@ -40,7 +40,7 @@ enum Command {
         json: bool,
         /// MiB of near-dedup band tables to hold in memory before spilling
         /// them to disk (12 bytes per document and band).
-        #[arg(long, default_value_t = almr::build::DEFAULT_MEM_BUDGET >> 20)]
+        #[arg(long, default_value_t = almr::driver::DEFAULT_MEM_BUDGET >> 20)]
         mem_budget: usize,
     },
     /// Show what a shard holds, and decode one document with its provenance.

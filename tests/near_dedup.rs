@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::io::BufRead;
 use std::path::Path;
 
-use almr::build::{build, BuildOptions};
+use almr::driver::{build, BuildOptions};
 use almr::manifest::Manifest;
 use common::{read_rejects, root, LLAMA3};
 
@@ -111,7 +111,7 @@ fn false_removals(kept: &HashSet<String>) -> (usize, usize) {
 #[test]
 fn planted_pairs_are_caught_in_both_languages_without_collateral() {
     let dir = tempfile::tempdir().unwrap();
-    let (m, kept) = run(dir.path(), "", almr::build::DEFAULT_MEM_BUDGET);
+    let (m, kept) = run(dir.path(), "", almr::driver::DEFAULT_MEM_BUDGET);
     assert!(m.check().is_empty(), "{:?}", m.check());
     let (zh, en) = (score(&kept, "zh"), score(&kept, "en"));
     let (lost, others) = false_removals(&kept);
@@ -145,7 +145,7 @@ fn planted_pairs_are_caught_in_both_languages_without_collateral() {
 #[test]
 fn spilling_band_tables_gives_the_same_bytes() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, _) = run(&dir.path().join("mem"), "", almr::build::DEFAULT_MEM_BUDGET);
+    let (a, _) = run(&dir.path().join("mem"), "", almr::driver::DEFAULT_MEM_BUDGET);
     // 24 kB holds 100 documents' entries (20 bands × 12 bytes): a dozen runs.
     let (b, _) = run(&dir.path().join("spill"), "", 24_000);
     assert_eq!(a.totals, b.totals);
@@ -168,7 +168,7 @@ fn word_shingles_miss_english_copies_with_typos() {
     let (_, kept) = run(
         dir.path(),
         "[near_dedup]\nunit = \"word\"",
-        almr::build::DEFAULT_MEM_BUDGET,
+        almr::driver::DEFAULT_MEM_BUDGET,
     );
     let en = score(&kept, "en");
     println!("word 5-grams catch {en:.3} of English pairs");

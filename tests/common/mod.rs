@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use almr::build::{build, BuildOptions, BuildOutcome};
+use almr::driver::{build, BuildOptions, BuildOutcome};
 
 /// The repository root (tests run with it as the working directory).
 pub fn root() -> PathBuf {
@@ -22,7 +22,7 @@ pub fn build_to(pipeline: &Path, out: &Path, threads: usize) -> BuildOutcome {
             threads: Some(threads),
             strict: false,
             verbose: false,
-            mem_budget: almr::build::DEFAULT_MEM_BUDGET,
+            mem_budget: almr::driver::DEFAULT_MEM_BUDGET,
         },
     )
     .unwrap_or_else(|e| panic!("build of {} failed: {e:#}", pipeline.display()))
