@@ -502,6 +502,7 @@ id_field = "id"
         assert!(p.steps().is_empty());
         let all = parse_str(&GOOD.replace("steps = []\n", "")).unwrap();
         assert_eq!(all.steps(), Step::ALL);
+        assert_eq!(all.steps().last(), Some(&Step::NearDedup));
     }
 
     #[test]

@@ -24,13 +24,13 @@ pub mod mix;
 pub mod shard;
 
 #[cfg(feature = "pipeline")]
-pub mod driver;
-#[cfg(feature = "pipeline")]
 pub mod chain;
 #[cfg(feature = "pipeline")]
 pub mod config;
 #[cfg(feature = "pipeline")]
 pub mod dedup;
+#[cfg(feature = "pipeline")]
+pub mod driver;
 #[cfg(feature = "pipeline")]
 pub mod explain;
 #[cfg(feature = "pipeline")]

@@ -48,8 +48,19 @@ fn all_ids() -> HashSet<String> {
 }
 
 fn run(dir: &Path, extra: &str, mem_budget: usize) -> (Manifest, HashSet<String>) {
+    run_steps(dir, "steps = [\"near_dedup\"]", extra, mem_budget)
+}
+
+/// Builds the near-duplicate fixtures with the `steps` line given (empty:
+/// the default, every step); returns the manifest and the kept ids.
+fn run_steps(
+    dir: &Path,
+    steps: &str,
+    extra: &str,
+    mem_budget: usize,
+) -> (Manifest, HashSet<String>) {
     let mut s = format!(
-        "output = \"unused\"\nsteps = [\"near_dedup\"]\n{extra}\n[tokenizer]\npath = {:?}\neos = \"<|end_of_text|>\"\n",
+        "output = \"unused\"\n{steps}\n{extra}\n[tokenizer]\npath = {:?}\neos = \"<|end_of_text|>\"\n",
         root().join(LLAMA3).display().to_string()
     );
     for lang in ["zh", "en"] {
@@ -143,9 +154,33 @@ fn planted_pairs_are_caught_in_both_languages_without_collateral() {
 }
 
 #[test]
+fn leaving_out_steps_runs_near_dedup_too() {
+    // The documented default: without a `steps` key every step runs, so no
+    // planted pair survives whole (the other steps may drop either copy).
+    let dir = tempfile::tempdir().unwrap();
+    let (m, kept) = run_steps(dir.path(), "", "", almr::driver::DEFAULT_MEM_BUDGET);
+    assert!(m.check().is_empty(), "{:?}", m.check());
+    assert_eq!(m.pipeline.config.steps, None);
+    let near = m.totals.rejected.by_reason["near_dedup/near_duplicate"];
+    let both: Vec<String> = truth()
+        .into_iter()
+        .filter(|p| kept.contains(&p.original) && kept.contains(&p.copy))
+        .map(|p| p.copy)
+        .collect();
+    println!("near_dedup removed {near}; pairs kept whole: {both:?}");
+    assert!(near >= 20, "{near}");
+    assert!(both.is_empty(), "{both:?}");
+    assert!(dir.path().join("out/rejects/near_dedup.parquet").is_file());
+}
+
+#[test]
 fn spilling_band_tables_gives_the_same_bytes() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, _) = run(&dir.path().join("mem"), "", almr::driver::DEFAULT_MEM_BUDGET);
+    let (a, _) = run(
+        &dir.path().join("mem"),
+        "",
+        almr::driver::DEFAULT_MEM_BUDGET,
+    );
     // 24 kB holds 100 documents' entries (20 bands × 12 bytes): a dozen runs.
     let (b, _) = run(&dir.path().join("spill"), "", 24_000);
     assert_eq!(a.totals, b.totals);
