@@ -56,6 +56,14 @@ impl Step {
     }
 }
 
+impl std::fmt::Display for Step {
+    /// The step's name, as a pipeline's `steps` list writes it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = serde_json::to_value(self).map_err(|_| std::fmt::Error)?;
+        f.write_str(name.as_str().unwrap_or_default())
+    }
+}
+
 /// The settings per-document steps take from one source.
 #[derive(Debug, Clone, Copy)]
 pub struct SourceSteps<'a> {

@@ -253,70 +253,73 @@ pub fn parse(path: &Path, raw: &str) -> Result<Pipeline, ConfigError> {
     let value: toml::Value =
         toml::from_str(raw).map_err(|e| err(None, "", format!("invalid TOML: {}", e.message())))?;
     let json = serde_json::to_value(&value).map_err(|e| err(None, "", e.to_string()))?;
-
-    let schema: serde_json::Value =
-        serde_json::from_str(PIPELINE_SCHEMA).expect("embedded schema is valid JSON");
-    let validator = jsonschema::validator_for(&schema).expect("embedded schema compiles");
-    // Unknown keys come first: a misspelt key also shows up as a missing one.
-    let mut errors: Vec<(bool, ConfigError)> = validator
-        .iter_errors(&json)
-        .map(|e| {
-            let mut pointer = e.instance_path().to_string();
-            let (unknown, message) = match e.kind() {
-                jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
-                    if let Some(first) = unexpected.first() {
-                        pointer = format!("{pointer}/{first}");
-                    }
-                    let keys = quote_all(unexpected);
-                    (
-                        true,
-                        format!("unknown key{} {keys}", plural(unexpected.len())),
-                    )
-                }
-                _ => (false, e.to_string()),
-            };
-            let key = key_path(&pointer);
-            (unknown, err(spans.line(&pointer), &key, message))
-        })
-        .collect();
-    if !errors.is_empty() {
-        errors.sort_by_key(|(unknown, e)| (!unknown, e.line.unwrap_or(0)));
-        return Err(errors.swap_remove(0).1);
+    if let Some((pointer, message)) = first_schema_error(&json, &spans) {
+        return Err(err(spans.line(&pointer), &key_path(&pointer), message));
     }
     let pipeline: Pipeline = serde_json::from_value(json)
         .map_err(|e| err(None, "", format!("does not match the schema: {e}")))?;
+    match misplaced_step(&pipeline).or_else(|| duplicate_source(&pipeline)) {
+        Some((pointer, message)) => Err(err(spans.line(&pointer), &key_path(&pointer), message)),
+        None => Ok(pipeline),
+    }
+}
 
+/// The first error of the pipeline against its JSON Schema, as a JSON
+/// pointer and a message. Unknown keys come first: a misspelt key also shows
+/// up as a missing one, then errors go by line.
+fn first_schema_error(json: &serde_json::Value, spans: &KeyLines) -> Option<(String, String)> {
+    let schema: serde_json::Value =
+        serde_json::from_str(PIPELINE_SCHEMA).expect("embedded schema is valid JSON");
+    let validator = jsonschema::validator_for(&schema).expect("embedded schema compiles");
+    let mut errors: Vec<(bool, String, String)> = validator
+        .iter_errors(json)
+        .map(|e| {
+            let pointer = e.instance_path().to_string();
+            match e.kind() {
+                jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
+                    let pointer = match unexpected.first() {
+                        Some(first) => format!("{pointer}/{first}"),
+                        None => pointer,
+                    };
+                    let keys = quote_all(unexpected);
+                    let message = format!("unknown key{} {keys}", plural(unexpected.len()));
+                    (true, pointer, message)
+                }
+                _ => (false, pointer, e.to_string()),
+            }
+        })
+        .collect();
+    errors.sort_by_key(|(unknown, pointer, _)| (!unknown, spans.line(pointer).unwrap_or(0)));
+    let (_, pointer, message) = errors.into_iter().next()?;
+    Some((pointer, message))
+}
+
+/// A step listed twice, or a corpus step that is not last.
+fn misplaced_step(pipeline: &Pipeline) -> Option<(String, String)> {
     let steps = pipeline.steps.as_deref().unwrap_or_default();
     for (i, step) in steps.iter().enumerate() {
+        let pointer = format!("/steps/{i}");
         if step.sees_the_corpus() && i + 1 != steps.len() {
-            let pointer = format!("/steps/{i}");
-            return Err(err(
-                spans.line(&pointer),
-                &key_path(&pointer),
-                "near_dedup must be the last step: it looks at the final text".into(),
-            ));
+            let message = format!("{step} must be the last step: it looks at the final text");
+            return Some((pointer, message));
         }
         if steps[..i].contains(step) {
-            let pointer = format!("/steps/{i}");
-            return Err(err(
-                spans.line(&pointer),
-                &key_path(&pointer),
-                format!("step {step:?} is listed twice"),
-            ));
+            return Some((pointer, format!("step {step} is listed twice")));
         }
     }
+    None
+}
+
+/// A source name used twice.
+fn duplicate_source(pipeline: &Pipeline) -> Option<(String, String)> {
     let mut seen = HashSet::new();
-    for (i, s) in pipeline.sources.iter().enumerate() {
-        if !seen.insert(s.name.as_str()) {
-            let pointer = format!("/source/{i}/name");
-            return Err(err(
-                spans.line(&pointer),
-                &key_path(&pointer),
-                format!("duplicate source name {:?}", s.name),
-            ));
-        }
-    }
-    Ok(pipeline)
+    let (i, s) = pipeline
+        .sources
+        .iter()
+        .enumerate()
+        .find(|(_, s)| !seen.insert(s.name.as_str()))?;
+    let message = format!("duplicate source name {:?}", s.name);
+    Some((format!("/source/{i}/name"), message))
 }
 
 fn resolve_inputs(

@@ -144,25 +144,35 @@ pub fn length(doc: &Doc, c: &LengthConfig) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// Rejects for `reason` when `value` is below `min`.
+fn at_least(reason: &str, value: f64, min: f64) -> Result<(), Rejection> {
+    match value < min {
+        true => Err(reject(reason, value, "<", min)),
+        false => Ok(()),
+    }
+}
+
+/// Rejects for `reason` when `value` is above `max`.
+fn at_most(reason: &str, value: f64, max: f64) -> Result<(), Rejection> {
+    match value > max {
+        true => Err(reject(reason, value, ">", max)),
+        false => Ok(()),
+    }
+}
+
 /// Gopher quality rules.
 pub fn gopher_quality(doc: &Doc, c: &GopherQualityConfig) -> Result<(), Rejection> {
+    gopher_words(doc, c)?;
+    gopher_symbols_and_lines(doc, c)?;
+    gopher_content_words(doc, c)
+}
+
+/// Word count, and the mean length of Latin-script words where they are
+/// most of the text.
+fn gopher_words(doc: &Doc, c: &GopherQualityConfig) -> Result<(), Rejection> {
     let n = doc.words.len();
-    if n < c.min_words {
-        return Err(reject(
-            "gopher_quality.min_words",
-            n as f64,
-            "<",
-            c.min_words as f64,
-        ));
-    }
-    if n > c.max_words {
-        return Err(reject(
-            "gopher_quality.max_words",
-            n as f64,
-            ">",
-            c.max_words as f64,
-        ));
-    }
+    at_least("gopher_quality.min_words", n as f64, c.min_words as f64)?;
+    at_most("gopher_quality.max_words", n as f64, c.max_words as f64)?;
     let latin: Vec<&str> = doc
         .words
         .iter()
@@ -172,80 +182,57 @@ pub fn gopher_quality(doc: &Doc, c: &GopherQualityConfig) -> Result<(), Rejectio
     if latin.len() * 2 >= n {
         let mean =
             latin.iter().map(|w| w.chars().count()).sum::<usize>() as f64 / latin.len() as f64;
-        if mean < c.min_mean_word_len {
-            return Err(reject(
-                "gopher_quality.mean_word_len",
-                mean,
-                "<",
-                c.min_mean_word_len,
-            ));
-        }
-        if mean > c.max_mean_word_len {
-            return Err(reject(
-                "gopher_quality.mean_word_len",
-                mean,
-                ">",
-                c.max_mean_word_len,
-            ));
-        }
+        at_least("gopher_quality.mean_word_len", mean, c.min_mean_word_len)?;
+        at_most("gopher_quality.mean_word_len", mean, c.max_mean_word_len)?;
     }
+    Ok(())
+}
+
+/// Symbols per word, and the shares of bullet and ellipsis lines.
+fn gopher_symbols_and_lines(doc: &Doc, c: &GopherQualityConfig) -> Result<(), Rejection> {
     let symbols = doc.text.matches('#').count()
         + doc.text.matches("...").count()
         + doc.text.matches('…').count();
-    let ratio = symbols as f64 / n as f64;
-    if ratio > c.max_symbol_word_ratio {
-        return Err(reject(
-            "gopher_quality.symbol_word_ratio",
-            ratio,
-            ">",
-            c.max_symbol_word_ratio,
-        ));
-    }
+    let ratio = symbols as f64 / doc.words.len() as f64;
+    at_most(
+        "gopher_quality.symbol_word_ratio",
+        ratio,
+        c.max_symbol_word_ratio,
+    )?;
     let lines = doc.lines.len().max(1) as f64;
-    let bullets = doc
-        .lines
-        .iter()
-        .filter(|l| {
-            l.starts_with([
-                '•', '●', '○', '■', '□', '▪', '▫', '◦', '-', '*', '–', '·', '➢', '►',
-            ])
-        })
-        .count() as f64;
-    if bullets / lines > c.max_bullet_lines_ratio {
-        return Err(reject(
-            "gopher_quality.bullet_lines",
-            bullets / lines,
-            ">",
-            c.max_bullet_lines_ratio,
-        ));
-    }
-    let ellipsis = doc
-        .lines
-        .iter()
-        .filter(|l| l.ends_with("...") || l.ends_with('…'))
-        .count() as f64;
-    if ellipsis / lines > c.max_ellipsis_lines_ratio {
-        return Err(reject(
-            "gopher_quality.ellipsis_lines",
-            ellipsis / lines,
-            ">",
-            c.max_ellipsis_lines_ratio,
-        ));
-    }
+    let share =
+        |test: &dyn Fn(&str) -> bool| doc.lines.iter().filter(|l| test(l)).count() as f64 / lines;
+    let bullets = share(&|l| {
+        l.starts_with([
+            '•', '●', '○', '■', '□', '▪', '▫', '◦', '-', '*', '–', '·', '➢', '►',
+        ])
+    });
+    at_most(
+        "gopher_quality.bullet_lines",
+        bullets,
+        c.max_bullet_lines_ratio,
+    )?;
+    let ellipsis = share(&|l| l.ends_with("...") || l.ends_with('…'));
+    at_most(
+        "gopher_quality.ellipsis_lines",
+        ellipsis,
+        c.max_ellipsis_lines_ratio,
+    )
+}
+
+/// The share of words with a letter, and the stop words.
+fn gopher_content_words(doc: &Doc, c: &GopherQualityConfig) -> Result<(), Rejection> {
+    let n = doc.words.len();
     let alpha = doc
         .words
         .iter()
         .filter(|w| w.chars().any(char::is_alphabetic))
         .count();
-    let ratio = alpha as f64 / n as f64;
-    if ratio < c.min_alpha_words_ratio {
-        return Err(reject(
-            "gopher_quality.alpha_words",
-            ratio,
-            "<",
-            c.min_alpha_words_ratio,
-        ));
-    }
+    at_least(
+        "gopher_quality.alpha_words",
+        alpha as f64 / n as f64,
+        c.min_alpha_words_ratio,
+    )?;
     if c.min_stop_words > 0 {
         let stops = doc
             .words
@@ -253,14 +240,11 @@ pub fn gopher_quality(doc: &Doc, c: &GopherQualityConfig) -> Result<(), Rejectio
             .filter(|w| c.stop_words.iter().any(|s| s.eq_ignore_ascii_case(w)))
             .take(c.min_stop_words)
             .count();
-        if stops < c.min_stop_words {
-            return Err(reject(
-                "gopher_quality.stop_words",
-                stops as f64,
-                "<",
-                c.min_stop_words as f64,
-            ));
-        }
+        at_least(
+            "gopher_quality.stop_words",
+            stops as f64,
+            c.min_stop_words as f64,
+        )?;
     }
     Ok(())
 }

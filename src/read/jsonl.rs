@@ -3,7 +3,7 @@
 
 use std::io::BufRead;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::{read_line, utf8_detail, Fields, Item, Malformed, MalformedReason, Record};
 use crate::text::snippet;
@@ -32,94 +32,89 @@ impl JsonlReader {
     }
 
     fn parse_line(&self) -> Item {
-        let bad = |reason, id: Option<String>, detail: String| {
-            Item::Bad(Malformed {
+        match self.record() {
+            Ok(record) => Item::Doc(record),
+            Err((reason, id, detail)) => Item::Bad(Malformed {
                 line: self.line,
                 id,
                 reason,
                 detail,
-            })
-        };
-        let text = match std::str::from_utf8(&self.buf) {
-            Ok(t) => t,
-            Err(e) => {
-                return bad(
-                    MalformedReason::InvalidUtf8,
-                    None,
-                    utf8_detail(&self.buf, &e),
-                )
-            }
-        };
-        let mut object = match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(map)) => map,
-            Ok(other) => {
-                return bad(
-                    MalformedReason::BadJson,
-                    None,
-                    format!(
-                        "expected a JSON object, found {}: {}",
-                        kind(&other),
-                        snippet(text, 60)
-                    ),
-                )
-            }
-            Err(e) => {
-                return bad(
-                    MalformedReason::BadJson,
-                    None,
-                    format!("{e}: {}", snippet(text, 60)),
-                )
-            }
-        };
-        let id = match &self.fields.id {
-            None => format!("{}:{}", self.label, self.line),
-            Some(key) => match object.get(key) {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Number(n)) => n.to_string(),
-                None | Some(Value::Null) => {
-                    return bad(
-                        MalformedReason::MissingId,
-                        None,
-                        format!("no id field {key:?}: {}", snippet(text, 60)),
-                    )
-                }
-                Some(other) => {
-                    return bad(
-                        MalformedReason::BadId,
-                        None,
-                        format!(
-                            "id field {key:?} is {}, not a string or number",
-                            kind(other)
-                        ),
-                    )
-                }
-            },
-        };
-        match object.remove(&self.fields.text) {
-            Some(Value::String(text)) => Item::Doc(Record {
+            }),
+        }
+    }
+
+    /// The current line as a record, or why it is malformed (with the id
+    /// when it could be read).
+    fn record(&self) -> Result<Record, (MalformedReason, Option<String>, String)> {
+        let text = std::str::from_utf8(&self.buf).map_err(|e| {
+            (
+                MalformedReason::InvalidUtf8,
+                None,
+                utf8_detail(&self.buf, &e),
+            )
+        })?;
+        let mut object =
+            json_object(text).map_err(|detail| (MalformedReason::BadJson, None, detail))?;
+        let id = self
+            .id(&object, text)
+            .map_err(|(reason, detail)| (reason, None, detail))?;
+        let key = &self.fields.text;
+        match object.remove(key) {
+            Some(Value::String(text)) => Ok(Record {
                 line: self.line,
                 id,
                 text,
             }),
-            None | Some(Value::Null) => bad(
+            None | Some(Value::Null) => Err((
                 MalformedReason::MissingText,
                 Some(id),
-                format!(
-                    "no text field {:?}: {}",
-                    self.fields.text,
-                    snippet(text, 60)
-                ),
-            ),
-            Some(other) => bad(
+                format!("no text field {key:?}: {}", snippet(text, 60)),
+            )),
+            Some(other) => Err((
                 MalformedReason::NonStringText,
                 Some(id),
-                format!(
-                    "text field {:?} is {}, not a string",
-                    self.fields.text,
-                    kind(&other)
-                ),
-            ),
+                format!("text field {key:?} is {}, not a string", kind(&other)),
+            )),
         }
+    }
+
+    /// The record's id: its id field, or `file:line` without one.
+    fn id(
+        &self,
+        object: &Map<String, Value>,
+        text: &str,
+    ) -> Result<String, (MalformedReason, String)> {
+        let Some(key) = &self.fields.id else {
+            return Ok(format!("{}:{}", self.label, self.line));
+        };
+        match object.get(key) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(Value::Number(n)) => Ok(n.to_string()),
+            None | Some(Value::Null) => Err((
+                MalformedReason::MissingId,
+                format!("no id field {key:?}: {}", snippet(text, 60)),
+            )),
+            Some(other) => Err((
+                MalformedReason::BadId,
+                format!(
+                    "id field {key:?} is {}, not a string or number",
+                    kind(other)
+                ),
+            )),
+        }
+    }
+}
+
+/// A line parsed as a JSON object, or why it is not one.
+fn json_object(text: &str) -> Result<Map<String, Value>, String> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => Err(format!(
+            "expected a JSON object, found {}: {}",
+            kind(&other),
+            snippet(text, 60)
+        )),
+        Err(e) => Err(format!("{e}: {}", snippet(text, 60))),
     }
 }
 

@@ -190,18 +190,7 @@ impl Scanner {
         }
         // \p{N}{1,3} (Llama-3) or \p{N} (Qwen)
         if k == NUMBER {
-            let mut end = j;
-            for _ in 1..self.max_digits {
-                if end == n {
-                    break;
-                }
-                let (k1, _, l1) = self.at(s, end);
-                if k1 != NUMBER {
-                    break;
-                }
-                end += l1;
-            }
-            return end;
+            return self.digits(s, j);
         }
         //  ?[^\s\p{L}\p{N}]+[\r\n]*
         let others_from = if k == OTHER {
@@ -212,21 +201,54 @@ impl Scanner {
         } else {
             None
         };
-        if let Some(mut end) = others_from {
-            while end < n {
-                let (k1, _, l1) = self.at(s, end);
-                if k1 != OTHER {
-                    break;
-                }
-                end += l1;
-            }
-            while end < n && (s[end] == b'\r' || s[end] == b'\n') {
-                end += 1;
-            }
-            return end;
+        match others_from {
+            Some(end) => self.symbols(s, end),
+            None => self.spaces(s, i, j, k),
         }
-        // White space, k is SPACE or NEWLINE. Find the whole run, the end of
-        // its last newline and the start of its last char.
+    }
+
+    /// End of a run of digits whose first ends at `j`: at most
+    /// `max_digits` in all.
+    #[inline]
+    fn digits(&self, s: &[u8], j: usize) -> usize {
+        let mut end = j;
+        for _ in 1..self.max_digits {
+            if end == s.len() {
+                break;
+            }
+            let (k1, _, l1) = self.at(s, end);
+            if k1 != NUMBER {
+                break;
+            }
+            end += l1;
+        }
+        end
+    }
+
+    /// End of a run of other characters from `end` on, with the line breaks
+    /// right after it.
+    #[inline]
+    fn symbols(&self, s: &[u8], mut end: usize) -> usize {
+        let n = s.len();
+        while end < n {
+            let (k1, _, l1) = self.at(s, end);
+            if k1 != OTHER {
+                break;
+            }
+            end += l1;
+        }
+        while end < n && (s[end] == b'\r' || s[end] == b'\n') {
+            end += 1;
+        }
+        end
+    }
+
+    /// End of the white-space piece whose first char (of kind `k`, SPACE or
+    /// NEWLINE) spans `i..j`. Finds the whole run, the end of its last
+    /// newline and the start of its last char.
+    #[inline]
+    fn spaces(&self, s: &[u8], i: usize, j: usize, k: u8) -> usize {
+        let n = s.len();
         let mut end = j;
         let mut after_newline = (k == NEWLINE).then_some(j);
         let mut last_start = i;
