@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
 
-pub use self::index::{MixIndex, Span, Split};
+pub use self::index::{MixIndex, Span, Split, DIR};
 pub use self::report::MixReport;
 
 use self::index::{Record, SourceLists};
@@ -29,9 +29,6 @@ use self::report::{IndexFile, MixShard, MixSource};
 use crate::fsutil::{sha256_hex, write_atomic};
 use crate::manifest::Manifest;
 use crate::shard::ShardReader;
-
-/// Folder of a build's output directory that holds its mixes.
-pub const DIR: &str = "mix";
 
 /// Samples per window for the reported `max_window_deviation`.
 pub const WINDOW: usize = 1000;
