@@ -20,6 +20,7 @@ mod mixer;
 mod plan;
 pub mod report;
 pub mod stream;
+pub mod table;
 
 pub use self::index::{MixIndex, Span, Split, DIR};
 pub use self::mixer::{mix, WINDOW};
