@@ -1,13 +1,13 @@
 //! The `almr` command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use almr::driver::{build, BuildOptions};
-use almr::mix::{MixOptions, MixReport, Size, Split};
+use almr::mix::{MixOptions, Size, Split};
 use std::collections::BTreeMap;
 
 /// Turn raw zh/en corpora into Megatron-compatible token shards for Llama-3
@@ -71,47 +71,7 @@ enum Command {
     },
     /// Build an ALMR-weighted training stream (a mix index) over a build's
     /// shards: OUT/mix/NAME.mix and OUT/mix/NAME.json.
-    Mix {
-        /// The build's output directory.
-        out: PathBuf,
-        /// Name of the mix.
-        #[arg(long)]
-        name: String,
-        /// Share of training tokens from additional sources, in [0, 1].
-        #[arg(long)]
-        almr: f64,
-        /// Tokens a sample is trained on; a sample reads seq_len + 1 tokens.
-        #[arg(long)]
-        seq_len: u64,
-        /// Seed of the validation draw and every shuffle.
-        #[arg(long, default_value_t = 1234)]
-        seed: u64,
-        /// Training tokens (rounded up to whole samples); takes suffixes
-        /// K, M, B, T (e.g. 2.5B).
-        #[arg(long, value_parser = parse_count, required_unless_present = "samples", conflicts_with = "samples")]
-        tokens: Option<u64>,
-        /// Training samples.
-        #[arg(long, value_parser = parse_count)]
-        samples: Option<u64>,
-        /// Relative weight of a source inside its group, as SRC=W
-        /// (repeatable). Give all sources of a group or none; by default each
-        /// weighs its training tokens.
-        #[arg(long = "weight", value_name = "SRC=W")]
-        weights: Vec<String>,
-        /// Share of documents held out for validation: F for every source, or
-        /// SRC=F for one (repeatable).
-        #[arg(long = "valid-share", value_name = "[SRC=]F")]
-        valid_shares: Vec<String>,
-        /// Refuse if any source would be repeated more than this many epochs.
-        #[arg(long)]
-        max_epochs: Option<f64>,
-        /// Also write the equivalent weights for another trainer.
-        #[arg(long, value_enum)]
-        export: Option<ExportKind>,
-        /// Print the sidecar as JSON instead of a summary table.
-        #[arg(long)]
-        json: bool,
-    },
+    Mix(MixArgs),
     /// Report what a build and its mixes hold: per source and language,
     /// documents, tokens, rejects, dedup rates, lengths; per mix, the ALMR.
     Stats {
@@ -150,6 +110,80 @@ enum Command {
     },
 }
 
+/// The arguments of `almr mix`.
+#[derive(Args)]
+struct MixArgs {
+    /// The build's output directory.
+    out: PathBuf,
+    /// Name of the mix.
+    #[arg(long)]
+    name: String,
+    /// Share of training tokens from additional sources, in [0, 1].
+    #[arg(long)]
+    almr: f64,
+    /// Tokens a sample is trained on; a sample reads seq_len + 1 tokens.
+    #[arg(long)]
+    seq_len: u64,
+    /// Seed of the validation draw and every shuffle.
+    #[arg(long, default_value_t = 1234)]
+    seed: u64,
+    /// Training tokens (rounded up to whole samples); takes suffixes
+    /// K, M, B, T (e.g. 2.5B).
+    #[arg(long, value_parser = parse_count, required_unless_present = "samples", conflicts_with = "samples")]
+    tokens: Option<u64>,
+    /// Training samples.
+    #[arg(long, value_parser = parse_count)]
+    samples: Option<u64>,
+    /// Relative weight of a source inside its group, as SRC=W
+    /// (repeatable). Give all sources of a group or none; by default each
+    /// weighs its training tokens.
+    #[arg(long = "weight", value_name = "SRC=W", value_parser = parse_weight)]
+    weights: Vec<(String, f64)>,
+    /// Share of documents held out for validation: F for every source, or
+    /// SRC=F for one (repeatable).
+    #[arg(long = "valid-share", value_name = "[SRC=]F", value_parser = parse_valid_share)]
+    valid_shares: Vec<ValidShare>,
+    /// Refuse if any source would be repeated more than this many epochs.
+    #[arg(long)]
+    max_epochs: Option<f64>,
+    /// Also write the equivalent weights for another trainer.
+    #[arg(long, value_enum)]
+    export: Option<ExportKind>,
+    /// Print the sidecar as JSON instead of a summary table.
+    #[arg(long)]
+    json: bool,
+}
+
+impl MixArgs {
+    /// The library's options.
+    fn options(&self) -> MixOptions {
+        let mut opts = MixOptions {
+            name: self.name.clone(),
+            almr: self.almr,
+            seq_len: self.seq_len,
+            seed: self.seed,
+            size: match (self.tokens, self.samples) {
+                (_, Some(n)) => Size::Samples(n),
+                (Some(t), None) => Size::Tokens(t),
+                (None, None) => unreachable!("clap requires one"),
+            },
+            weights: self.weights.iter().cloned().collect(),
+            valid_share: DEFAULT_VALID_SHARE,
+            valid_shares: BTreeMap::new(),
+            max_epochs: self.max_epochs,
+        };
+        for v in &self.valid_shares {
+            match v {
+                ValidShare::All(f) => opts.valid_share = *f,
+                ValidShare::Source(name, f) => {
+                    opts.valid_shares.insert(name.clone(), *f);
+                }
+            }
+        }
+        opts
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum SchemaKind {
     /// The pipeline file.
@@ -158,6 +192,17 @@ enum SchemaKind {
     Manifest,
     /// OUT/mix/NAME.json.
     Mix,
+}
+
+impl SchemaKind {
+    /// The schema's text.
+    fn schema(self) -> String {
+        match self {
+            SchemaKind::Pipeline => almr::config::generated_schema(),
+            SchemaKind::Manifest => almr::manifest::generated_schema(),
+            SchemaKind::Mix => almr::mix::report::generated_schema(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -194,14 +239,38 @@ fn parse_count(s: &str) -> Result<u64, String> {
 }
 
 /// Splits `SRC=VALUE`.
-fn parse_pair(flag: &str, s: &str) -> Result<(String, f64)> {
-    let (name, value) = s
-        .split_once('=')
-        .ok_or_else(|| anyhow::anyhow!("{flag} {s:?}: expected SRC=VALUE"))?;
+fn parse_pair(s: &str) -> Result<(String, f64), String> {
+    let (name, value) = s.split_once('=').ok_or("expected SRC=VALUE")?;
     let v = value
         .parse::<f64>()
-        .map_err(|_| anyhow::anyhow!("{flag} {s:?}: {value:?} is not a number"))?;
+        .map_err(|_| format!("{value:?} is not a number"))?;
     Ok((name.to_string(), v))
+}
+
+/// Parses `--weight SRC=W`.
+fn parse_weight(s: &str) -> Result<(String, f64), String> {
+    parse_pair(s)
+}
+
+/// A `--valid-share`: for every source, or for one.
+#[derive(Clone)]
+enum ValidShare {
+    /// `F`: the share of every source without its own.
+    All(f64),
+    /// `SRC=F`: the share of one source.
+    Source(String, f64),
+}
+
+/// Parses `--valid-share F` or `SRC=F`.
+fn parse_valid_share(s: &str) -> Result<ValidShare, String> {
+    if s.contains('=') {
+        let (name, f) = parse_pair(s)?;
+        Ok(ValidShare::Source(name, f))
+    } else {
+        s.parse()
+            .map(ValidShare::All)
+            .map_err(|_| format!("{s:?} is not a number"))
+    }
 }
 
 fn main() -> ExitCode {
@@ -212,6 +281,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn build_command(pipeline: &Path, opts: &BuildOptions, json: bool) -> Result<()> {
+    let outcome = build(pipeline, opts)?;
+    match json {
+        true => print!("{}", outcome.manifest.to_json()),
+        false => print!("{outcome}"),
+    }
+    Ok(())
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -231,219 +309,100 @@ fn run(cli: Cli) -> Result<()> {
                 verbose: !json,
                 mem_budget: mem_budget << 20,
             };
-            let outcome = build(&pipeline, &opts)?;
-            if json {
-                print!("{}", outcome.manifest.to_json());
-            } else {
-                print!("{outcome}");
-            }
+            build_command(&pipeline, &opts, json)?
         }
         Command::Inspect {
             prefix,
             doc,
             tokenizer,
             json,
-        } => {
-            let report = almr::inspect::inspect(&prefix, doc, tokenizer.as_deref())?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{report}");
-            }
-        }
-        Command::Explain { out, id, json } => {
-            let fates = almr::explain::explain(&out, &id)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&fates)?);
-            } else {
-                for fate in fates {
-                    println!("{fate}");
-                }
-            }
-        }
-        Command::Mix {
-            out,
-            name,
-            almr,
-            seq_len,
-            seed,
-            tokens,
-            samples,
-            weights,
-            valid_shares,
-            max_epochs,
-            export,
-            json,
-        } => {
-            let mut opts = MixOptions {
-                name,
-                almr,
-                seq_len,
-                seed,
-                size: match (tokens, samples) {
-                    (_, Some(n)) => Size::Samples(n),
-                    (Some(t), None) => Size::Tokens(t),
-                    (None, None) => unreachable!("clap requires one"),
-                },
-                weights: BTreeMap::new(),
-                valid_share: DEFAULT_VALID_SHARE,
-                valid_shares: BTreeMap::new(),
-                max_epochs,
-            };
-            for w in &weights {
-                let (k, v) = parse_pair("--weight", w)?;
-                opts.weights.insert(k, v);
-            }
-            for v in &valid_shares {
-                if v.contains('=') {
-                    let (k, f) = parse_pair("--valid-share", v)?;
-                    opts.valid_shares.insert(k, f);
-                } else {
-                    opts.valid_share = v
-                        .parse()
-                        .map_err(|_| anyhow::anyhow!("--valid-share {v:?} is not a number"))?;
-                }
-            }
-            let report = almr::mix::mix(&out, &opts)?;
-            let exported = match export {
-                Some(ExportKind::Megatron) => {
-                    Some(almr::mix::export::write_megatron(&report, &out)?)
-                }
-                None => None,
-            };
-            if json {
-                print!("{}", report.to_json());
-            } else {
-                print_mix(&out, &report);
-                if let Some(p) = exported {
-                    println!("Megatron weights: {} (use --data-args-path)", p.display());
-                }
-            }
-        }
-        Command::Stats { out, json, html } => {
-            let stats = almr::stats::stats(&out)?;
-            if let Some(path) = &html {
-                let page = almr::stats::html::render(&stats)?;
-                std::fs::write(path, page)
-                    .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
-            }
-            if json {
-                println!("{}", serde_json::to_string_pretty(&stats)?);
-            } else {
-                print_stats(&stats);
-                if let Some(path) = html {
-                    println!("report: {}", path.display());
-                }
-            }
-        }
+        } => inspect(&prefix, doc, tokenizer.as_deref(), json)?,
+        Command::Explain { out, id, json } => explain(&out, &id, json)?,
+        Command::Mix(args) => mix(&args)?,
+        Command::Stats { out, json, html } => stats(&out, json, html.as_deref())?,
         Command::Sample {
             mix,
             n,
             seed,
             valid,
             json,
-        } => {
-            let split = if valid { Split::Valid } else { Split::Train };
-            let samples = almr::sample::sample(&mix, split, n, seed)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&samples)?);
-            } else {
-                for s in samples {
-                    println!("{s}");
-                }
-            }
-        }
-        Command::Schema { which } => print!(
-            "{}",
-            match which {
-                SchemaKind::Pipeline => almr::config::generated_schema(),
-                SchemaKind::Manifest => almr::manifest::generated_schema(),
-                SchemaKind::Mix => almr::mix::report::generated_schema(),
-            }
-        ),
+        } => sample(&mix, n, seed, valid, json)?,
+        Command::Schema { which } => print!("{}", which.schema()),
     }
     Ok(())
 }
 
-fn print_mix(out: &std::path::Path, r: &MixReport) {
-    println!(
-        "mix {}: {} samples of {}+1 tokens = {} training tokens, seed {}",
-        r.name, r.samples, r.seq_len, r.tokens, r.seed
-    );
-    println!(
-        "ALMR target {:.4}, achieved {:.4}; worst {}-sample window off by {:.4}",
-        r.target_almr, r.achieved_almr, r.window, r.max_window_deviation
-    );
-    println!(
-        "{:<16} {:>4} {:>3} {:>8} {:>8} {:>10} {:>12} {:>7} {:>10} {:>10}",
-        "source",
-        "lang",
-        "add",
-        "target",
-        "share",
-        "samples",
-        "tokens_used",
-        "epochs",
-        "valid_docs",
-        "valid_smp"
-    );
-    for s in &r.sources {
-        println!(
-            "{:<16} {:>4} {:>3} {:>8.4} {:>8.4} {:>10} {:>12} {:>7.3} {:>10} {:>10}",
-            s.name,
-            s.language,
-            if s.additional { "yes" } else { "no" },
-            s.target_share,
-            s.achieved_share,
-            s.samples,
-            s.tokens_used,
-            s.epochs,
-            s.valid_documents,
-            s.valid_samples
-        );
-    }
-    println!(
-        "wrote {} and {}",
-        out.join(&r.index.path).display(),
-        out.join(almr::mix::DIR)
-            .join(format!("{}.json", r.name))
-            .display()
-    );
+/// Prints `value` as pretty JSON.
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
 }
 
-fn print_stats(s: &almr::stats::Stats) {
-    println!(
-        "{:<16} {:>4} {:>9} {:>9} {:>12} {:>7} {:>7} {:>7} {:>7} {:>7}",
-        "source/lang", "lang", "docs", "rejected", "tokens", "share", "exact", "near", "p50", "p99"
-    );
-    for g in s.sources.iter().chain(&s.languages) {
-        println!(
-            "{:<16} {:>4} {:>9} {:>9} {:>12} {:>6.2}% {:>6.2}% {:>6.2}% {:>7} {:>7}",
-            g.name,
-            g.language,
-            g.counts.kept,
-            g.counts.rejected.total,
-            g.counts.tokens,
-            100.0 * g.token_share,
-            100.0 * g.exact_dedup_rate,
-            100.0 * g.near_dedup_rate,
-            g.lengths.p50,
-            g.lengths.p99
-        );
+/// `almr inspect`.
+fn inspect(prefix: &Path, doc: Option<usize>, tokenizer: Option<&Path>, json: bool) -> Result<()> {
+    let report = almr::inspect::inspect(prefix, doc, tokenizer)?;
+    if json {
+        return print_json(&report);
     }
-    for m in &s.mixes {
-        let epochs: Vec<String> = m
-            .sources
-            .iter()
-            .map(|x| format!("{} {:.2}", x.name, x.epochs))
-            .collect();
-        println!(
-            "mix {}: target ALMR {:.4}, achieved {:.4}, worst window {:.4}; epochs: {}",
-            m.name,
-            m.target_almr,
-            m.achieved_almr,
-            m.max_window_deviation,
-            epochs.join(", ")
-        );
+    print!("{report}");
+    Ok(())
+}
+
+/// `almr explain`.
+fn explain(out: &Path, id: &str, json: bool) -> Result<()> {
+    let fates = almr::explain::explain(out, id)?;
+    if json {
+        return print_json(&fates);
     }
+    for fate in fates {
+        println!("{fate}");
+    }
+    Ok(())
+}
+
+/// `almr mix`.
+fn mix(args: &MixArgs) -> Result<()> {
+    let report = almr::mix::mix(&args.out, &args.options())?;
+    let exported = match args.export {
+        Some(ExportKind::Megatron) => Some(almr::mix::export::write_megatron(&report, &args.out)?),
+        None => None,
+    };
+    if args.json {
+        print!("{}", report.to_json());
+        return Ok(());
+    }
+    print!("{}", report.table(&args.out));
+    if let Some(p) = exported {
+        println!("Megatron weights: {} (use --data-args-path)", p.display());
+    }
+    Ok(())
+}
+
+/// `almr stats`.
+fn stats(out: &Path, json: bool, html: Option<&Path>) -> Result<()> {
+    let stats = almr::stats::stats(out)?;
+    if let Some(path) = html {
+        almr::stats::html::write(&stats, path)?;
+    }
+    if json {
+        return print_json(&stats);
+    }
+    print!("{stats}");
+    if let Some(path) = html {
+        println!("report: {}", path.display());
+    }
+    Ok(())
+}
+
+/// `almr sample`.
+fn sample(mix: &Path, n: usize, seed: u64, valid: bool, json: bool) -> Result<()> {
+    let split = if valid { Split::Valid } else { Split::Train };
+    let samples = almr::sample::sample(mix, split, n, seed)?;
+    if json {
+        return print_json(&samples);
+    }
+    for s in samples {
+        println!("{s}");
+    }
+    Ok(())
 }

@@ -1,5 +1,5 @@
 //! The command line: schemas in sync, config errors that name key and line,
-//! `inspect` output.
+//! `inspect` output, the tables of `mix` and `stats`.
 
 mod common;
 
@@ -151,4 +151,80 @@ fn inspect_decodes_a_document_with_provenance() {
     let missing = almr(&["inspect", prefix.to_str().unwrap(), "--doc", "64"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("out of range"));
+}
+
+#[test]
+fn mix_and_stats_print_their_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let out_s = out.to_str().unwrap();
+    let b = almr(&["build", "pipelines/tokenize_only.toml", "--out", out_s]);
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+
+    let mix = |extra: &[&str]| {
+        let mut args = vec![
+            "mix",
+            out_s,
+            "--name",
+            "m",
+            "--almr",
+            "0.25",
+            "--seq-len",
+            "128",
+            "--tokens",
+            "25.6K",
+        ];
+        args.extend(extra);
+        almr(&args)
+    };
+    let m = mix(&[
+        "--weight",
+        "zh_news=3",
+        "--weight",
+        "zh_tech=1",
+        "--valid-share",
+        "0.02",
+        "--valid-share",
+        "en_wiki=0.05",
+    ]);
+    assert!(m.status.success(), "{}", String::from_utf8_lossy(&m.stderr));
+    let text = String::from_utf8(m.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "mix m: 200 samples of 128+1 tokens = 25600 training tokens, seed 1234"
+    );
+    assert!(lines[1].starts_with("ALMR target 0.2500, achieved 0.2500; "));
+    assert!(lines[2].starts_with("source           lang add   target    share"));
+    assert!(lines[3].starts_with("zh_news            zh yes   0.1875 "));
+    assert_eq!(
+        lines[7],
+        format!("wrote {out_s}/mix/m.mix and {out_s}/mix/m.json")
+    );
+    // The pairs reached the mixer.
+    let sidecar: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("mix/m.json")).unwrap()).unwrap();
+    let sources = sidecar["sources"].as_array().unwrap();
+    assert_eq!(sources[0]["group_weight"], 3.0);
+    assert_eq!(sources[0]["valid_share"], 0.02);
+    assert_eq!(sources[2]["valid_share"], 0.05);
+
+    // A malformed pair is a usage error, named by clap.
+    let bad = mix(&["--weight", "zh_news"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("'--weight <SRC=W>': expected SRC=VALUE"),
+        "{err}"
+    );
+
+    let s = almr(&["stats", out_s]);
+    assert!(s.status.success(), "{}", String::from_utf8_lossy(&s.stderr));
+    let text = String::from_utf8(s.stdout).unwrap();
+    assert!(text.starts_with("source/lang      lang      docs  rejected"));
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("mix m: target ALMR 0.2500, achieved 0.2500")),
+        "{text}"
+    );
 }

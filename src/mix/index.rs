@@ -10,12 +10,14 @@ use anyhow::{bail, ensure, Context, Result};
 use memmap2::Mmap;
 
 use super::report::MixReport;
-use super::stream::Start;
 use std::io::Write as _;
 
 use crate::fsutil::{create_hashed, finish_hashed, partial_path};
 use crate::shard::ShardReader;
 use crate::FileDigest;
+
+/// Folder of a build's output directory that holds its mixes.
+pub const DIR: &str = "mix";
 
 /// First 8 bytes of every mix index.
 pub const MAGIC: &[u8; 8] = b"ALMRMIX\0";
@@ -43,6 +45,16 @@ impl Split {
             Split::Valid => 1,
         }
     }
+}
+
+/// Where a sample starts: a position in its source's document list and a
+/// token offset inside that document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Start {
+    /// Index into the document list.
+    pub pos: u64,
+    /// Token offset inside that document.
+    pub offset: u32,
 }
 
 /// One source's two document lists, in the order their tokens are read.

@@ -15,15 +15,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
-/// Where a window starts: a position in a document list and a token offset
-/// inside that document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Start {
-    /// Index into the document list.
-    pub pos: u64,
-    /// Token offset inside that document.
-    pub offset: u32,
-}
+use super::index::Start;
 
 /// A random generator for one purpose of one source, derived from the mix
 /// seed so that sources and epochs draw independently.

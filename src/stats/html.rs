@@ -2,10 +2,11 @@
 //! SVG charts, no scripts, no external files.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
 use anyhow::Result;
 
-use super::{charts, GroupStats, Stats};
+use super::{charts, GroupStats, MixStats, Stats};
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -55,9 +56,8 @@ fn group_table(html: &mut String, title: &str, groups: &[GroupStats]) {
     html.push_str("</table>\n");
 }
 
-/// Renders the report.
-pub fn render(stats: &Stats) -> Result<String> {
-    let mut html = String::new();
+/// The document head and the page title.
+fn head(html: &mut String, stats: &Stats) {
     let _ = write!(
         html,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -71,46 +71,47 @@ pub fn render(stats: &Stats) -> Result<String> {
          </style></head><body>\n<h1>almr stats</h1>\n<p>Build: <code>{out}</code></p>\n",
         out = esc(&stats.out.display().to_string())
     );
-    group_table(&mut html, "Sources", &stats.sources);
-    group_table(&mut html, "Languages", &stats.languages);
-    html.push_str(
-        "<p>Dedup rates are shares of the records read. Lengths are kept documents \
-         in tokens, EOS included.</p>\n",
-    );
+}
 
+/// The table of mixes, one row each.
+fn mix_table(html: &mut String, mixes: &[MixStats]) {
     html.push_str("<h2>Mixes</h2>\n");
-    if stats.mixes.is_empty() {
+    if mixes.is_empty() {
         html.push_str("<p>No mixes yet: make one with <code>almr mix</code>.</p>\n");
-    } else {
-        html.push_str(
-            "<table>\n<tr><th>mix</th><th>samples</th><th>seq_len</th><th>tokens</th>\
-             <th>target ALMR</th><th>achieved ALMR</th><th>worst window deviation</th>\
-             <th>epochs per source</th></tr>\n",
-        );
-        for m in &stats.mixes {
-            let epochs: Vec<String> = m
-                .sources
-                .iter()
-                .map(|s| format!("{} {:.2}", esc(&s.name), s.epochs))
-                .collect();
-            let _ = writeln!(
-                html,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{:.4}</td>\
-                 <td>{:.4} ({} samples)</td><td>{}</td></tr>",
-                esc(&m.name),
-                m.samples,
-                m.seq_len,
-                m.tokens,
-                m.target_almr,
-                m.achieved_almr,
-                m.max_window_deviation,
-                m.window,
-                epochs.join(", ")
-            );
-        }
-        html.push_str("</table>\n");
+        return;
     }
+    html.push_str(
+        "<table>\n<tr><th>mix</th><th>samples</th><th>seq_len</th><th>tokens</th>\
+         <th>target ALMR</th><th>achieved ALMR</th><th>worst window deviation</th>\
+         <th>epochs per source</th></tr>\n",
+    );
+    for m in mixes {
+        let epochs: Vec<String> = m
+            .sources
+            .iter()
+            .map(|s| format!("{} {:.2}", esc(&s.name), s.epochs))
+            .collect();
+        let _ = writeln!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{:.4}</td>\
+             <td>{:.4} ({} samples)</td><td>{}</td></tr>",
+            esc(&m.name),
+            m.samples,
+            m.seq_len,
+            m.tokens,
+            m.target_almr,
+            m.achieved_almr,
+            m.max_window_deviation,
+            m.window,
+            epochs.join(", ")
+        );
+    }
+    html.push_str("</table>\n");
+}
 
+/// The charts: token shares with their key, the ALMR curves, the length
+/// histograms and the reject reasons.
+fn chart_sections(html: &mut String, stats: &Stats) -> Result<()> {
     html.push_str("<h2>Token shares</h2>\n<p>");
     for (i, s) in stats.sources.iter().enumerate() {
         let _ = write!(
@@ -147,6 +148,27 @@ pub fn render(stats: &Stats) -> Result<String> {
     } else {
         html.push_str(&charts::reject_reasons(stats)?);
     }
+    Ok(())
+}
+
+/// Renders the report.
+pub fn render(stats: &Stats) -> Result<String> {
+    let mut html = String::new();
+    head(&mut html, stats);
+    group_table(&mut html, "Sources", &stats.sources);
+    group_table(&mut html, "Languages", &stats.languages);
+    html.push_str(
+        "<p>Dedup rates are shares of the records read. Lengths are kept documents \
+         in tokens, EOS included.</p>\n",
+    );
+    mix_table(&mut html, &stats.mixes);
+    chart_sections(&mut html, stats)?;
     html.push_str("\n</body></html>\n");
     Ok(html)
+}
+
+/// Renders the report and writes it to `path`.
+pub fn write(stats: &Stats, path: &Path) -> Result<()> {
+    let page = render(stats)?;
+    std::fs::write(path, page).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
 }

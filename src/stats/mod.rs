@@ -1,9 +1,11 @@
 //! `almr stats`: what a build and its mixes hold, per source and per
-//! language, as JSON or as a self-contained HTML report with charts
+//! language, as a table (the [`fmt::Display`](std::fmt::Display) of
+//! [`Stats`]), as JSON, or as a self-contained HTML report with charts
 //! ([`html`], drawn by [`charts`]).
 
 pub mod charts;
 pub mod html;
+mod text;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

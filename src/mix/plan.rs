@@ -1,0 +1,393 @@
+//! Planning a mix: everything `almr mix` decides before it writes a byte.
+//!
+//! [`MixPlan::new`] reads the build's manifest and each source's document
+//! lengths, checks the options, holds out every source's validation
+//! documents ([`stream::split`]), weighs the sources inside their group,
+//! orders the training samples by source ([`blend::blend`]) and refuses when
+//! a source lacks the tokens its share needs.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{bail, ensure, Result};
+
+use super::index::SourceLists;
+use super::report::MixShard;
+use super::{blend, stream};
+use crate::fsutil::sha256_hex;
+use crate::manifest::Manifest;
+use crate::shard::ShardReader;
+
+/// How long the training stream is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Size {
+    /// At least this many training tokens (rounded up to whole samples).
+    Tokens(u64),
+    /// Exactly this many samples.
+    Samples(u64),
+}
+
+/// Everything `almr mix` takes.
+#[derive(Debug, Clone)]
+pub struct MixOptions {
+    /// Name of the mix: its files are `OUT/mix/NAME.*`.
+    pub name: String,
+    /// Target share of training tokens from additional sources.
+    pub almr: f64,
+    /// Tokens a sample is trained on (each sample reads `seq_len + 1`).
+    pub seq_len: u64,
+    /// Seed of every shuffle and draw.
+    pub seed: u64,
+    /// Length of the training stream.
+    pub size: Size,
+    /// Relative weights of sources inside their group. Either every source of
+    /// a group has one, or none does and each weighs its training tokens.
+    pub weights: BTreeMap<String, f64>,
+    /// Share of each source's documents held out for validation.
+    pub valid_share: f64,
+    /// Per-source overrides of `valid_share`.
+    pub valid_shares: BTreeMap<String, f64>,
+    /// Refuse to repeat any source's training tokens more than this many
+    /// times.
+    pub max_epochs: Option<f64>,
+}
+
+/// A source as the mixer sees it.
+pub(super) struct Catalog {
+    /// Source name.
+    pub name: String,
+    /// Language code.
+    pub language: String,
+    /// Whether it counts toward the ALMR.
+    pub additional: bool,
+    /// Its shards, in order.
+    pub shards: Vec<MixShard>,
+    /// Token count of each document, numbered across shards.
+    pub lengths: Vec<u32>,
+}
+
+impl Catalog {
+    /// Tokens of documents `docs`.
+    pub fn tokens_of(&self, docs: &[u32]) -> u64 {
+        docs.iter().map(|&d| self.lengths[d as usize] as u64).sum()
+    }
+}
+
+/// One source of a planned mix.
+pub(super) struct SourcePlan {
+    /// The source and its documents.
+    pub catalog: Catalog,
+    /// Share of its documents asked to be held out.
+    pub valid_share: f64,
+    /// Its training and validation documents, both ascending.
+    pub lists: SourceLists,
+    /// Tokens of its training documents.
+    pub train_tokens: u64,
+    /// Training samples the blend gives it.
+    pub samples: u64,
+}
+
+/// A mix decided but not yet written.
+pub(super) struct MixPlan<'a> {
+    /// The options it was made from.
+    pub opts: &'a MixOptions,
+    /// SHA-256 of the build's `manifest.json`.
+    pub manifest_sha256: String,
+    /// Every source of the build, in pipeline order.
+    pub sources: Vec<SourcePlan>,
+    /// The additional group, then the rest: `(source, weight)` pairs.
+    pub groups: [Vec<(usize, f64)>; 2],
+    /// Each group's share of the stream: ALMR and 1 − ALMR.
+    pub group_share: [f64; 2],
+    /// Training samples in the stream.
+    pub samples: u64,
+    /// Source of each training sample, in stream order.
+    pub order: Vec<u16>,
+}
+
+impl<'a> MixPlan<'a> {
+    /// Plans the mix `opts` over the build in `out`.
+    pub fn new(out: &Path, opts: &'a MixOptions) -> Result<MixPlan<'a>> {
+        let manifest = Manifest::load(out)?;
+        let manifest_bytes = std::fs::read(out.join(crate::manifest::FILE_NAME))?;
+        let catalog = catalog(out, &manifest)?;
+        check_options(opts, &catalog)?;
+        let mut sources: Vec<SourcePlan> = catalog.into_iter().map(|c| hold_out(c, opts)).collect();
+        let groups = [
+            group_weights(opts, &sources, true)?,
+            group_weights(opts, &sources, false)?,
+        ];
+        let group_share = [opts.almr, 1.0 - opts.almr];
+        check_groups(opts, &groups, &group_share)?;
+        let samples = match opts.size {
+            Size::Samples(n) => n,
+            Size::Tokens(t) => t.div_ceil(opts.seq_len),
+        };
+        ensure!(samples > 0, "the mix must have at least one sample");
+        let order = blend::blend(&group_share, &groups, samples);
+        for &s in &order {
+            sources[s as usize].samples += 1;
+        }
+        check_enough_data(opts, &sources)?;
+        Ok(MixPlan {
+            opts,
+            manifest_sha256: sha256_hex(&manifest_bytes),
+            sources,
+            groups,
+            group_share,
+            samples,
+            order,
+        })
+    }
+
+    /// Weight of source `s` inside its group as used, and its target share
+    /// of the whole stream.
+    pub fn weight_and_target(&self, s: usize) -> (f64, f64) {
+        let g = if self.sources[s].catalog.additional {
+            0
+        } else {
+            1
+        };
+        let w = self.groups[g]
+            .iter()
+            .find(|&&(i, _)| i == s)
+            .map(|&(_, w)| w)
+            .unwrap_or(0.0);
+        let group_total = self.groups[g].iter().map(|&(_, w)| w).sum::<f64>();
+        let target_share = if w > 0.0 {
+            self.group_share[g] * w / group_total
+        } else {
+            0.0
+        };
+        (w, target_share)
+    }
+}
+
+/// Every source of the build with its shards and document lengths, checked
+/// against the manifest.
+fn catalog(out: &Path, manifest: &Manifest) -> Result<Vec<Catalog>> {
+    let mut sources = Vec::new();
+    for s in &manifest.sources {
+        let mut shards = Vec::new();
+        let mut lengths = Vec::new();
+        for sh in manifest.shards.iter().filter(|sh| sh.source == s.name) {
+            let r = ShardReader::open(&out.join(&sh.prefix))?;
+            ensure!(
+                r.len() == r.documents()
+                    && (r.documents() as u64, r.total_tokens()) == (sh.documents, sh.tokens),
+                "{}: holds {} documents in {} sequences and {} tokens; the manifest says {} documents and {} tokens",
+                sh.prefix.display(),
+                r.documents(),
+                r.len(),
+                r.total_tokens(),
+                sh.documents,
+                sh.tokens
+            );
+            for d in 0..r.len() {
+                lengths.push(r.seq_len(d)? as u32);
+            }
+            shards.push(MixShard {
+                prefix: sh.prefix.clone(),
+                documents: sh.documents,
+                tokens: sh.tokens,
+            });
+        }
+        ensure!(
+            lengths.len() < u32::MAX as usize,
+            "source {}: {} documents; a mix numbers them in 32 bits",
+            s.name,
+            lengths.len()
+        );
+        sources.push(Catalog {
+            name: s.name.clone(),
+            language: s.language.clone(),
+            additional: s.additional,
+            shards,
+            lengths,
+        });
+    }
+    ensure!(
+        sources.len() <= u16::MAX as usize,
+        "more than 65535 sources"
+    );
+    Ok(sources)
+}
+
+/// Checks the options that do not depend on the sources' sizes.
+fn check_options(opts: &MixOptions, sources: &[Catalog]) -> Result<()> {
+    ensure!(
+        !opts.name.is_empty()
+            && opts
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            && !opts.name.starts_with('.'),
+        "--name {:?}: use letters, digits, '.', '_' and '-'",
+        opts.name
+    );
+    ensure!(
+        (0.0..=1.0).contains(&opts.almr),
+        "--almr {}: must lie in [0, 1]",
+        opts.almr
+    );
+    ensure!(opts.seq_len > 0, "--seq-len must be positive");
+    ensure!(
+        (0.0..1.0).contains(&opts.valid_share),
+        "--valid-share {}: must lie in [0, 1)",
+        opts.valid_share
+    );
+    if let Some(e) = opts.max_epochs {
+        ensure!(
+            e > 0.0 && e.is_finite(),
+            "--max-epochs {e}: must be positive"
+        );
+    }
+    check_per_source_options(opts, sources)
+}
+
+/// Checks `--weight` and per-source `--valid-share`: known sources, values
+/// in range.
+fn check_per_source_options(opts: &MixOptions, sources: &[Catalog]) -> Result<()> {
+    let known = |name: &str, flag: &str| -> Result<()> {
+        ensure!(
+            sources.iter().any(|s| s.name == name),
+            "{flag} {name}: no such source; the build has {}",
+            sources
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Ok(())
+    };
+    for (name, &w) in &opts.weights {
+        known(name, "--weight")?;
+        ensure!(
+            w >= 0.0 && w.is_finite(),
+            "--weight {name}={w}: must be a finite number ≥ 0"
+        );
+    }
+    for (name, &v) in &opts.valid_shares {
+        known(name, "--valid-share")?;
+        ensure!(
+            (0.0..1.0).contains(&v),
+            "--valid-share {name}={v}: must lie in [0, 1)"
+        );
+    }
+    Ok(())
+}
+
+/// Holds out the validation documents of one source.
+fn hold_out(catalog: Catalog, opts: &MixOptions) -> SourcePlan {
+    let share = *opts
+        .valid_shares
+        .get(&catalog.name)
+        .unwrap_or(&opts.valid_share);
+    let (train, valid) = stream::split(&catalog.lengths, share, opts.seed, &catalog.name);
+    SourcePlan {
+        train_tokens: catalog.tokens_of(&train),
+        valid_share: share,
+        lists: SourceLists { train, valid },
+        samples: 0,
+        catalog,
+    }
+}
+
+/// Weights inside each group, from `--weight` or the training tokens.
+fn group_weights(
+    opts: &MixOptions,
+    sources: &[SourcePlan],
+    additional: bool,
+) -> Result<Vec<(usize, f64)>> {
+    let name = |s: usize| sources[s].catalog.name.as_str();
+    let members: Vec<usize> = (0..sources.len())
+        .filter(|&s| sources[s].catalog.additional == additional)
+        .collect();
+    let given = members
+        .iter()
+        .filter(|&&s| opts.weights.contains_key(name(s)))
+        .count();
+    if given > 0 && given < members.len() {
+        let missing: Vec<&str> = members
+            .iter()
+            .filter(|&&s| !opts.weights.contains_key(name(s)))
+            .map(|&s| name(s))
+            .collect();
+        bail!(
+            "--weight is given for some {} sources but not for {}; give every source of the group a weight (0 leaves one out) or none",
+            if additional { "additional" } else { "non-additional" },
+            missing.join(", ")
+        );
+    }
+    Ok(members
+        .into_iter()
+        .map(|s| {
+            let w = match opts.weights.get(name(s)) {
+                Some(&w) => w,
+                None => sources[s].train_tokens as f64,
+            };
+            (s, w)
+        })
+        .collect())
+}
+
+/// Refuses a group with a share of the stream but no source to fill it.
+fn check_groups(
+    opts: &MixOptions,
+    groups: &[Vec<(usize, f64)>; 2],
+    group_share: &[f64; 2],
+) -> Result<()> {
+    for (g, members) in groups.iter().enumerate() {
+        let what = if g == 0 {
+            "additional"
+        } else {
+            "non-additional"
+        };
+        ensure!(
+            group_share[g] == 0.0 || members.iter().any(|&(_, w)| w > 0.0),
+            "--almr {} asks for {:.1}% of tokens from {what} sources, but the build has none with tokens and weight > 0",
+            opts.almr,
+            100.0 * group_share[g]
+        );
+    }
+    Ok(())
+}
+
+/// Refuses, naming every source that falls short, when a source has fewer
+/// training tokens (times `--max-epochs`, when given) than its share needs.
+fn check_enough_data(opts: &MixOptions, sources: &[SourcePlan]) -> Result<()> {
+    let mut short = Vec::new();
+    for s in sources {
+        let need = stream::tokens_needed(s.samples, opts.seq_len);
+        let limit = match opts.max_epochs {
+            Some(e) => (e * s.train_tokens as f64).floor() as u64,
+            None if s.train_tokens > 0 => u64::MAX,
+            None => 0,
+        };
+        if need > limit {
+            short.push(format!(
+                "source {}: its share needs {need} tokens ({} samples), {} epochs of its {} training tokens; {} tokens are missing",
+                s.catalog.name,
+                s.samples,
+                if s.train_tokens == 0 {
+                    "infinite".to_string()
+                } else {
+                    format!("{:.3}", need as f64 / s.train_tokens as f64)
+                },
+                s.train_tokens,
+                need - limit.min(need)
+            ));
+        }
+    }
+    if !short.is_empty() {
+        bail!(
+            "not enough data{}:\n  {}",
+            match opts.max_epochs {
+                Some(e) => format!(" within --max-epochs {e}"),
+                None => String::new(),
+            },
+            short.join("\n  ")
+        );
+    }
+    Ok(())
+}
