@@ -10,7 +10,7 @@ use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::config::LlamaConfig;
-use crate::model::{parameter_specs, Llama};
+use crate::model::Llama;
 
 /// The single-file weights.
 pub const WEIGHTS: &str = "model.safetensors";
@@ -69,13 +69,11 @@ pub fn load(dir: &Path, device: &Device, compute: DType) -> Result<Llama> {
 
 /// Tensors in HF module order, converted to `dtype` on the CPU.
 fn named_tensors(model: &Llama, dtype: DType) -> Result<Vec<(String, Tensor)>> {
-    parameter_specs(model.config())
+    model
+        .params()
         .into_iter()
-        .map(|(name, _, _)| {
-            let t = model.params()[&name]
-                .as_tensor()
-                .to_device(&Device::Cpu)?
-                .to_dtype(dtype)?;
+        .map(|(name, var)| {
+            let t = var.as_tensor().to_device(&Device::Cpu)?.to_dtype(dtype)?;
             Ok((name, t))
         })
         .collect()
@@ -172,7 +170,7 @@ mod tests {
 
     fn bits(m: &Llama) -> Vec<(String, Vec<u32>)> {
         m.params()
-            .iter()
+            .into_iter()
             .map(|(k, v)| {
                 let x = v
                     .as_tensor()
@@ -180,7 +178,7 @@ mod tests {
                     .unwrap()
                     .to_vec1::<f32>()
                     .unwrap();
-                (k.clone(), x.iter().map(|f| f.to_bits()).collect())
+                (k, x.iter().map(|f| f.to_bits()).collect())
             })
             .collect()
     }

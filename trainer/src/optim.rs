@@ -42,17 +42,21 @@ pub fn decays(name: &str) -> bool {
 
 impl AdamW {
     /// An optimizer over `params` (by name), moments at zero.
-    pub fn new(params: &BTreeMap<String, Var>, config: AdamWConfig) -> Result<AdamW> {
+    pub fn new(
+        params: impl IntoIterator<Item = (String, Var)>,
+        config: AdamWConfig,
+    ) -> Result<AdamW> {
         let mut slots = BTreeMap::new();
         for (name, var) in params {
             let zeros = var.as_tensor().zeros_like()?;
+            let decay = decays(&name);
             slots.insert(
-                name.clone(),
+                name,
                 Slot {
-                    var: var.clone(),
+                    var,
                     exp_avg: zeros.clone(),
                     exp_avg_sq: zeros,
-                    decay: decays(name),
+                    decay,
                 },
             );
         }
@@ -188,7 +192,7 @@ mod tests {
             eps: 1e-8,
             weight_decay: 0.1,
         };
-        let mut opt = AdamW::new(&params, config).unwrap();
+        let mut opt = AdamW::new(params.clone(), config).unwrap();
         let g = |x: f32| Tensor::new(&[x], &d).unwrap();
         let grads = BTreeMap::from([
             ("w.weight".to_string(), g(0.5)),
@@ -201,7 +205,7 @@ mod tests {
         assert!((value("norm.weight") - 1.1).abs() < 1e-6);
         assert_eq!(opt.steps(), 1);
         let state = opt.state().unwrap();
-        let mut again = AdamW::new(&params, opt.config.clone()).unwrap();
+        let mut again = AdamW::new(params.clone(), opt.config.clone()).unwrap();
         again.restore(state.into_iter().collect(), 1).unwrap();
         assert_eq!(again.steps(), 1);
     }

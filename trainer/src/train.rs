@@ -307,11 +307,11 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Outcome> {
             let g = (loss / spec.grad_accum as f64)?.backward()?;
             for (name, var) in model.params() {
                 if let Some(gv) = g.get(var.as_tensor()) {
-                    let total = match grads.remove(name) {
+                    let total = match grads.remove(&name) {
                         Some(prev) => (prev + gv)?,
                         None => gv.clone(),
                     };
-                    grads.insert(name.clone(), total);
+                    grads.insert(name, total);
                 }
             }
         }
