@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use anyhow::{ensure, Result};
 use candle_core::DType;
 use serde::Serialize;
 
@@ -11,6 +10,7 @@ use almr::mix::Split;
 use almr::shard::ShardReader;
 
 use crate::data::{to_batch, Batch, MixData};
+use crate::error::{Result, TrainerError};
 use crate::model::Llama;
 
 /// A mean loss and what it was measured over.
@@ -67,10 +67,9 @@ impl Meter {
 /// consecutive, non-overlapping windows of `seq_len + 1` tokens (the tail
 /// that does not fill a window is dropped), `batch` windows at a time.
 pub fn shard_loss(model: &Llama, prefix: &Path, seq_len: usize, batch: usize) -> Result<Loss> {
-    ensure!(
-        seq_len > 0 && batch > 0,
-        "seq_len and batch must be positive"
-    );
+    if seq_len == 0 || batch == 0 {
+        return Err(TrainerError::NotPositive("seq_len and batch"));
+    }
     let shard = ShardReader::open(prefix)?;
     let mut meter = Meter::new(seq_len);
     let mut stream = Vec::new();

@@ -4,18 +4,18 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
-use candle_core::Device;
+use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 
 use almr_trainer::checkpoint;
 use almr_trainer::config::LlamaConfig;
 use almr_trainer::data::MixData;
+use almr_trainer::device::{DeviceSpec, Precision};
 use almr_trainer::eval::{shard_loss, valid_loss};
 use almr_trainer::model::Llama;
 use almr_trainer::optim::AdamWConfig;
 use almr_trainer::schedule::{Kind, Schedule};
-use almr_trainer::train::{dtype, train, RunOptions, RunSpec, Start};
+use almr_trainer::train::{train, RunOptions, RunSpec, Start};
 
 /// Train and evaluate Llama-3 models on almr mixes (candle).
 #[derive(Parser)]
@@ -39,8 +39,8 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// dtype of the saved weights (f32 or bf16).
-        #[arg(long, default_value = "f32")]
-        save_dtype: String,
+        #[arg(long, value_enum, default_value_t = Precision::F32, hide_possible_values = true)]
+        save_dtype: Precision,
     },
     /// Train on a mix (continual pre-training, or from scratch for proxies).
     Train(Box<TrainArgs>),
@@ -68,7 +68,7 @@ enum Command {
         samples: usize,
         /// cpu, or cuda / cuda:N.
         #[arg(long, default_value = "cpu")]
-        device: String,
+        device: DeviceSpec,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -142,14 +142,14 @@ struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     save_every: u64,
     /// dtype of the final weights (f32 or bf16).
-    #[arg(long, default_value = "f32")]
-    save_dtype: String,
+    #[arg(long, value_enum, default_value_t = Precision::F32, hide_possible_values = true)]
+    save_dtype: Precision,
     /// dtype of the forward pass (default: bf16 on CUDA, f32 on CPU).
-    #[arg(long)]
-    compute_dtype: Option<String>,
+    #[arg(long, value_enum, hide_possible_values = true)]
+    compute_dtype: Option<Precision>,
     /// cpu, or cuda / cuda:N.
     #[arg(long, default_value = "cpu")]
-    device: String,
+    device: DeviceSpec,
     /// Continue the run in --out from its latest checkpoint.
     #[arg(long)]
     resume: bool,
@@ -157,23 +157,6 @@ struct TrainArgs {
     /// continues later.
     #[arg(long)]
     stop_at: Option<u64>,
-}
-
-fn device(name: &str) -> Result<Device> {
-    match name {
-        "cpu" => Ok(Device::Cpu),
-        cuda if cuda.starts_with("cuda") => {
-            let ordinal = match cuda.strip_prefix("cuda:") {
-                Some(n) => n.parse().context("cuda:N")?,
-                None => 0,
-            };
-            if !cfg!(feature = "cuda") {
-                bail!("this almr-train was built without CUDA: rebuild with --features cuda (see DEVELOPERS.md)");
-            }
-            Ok(Device::new_cuda(ordinal)?)
-        }
-        _ => bail!("--device {name:?}: use cpu, cuda or cuda:N"),
-    }
 }
 
 fn main() -> ExitCode {
@@ -196,14 +179,13 @@ fn run(cli: Cli) -> Result<()> {
             save_dtype,
         } => {
             let config = LlamaConfig::preset_or_file(&config)?;
-            let model = Llama::init(&config, seed, &Device::Cpu, candle_core::DType::F32)?;
-            checkpoint::save(
-                &model,
-                &out,
-                dtype(&save_dtype)?,
-                checkpoint::MAX_SHARD_BYTES,
-                &[],
+            let model = Llama::init(
+                &config,
+                seed,
+                &candle_core::Device::Cpu,
+                candle_core::DType::F32,
             )?;
+            checkpoint::save(&model, &out, save_dtype, checkpoint::MAX_SHARD_BYTES, &[])?;
             println!(
                 "wrote {} ({} parameters)",
                 out.display(),
@@ -211,11 +193,8 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Train(a) => {
-            let device = device(&a.device)?;
-            let compute = a
-                .compute_dtype
-                .clone()
-                .unwrap_or_else(|| if device.is_cuda() { "bf16" } else { "f32" }.to_string());
+            let device = a.device.open()?;
+            let compute = a.compute_dtype.unwrap_or(a.device.default_compute());
             let mix_report = MixData::open(&a.mix)?.index().report().clone();
             let start = match (&a.config, &a.init) {
                 (Some(c), None) => Start::Scratch {
@@ -251,7 +230,7 @@ fn run(cli: Cli) -> Result<()> {
                 eval_samples: a.eval_samples,
                 save_every: a.save_every,
                 compute_dtype: compute,
-                save_dtype: a.save_dtype.clone(),
+                save_dtype: a.save_dtype,
             };
             let outcome = train(
                 &spec,
@@ -292,13 +271,7 @@ fn run(cli: Cli) -> Result<()> {
             device: dev,
             json,
         } => {
-            let device = device(&dev)?;
-            let compute = if device.is_cuda() {
-                candle_core::DType::BF16
-            } else {
-                candle_core::DType::F32
-            };
-            let model = checkpoint::load(&dir, &device, compute)?;
+            let model = checkpoint::load(&dir, &dev.open()?, dev.default_compute().into())?;
             let results = match (shard, mix) {
                 (Some(prefix), _) => {
                     vec![(

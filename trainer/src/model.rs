@@ -11,12 +11,12 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{anyhow, bail, Result};
 use candle_core::{DType, Device, Tensor, Var, D};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::LlamaConfig;
+use crate::error::{Result, TrainerError};
 
 /// How a parameter is initialised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,7 +96,7 @@ impl Param {
     fn take(params: &mut BTreeMap<String, Var>, name: String) -> Result<Param> {
         match params.remove(&name) {
             Some(var) => Ok(Param { name, var }),
-            None => Err(anyhow!("no parameter {name}")),
+            None => Err(TrainerError::MissingTensor(name)),
         }
     }
 
@@ -401,13 +401,15 @@ impl Llama {
         let mut params = BTreeMap::new();
         for (name, expected, _) in parameter_specs(config) {
             let Some(t) = tensors.remove(&name) else {
-                bail!("the checkpoint has no tensor {name}");
+                return Err(TrainerError::MissingTensor(name));
             };
             if t.dims() != expected.as_slice() {
-                bail!(
-                    "{name}: shape {:?}, the config needs {expected:?}",
-                    t.dims()
-                );
+                let found = t.dims().to_vec();
+                return Err(TrainerError::TensorShape {
+                    name,
+                    found,
+                    expected,
+                });
             }
             let t = t.to_dtype(DType::F32)?.to_device(device)?;
             params.insert(name, Var::from_tensor(&t)?);
@@ -416,11 +418,11 @@ impl Llama {
         if config.tie_word_embeddings {
             tensors.remove("lm_head.weight");
         }
-        if let Some(name) = tensors.keys().next() {
-            bail!(
-                "the checkpoint has {} tensors this Llama config does not use, e.g. {name}",
-                tensors.len()
-            );
+        if let Some(example) = tensors.keys().next() {
+            return Err(TrainerError::UnusedTensors {
+                count: tensors.len(),
+                example: example.clone(),
+            });
         }
         Llama::new(config, params, device, compute)
     }

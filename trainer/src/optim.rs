@@ -4,9 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{ensure, Context, Result};
 use candle_core::{DType, Tensor, Var};
 use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainerError};
 
 /// Hyper-parameters other than the learning rate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,21 +125,23 @@ impl AdamW {
                 ("exp_avg", &mut s.exp_avg),
                 ("exp_avg_sq", &mut s.exp_avg_sq),
             ] {
-                let t = tensors
-                    .remove(&format!("{key}.{name}"))
-                    .with_context(|| format!("the optimizer state has no {key}.{name}"))?;
-                ensure!(
-                    t.dims() == slot.dims(),
-                    "{key}.{name}: shape {:?}",
-                    t.dims()
-                );
+                let moment = format!("{key}.{name}");
+                let Some(t) = tensors.remove(&moment) else {
+                    return Err(TrainerError::MissingMoment(moment));
+                };
+                if t.dims() != slot.dims() {
+                    let found = t.dims().to_vec();
+                    return Err(TrainerError::MomentShape {
+                        name: moment,
+                        found,
+                    });
+                }
                 *slot = t.to_dtype(DType::F32)?.to_device(&device)?;
             }
         }
-        ensure!(
-            tensors.is_empty(),
-            "the optimizer state has unknown tensors"
-        );
+        if !tensors.is_empty() {
+            return Err(TrainerError::UnknownMoments);
+        }
         self.steps = steps;
         Ok(())
     }

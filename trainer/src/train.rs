@@ -22,7 +22,6 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, ensure, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -32,6 +31,8 @@ use almr::mix::Split;
 use crate::checkpoint;
 use crate::config::LlamaConfig;
 use crate::data::MixData;
+use crate::device::Precision;
+use crate::error::{IoContext, Result, TrainerError};
 use crate::eval::valid_loss;
 use crate::model::Llama;
 use crate::optim::{clip_grad_norm, AdamW, AdamWConfig};
@@ -80,10 +81,10 @@ pub struct RunSpec {
     pub eval_samples: usize,
     /// Save a checkpoint every this many steps (0: never).
     pub save_every: u64,
-    /// dtype of the forward pass: `f32` or `bf16`.
-    pub compute_dtype: String,
-    /// dtype of the final weights: `f32` or `bf16`.
-    pub save_dtype: String,
+    /// dtype of the forward pass.
+    pub compute_dtype: Precision,
+    /// dtype of the final weights.
+    pub save_dtype: Precision,
 }
 
 /// How to run it.
@@ -140,13 +141,13 @@ pub struct Outcome {
     pub stopped: bool,
 }
 
-/// The dtype named `f32` or `bf16`.
-pub fn dtype(name: &str) -> Result<DType> {
-    match name {
-        "f32" => Ok(DType::F32),
-        "bf16" => Ok(DType::BF16),
-        _ => bail!("dtype {name:?}: use f32 or bf16"),
-    }
+/// Parses the JSON file `path`.
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).at("reading", path)?;
+    serde_json::from_str(&text).map_err(|source| TrainerError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn checkpoint_dir(out: &Path, step: u64) -> PathBuf {
@@ -156,8 +157,8 @@ fn checkpoint_dir(out: &Path, step: u64) -> PathBuf {
 /// The latest complete checkpoint in `out`: (step, directory).
 fn latest_checkpoint(out: &Path) -> Result<Option<(u64, PathBuf)>> {
     let mut best = None;
-    for e in std::fs::read_dir(out)? {
-        let path = e?.path();
+    for e in std::fs::read_dir(out).at("listing", out)? {
+        let path = e.at("listing", out)?.path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if let Some(step) = name
             .strip_prefix("checkpoint-")
@@ -178,7 +179,7 @@ fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
     if !path.exists() {
         return Ok(());
     }
-    let text = std::fs::read_to_string(path)?;
+    let text = std::fs::read_to_string(path).at("reading", path)?;
     let mut kept = String::new();
     for line in text.lines() {
         match serde_json::from_str::<Metrics>(line) {
@@ -189,16 +190,13 @@ fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
             _ => {}
         }
     }
-    std::fs::write(path, kept)?;
-    Ok(())
+    std::fs::write(path, kept).at("writing", path)
 }
 
 fn differing_keys(a: &RunSpec, b: &RunSpec) -> Vec<String> {
-    let (a, b) = (
-        serde_json::to_value(a).unwrap(),
-        serde_json::to_value(b).unwrap(),
-    );
-    let (a, b) = (a.as_object().unwrap(), b.as_object().unwrap());
+    let value = |s: &RunSpec| serde_json::to_value(s).expect("a RunSpec serializes");
+    let (a, b) = (value(a), value(b));
+    let (a, b) = (a.as_object().expect("a map"), b.as_object().expect("a map"));
     a.keys()
         .filter(|k| a.get(*k) != b.get(*k))
         .cloned()
@@ -207,54 +205,52 @@ fn differing_keys(a: &RunSpec, b: &RunSpec) -> Vec<String> {
 
 /// Runs (or resumes) training.
 pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Outcome> {
-    ensure!(
-        spec.micro_batch > 0 && spec.grad_accum > 0,
-        "micro-batch and grad-accum must be positive"
-    );
-    let compute = dtype(&spec.compute_dtype)?;
-    let save_dtype = dtype(&spec.save_dtype)?;
+    if spec.micro_batch == 0 || spec.grad_accum == 0 {
+        return Err(TrainerError::NotPositive("micro-batch and grad-accum"));
+    }
+    let compute = spec.compute_dtype.into();
     let data = MixData::open(&spec.mix)?;
     let global = spec.micro_batch * spec.grad_accum;
     let needed = spec.steps as usize * global;
     let have = data.index().len(Split::Train);
-    ensure!(
-        needed <= have,
-        "{} steps of {global} samples need {needed} samples; the mix has {have}: make a longer mix or train fewer steps",
-        spec.steps
-    );
+    if needed > have {
+        return Err(TrainerError::MixTooShort {
+            steps: spec.steps,
+            global,
+            needed,
+            have,
+        });
+    }
 
-    std::fs::create_dir_all(&opts.out)
-        .with_context(|| format!("creating {}", opts.out.display()))?;
+    std::fs::create_dir_all(&opts.out).at("creating", &opts.out)?;
     let run_json = opts.out.join("run.json");
     let metrics_path = opts.out.join("metrics.jsonl");
     let mut resumed = None;
     if run_json.exists() {
-        ensure!(
-            opts.resume,
-            "{} already holds a run: pass --resume to continue it, or choose another --out",
-            opts.out.display()
-        );
-        let stored: RunSpec = serde_json::from_str(&std::fs::read_to_string(&run_json)?)
-            .with_context(|| format!("parsing {}", run_json.display()))?;
-        let diff = differing_keys(&stored, spec);
-        ensure!(
-            diff.is_empty(),
-            "--resume with other settings than the run's: {} differ",
-            diff.join(", ")
-        );
+        if !opts.resume {
+            return Err(TrainerError::RunExists {
+                out: opts.out.clone(),
+            });
+        }
+        let stored: RunSpec = read_json(&run_json)?;
+        let keys = differing_keys(&stored, spec);
+        if !keys.is_empty() {
+            return Err(TrainerError::ResumeMismatch { keys });
+        }
         resumed = latest_checkpoint(&opts.out)?;
     } else {
-        std::fs::write(&run_json, serde_json::to_string_pretty(spec)? + "\n")?;
+        let text = serde_json::to_string_pretty(spec).expect("a RunSpec serializes") + "\n";
+        std::fs::write(&run_json, text).at("writing", &run_json)?;
     }
 
     let (model, mut opt, start_step, mut tokens) = match &resumed {
         Some((step, dir)) => {
             let model = checkpoint::load(dir, &opts.device, compute)?;
             let mut opt = AdamW::new(model.params(), spec.adamw.clone())?;
-            let state: TrainerState =
-                serde_json::from_str(&std::fs::read_to_string(dir.join("trainer_state.json"))?)?;
-            let moments =
-                candle_core::safetensors::load(dir.join("optimizer.safetensors"), &Device::Cpu)?;
+            let state: TrainerState = read_json(&dir.join("trainer_state.json"))?;
+            let path = dir.join("optimizer.safetensors");
+            let moments = candle_core::safetensors::load(&path, &Device::Cpu)
+                .map_err(|source| TrainerError::ReadTensors { path, source })?;
             opt.restore(moments.into_iter().collect(), *step)?;
             (model, opt, state.step, state.tokens)
         }
@@ -273,7 +269,8 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Outcome> {
     let mut metrics_file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&metrics_path)?;
+        .open(&metrics_path)
+        .at("opening", &metrics_path)?;
 
     let bar = if opts.progress {
         ProgressBar::new(spec.steps)
@@ -337,8 +334,10 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Outcome> {
                 m.val_loss.insert(lang, l.loss);
             }
         }
-        writeln!(metrics_file, "{}", serde_json::to_string(&m)?)?;
-        metrics_file.flush()?;
+        let line = serde_json::to_string(&m).expect("metrics serialize");
+        writeln!(metrics_file, "{line}")
+            .and_then(|()| metrics_file.flush())
+            .at("writing", &metrics_path)?;
         bar.set_message(format!("loss {:.4} lr {:.2e}", m.loss, lr));
         bar.inc(1);
         out.metrics.push(m);
@@ -349,17 +348,22 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Outcome> {
             let moments = opt.state()?;
             let moments: Vec<(&str, &Tensor)> =
                 moments.iter().map(|(n, t)| (n.as_str(), t)).collect();
+            let dir = checkpoint_dir(&opts.out, done);
+            let optimizer = safetensors::serialize(moments, None).map_err(|source| {
+                TrainerError::WriteTensors {
+                    path: dir.join("optimizer.safetensors"),
+                    source,
+                }
+            })?;
+            let state = serde_json::to_vec_pretty(&state).expect("the state serializes");
             checkpoint::save(
                 &model,
-                &checkpoint_dir(&opts.out, done),
-                DType::F32,
+                &dir,
+                Precision::F32,
                 checkpoint::MAX_SHARD_BYTES,
                 &[
-                    (
-                        "optimizer.safetensors",
-                        safetensors::serialize(moments, None)?,
-                    ),
-                    ("trainer_state.json", serde_json::to_vec_pretty(&state)?),
+                    ("optimizer.safetensors", optimizer),
+                    ("trainer_state.json", state),
                 ],
             )?;
         }
@@ -373,7 +377,7 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Outcome> {
         checkpoint::save(
             &model,
             &opts.out.join("final"),
-            save_dtype,
+            spec.save_dtype,
             checkpoint::MAX_SHARD_BYTES,
             &[],
         )?;
