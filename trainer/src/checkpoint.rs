@@ -3,6 +3,7 @@
 //! `model.safetensors.index.json`, with HF tensor names.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
@@ -73,6 +74,37 @@ pub fn load(dir: &Path, device: &Device, compute: DType) -> Result<Llama> {
     Llama::from_tensors(&config, tensors, device, compute).map_err(|e| TrainerError::Checkpoint {
         dir: dir.to_path_buf(),
         source: Box::new(e),
+    })
+}
+
+/// What [`init`] wrote.
+#[derive(Debug, Clone)]
+pub struct Initialized {
+    /// The checkpoint directory.
+    pub dir: PathBuf,
+    /// The model's parameter count.
+    pub parameters: usize,
+}
+
+impl fmt::Display for Initialized {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "wrote {} ({} parameters)",
+            self.dir.display(),
+            self.parameters
+        )
+    }
+}
+
+/// Writes a freshly initialised checkpoint of `config` (weights drawn from
+/// `seed`, see [`Llama::init`]) to `dir`, in `dtype`.
+pub fn init(config: &LlamaConfig, seed: u64, dtype: Precision, dir: &Path) -> Result<Initialized> {
+    let model = Llama::init(config, seed, &Device::Cpu, DType::F32)?;
+    save(&model, dir, dtype, MAX_SHARD_BYTES, &[])?;
+    Ok(Initialized {
+        dir: dir.to_path_buf(),
+        parameters: config.parameters(),
     })
 }
 

@@ -18,6 +18,8 @@
 //! as an uninterrupted one would.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -128,17 +130,42 @@ struct TrainerState {
     tokens: u64,
 }
 
-/// What a call to [`train`] did.
+/// What a call to [`train`] did. Displays as the command line's summary: the
+/// last step's losses, then where the metrics are.
 #[derive(Debug, Clone)]
 pub struct Outcome {
     /// The step it resumed from (0 for a fresh run).
     pub resumed_from: u64,
     /// The last step done.
     pub last_step: u64,
+    /// The run's optimizer steps.
+    pub steps: u64,
     /// The metrics of the steps this call ran.
     pub metrics: Vec<Metrics>,
     /// Whether it stopped early (`stop_at`).
     pub stopped: bool,
+    /// `RUN/metrics.jsonl`.
+    pub metrics_path: PathBuf,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(last) = self.metrics.last() {
+            write!(
+                f,
+                "step {}/{}: loss {:.4}",
+                last.step, self.steps, last.loss
+            )?;
+            for (lang, loss) in &last.val_loss {
+                write!(f, ", val {lang} {loss:.4}")?;
+            }
+            if self.stopped {
+                f.write_str(" (stopped; --resume continues)")?;
+            }
+            writeln!(f)?;
+        }
+        write!(f, "metrics: {}", self.metrics_path.display())
+    }
 }
 
 /// Parses the JSON file `path`.
@@ -174,25 +201,6 @@ fn latest_checkpoint(out: &Path) -> Result<Option<(u64, PathBuf)>> {
     Ok(best)
 }
 
-/// Keeps the metrics lines of steps `1..=step`, dropping any partial line.
-fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
-    if !path.exists() {
-        return Ok(());
-    }
-    let text = std::fs::read_to_string(path).at("reading", path)?;
-    let mut kept = String::new();
-    for line in text.lines() {
-        match serde_json::from_str::<Metrics>(line) {
-            Ok(m) if m.step <= step => {
-                kept.push_str(line);
-                kept.push('\n');
-            }
-            _ => {}
-        }
-    }
-    std::fs::write(path, kept).at("writing", path)
-}
-
 fn differing_keys(a: &RunSpec, b: &RunSpec) -> Vec<String> {
     let value = |s: &RunSpec| serde_json::to_value(s).expect("a RunSpec serializes");
     let (a, b) = (value(a), value(b));
@@ -203,13 +211,8 @@ fn differing_keys(a: &RunSpec, b: &RunSpec) -> Vec<String> {
         .collect()
 }
 
-/// Runs (or resumes) training.
-pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Outcome> {
-    if spec.micro_batch == 0 || spec.grad_accum == 0 {
-        return Err(TrainerError::NotPositive("micro-batch and grad-accum"));
-    }
-    let compute = spec.compute_dtype.into();
-    let data = MixData::open(&spec.mix)?;
+/// Refuses settings the mix cannot serve.
+fn check(spec: &RunSpec, data: &MixData) -> Result<()> {
     let global = spec.micro_batch * spec.grad_accum;
     let needed = spec.steps as usize * global;
     let have = data.index().len(Split::Train);
@@ -221,59 +224,76 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Outcome> {
             have,
         });
     }
+    Ok(())
+}
 
+/// Prepares the run directory: a new run writes `run.json`; `--resume`
+/// checks it against `spec` and returns the latest checkpoint, if any.
+fn open_run(spec: &RunSpec, opts: &RunOptions) -> Result<Option<(u64, PathBuf)>> {
     std::fs::create_dir_all(&opts.out).at("creating", &opts.out)?;
     let run_json = opts.out.join("run.json");
-    let metrics_path = opts.out.join("metrics.jsonl");
-    let mut resumed = None;
-    if run_json.exists() {
-        if !opts.resume {
-            return Err(TrainerError::RunExists {
-                out: opts.out.clone(),
-            });
-        }
-        let stored: RunSpec = read_json(&run_json)?;
-        let keys = differing_keys(&stored, spec);
-        if !keys.is_empty() {
-            return Err(TrainerError::ResumeMismatch { keys });
-        }
-        resumed = latest_checkpoint(&opts.out)?;
-    } else {
+    if !run_json.exists() {
         let text = serde_json::to_string_pretty(spec).expect("a RunSpec serializes") + "\n";
         std::fs::write(&run_json, text).at("writing", &run_json)?;
+        return Ok(None);
+    }
+    if !opts.resume {
+        return Err(TrainerError::RunExists {
+            out: opts.out.clone(),
+        });
+    }
+    let stored: RunSpec = read_json(&run_json)?;
+    let keys = differing_keys(&stored, spec);
+    if !keys.is_empty() {
+        return Err(TrainerError::ResumeMismatch { keys });
+    }
+    latest_checkpoint(&opts.out)
+}
+
+/// `RUN/metrics.jsonl`, appended to line by line.
+struct MetricsLog {
+    path: PathBuf,
+    file: File,
+}
+
+impl MetricsLog {
+    /// Opens the log of a run that starts after `step`, keeping the lines
+    /// of steps `1..=step` and dropping any partial line.
+    fn open(out: &Path, step: u64) -> Result<MetricsLog> {
+        let path = out.join("metrics.jsonl");
+        if path.exists() {
+            let text = std::fs::read_to_string(&path).at("reading", &path)?;
+            let mut kept = String::new();
+            for line in text.lines() {
+                match serde_json::from_str::<Metrics>(line) {
+                    Ok(m) if m.step <= step => {
+                        kept.push_str(line);
+                        kept.push('\n');
+                    }
+                    _ => {}
+                }
+            }
+            std::fs::write(&path, kept).at("writing", &path)?;
+        }
+        let file = File::options()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .at("opening", &path)?;
+        Ok(MetricsLog { path, file })
     }
 
-    let (model, mut opt, start_step, mut tokens) = match &resumed {
-        Some((step, dir)) => {
-            let model = checkpoint::load(dir, &opts.device, compute)?;
-            let mut opt = AdamW::new(model.params(), spec.adamw.clone())?;
-            let state: TrainerState = read_json(&dir.join("trainer_state.json"))?;
-            let path = dir.join("optimizer.safetensors");
-            let moments = candle_core::safetensors::load(&path, &Device::Cpu)
-                .map_err(|source| TrainerError::ReadTensors { path, source })?;
-            opt.restore(moments.into_iter().collect(), *step)?;
-            (model, opt, state.step, state.tokens)
-        }
-        None => {
-            let model = match &spec.start {
-                Start::Scratch { config, seed } => {
-                    Llama::init(config, *seed, &opts.device, compute)?
-                }
-                Start::Checkpoint(dir) => checkpoint::load(dir, &opts.device, compute)?,
-            };
-            let opt = AdamW::new(model.params(), spec.adamw.clone())?;
-            (model, opt, 0, 0)
-        }
-    };
-    truncate_metrics(&metrics_path, start_step)?;
-    let mut metrics_file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&metrics_path)
-        .at("opening", &metrics_path)?;
+    fn append(&mut self, m: &Metrics) -> Result<()> {
+        let line = serde_json::to_string(m).expect("metrics serialize");
+        writeln!(self.file, "{line}")
+            .and_then(|()| self.file.flush())
+            .at("writing", &self.path)
+    }
+}
 
+fn progress_bar(opts: &RunOptions, steps: u64, done: u64) -> ProgressBar {
     let bar = if opts.progress {
-        ProgressBar::new(spec.steps)
+        ProgressBar::new(steps)
     } else {
         ProgressBar::hidden()
     };
@@ -281,28 +301,115 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Outcome> {
         ProgressStyle::with_template("{bar:40} {pos}/{len} steps {msg} [{elapsed} < {eta}]")
             .expect("template"),
     );
-    bar.set_position(start_step);
+    bar.set_position(done);
+    bar
+}
 
-    let seq_len = data.seq_len() as u64;
-    let mut out = Outcome {
-        resumed_from: start_step,
-        last_step: start_step,
-        metrics: Vec::new(),
-        stopped: false,
-    };
-    for step in start_step..spec.steps {
+/// A run in progress: the model, its optimizer and how far they are.
+struct Trainer<'a> {
+    spec: &'a RunSpec,
+    data: MixData,
+    model: Llama,
+    opt: AdamW,
+    /// Optimizer steps done.
+    step: u64,
+    /// Training tokens seen.
+    tokens: u64,
+}
+
+impl<'a> Trainer<'a> {
+    /// Starts the run, or resumes it from its latest checkpoint.
+    fn start(spec: &'a RunSpec, opts: &RunOptions, data: MixData) -> Result<Trainer<'a>> {
+        match open_run(spec, opts)? {
+            Some((step, dir)) => Trainer::resume(spec, opts, data, &dir, step),
+            None => Trainer::fresh(spec, opts, data),
+        }
+    }
+
+    /// Step 0: fresh weights from the seed, or the `--init` checkpoint's;
+    /// optimizer moments at zero.
+    fn fresh(spec: &'a RunSpec, opts: &RunOptions, data: MixData) -> Result<Trainer<'a>> {
+        let compute = spec.compute_dtype.into();
+        let model = match &spec.start {
+            Start::Scratch { config, seed } => Llama::init(config, *seed, &opts.device, compute)?,
+            Start::Checkpoint(dir) => checkpoint::load(dir, &opts.device, compute)?,
+        };
+        let opt = AdamW::new(model.params(), spec.adamw.clone())?;
+        Ok(Trainer {
+            spec,
+            data,
+            model,
+            opt,
+            step: 0,
+            tokens: 0,
+        })
+    }
+
+    /// Weights, optimizer moments and counters of the run's checkpoint
+    /// `dir`, saved after optimizer step `step`.
+    fn resume(
+        spec: &'a RunSpec,
+        opts: &RunOptions,
+        data: MixData,
+        dir: &Path,
+        step: u64,
+    ) -> Result<Trainer<'a>> {
+        let model = checkpoint::load(dir, &opts.device, spec.compute_dtype.into())?;
+        let mut opt = AdamW::new(model.params(), spec.adamw.clone())?;
+        let state: TrainerState = read_json(&dir.join("trainer_state.json"))?;
+        let path = dir.join("optimizer.safetensors");
+        let moments = candle_core::safetensors::load(&path, &Device::Cpu)
+            .map_err(|source| TrainerError::ReadTensors { path, source })?;
+        opt.restore(moments.into_iter().collect(), step)?;
+        Ok(Trainer {
+            spec,
+            data,
+            model,
+            opt,
+            step: state.step,
+            tokens: state.tokens,
+        })
+    }
+
+    /// One optimizer step: gradients summed over the micro-batches, clipped,
+    /// applied by AdamW. Returns the step's metrics, without validation loss.
+    fn optimizer_step(&mut self) -> Result<Metrics> {
+        let spec = self.spec;
         let t0 = Instant::now();
-        let lr = spec.schedule.lr(step);
+        let lr = spec.schedule.lr(self.step);
+        let (mut grads, loss_sum) = self.gradients()?;
+        let grad_norm = clip_grad_norm(&mut grads, spec.clip)?;
+        self.opt.step(&grads, lr)?;
+        drop(grads);
+        let step_tokens = (spec.micro_batch * spec.grad_accum) as u64 * self.data.seq_len() as u64;
+        self.tokens += step_tokens;
+        self.step += 1;
+        Ok(Metrics {
+            step: self.step,
+            lr,
+            loss: loss_sum / spec.grad_accum as f64,
+            grad_norm,
+            tokens: self.tokens,
+            tokens_per_s: step_tokens as f64 / t0.elapsed().as_secs_f64(),
+            val_loss: BTreeMap::new(),
+        })
+    }
+
+    /// The gradients of the next step's micro-batches (each loss scaled by
+    /// `1 / grad_accum`), summed, by parameter name; and the sum of the
+    /// micro-batches' losses.
+    fn gradients(&self) -> Result<(BTreeMap<String, Tensor>, f64)> {
+        let spec = self.spec;
         let mut grads: BTreeMap<String, Tensor> = BTreeMap::new();
         let mut loss_sum = 0f64;
         for k in 0..spec.grad_accum {
-            let first = (step as usize * spec.grad_accum + k) * spec.micro_batch;
+            let first = (self.step as usize * spec.grad_accum + k) * spec.micro_batch;
             let ids: Vec<usize> = (first..first + spec.micro_batch).collect();
-            let b = data.batch(Split::Train, &ids, &opts.device)?;
-            let loss = model.loss(&b.inputs, &b.targets)?;
+            let b = self.data.batch(Split::Train, &ids, self.model.device())?;
+            let loss = self.model.loss(&b.inputs, &b.targets)?;
             loss_sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
             let g = (loss / spec.grad_accum as f64)?.backward()?;
-            for (name, var) in model.params() {
+            for (name, var) in self.model.params() {
                 if let Some(gv) = g.get(var.as_tensor()) {
                     let total = match grads.remove(&name) {
                         Some(prev) => (prev + gv)?,
@@ -312,62 +419,89 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Outcome> {
                 }
             }
         }
-        let grad_norm = clip_grad_norm(&mut grads, spec.clip)?;
-        opt.step(&grads, lr)?;
-        drop(grads);
-        let step_tokens = global as u64 * seq_len;
-        tokens += step_tokens;
-        let done = step + 1;
-        let mut m = Metrics {
-            step: done,
-            lr,
-            loss: loss_sum / spec.grad_accum as f64,
-            grad_norm,
-            tokens,
-            tokens_per_s: step_tokens as f64 / t0.elapsed().as_secs_f64(),
-            val_loss: BTreeMap::new(),
-        };
-        let eval_now = spec.eval_samples > 0
-            && (done == spec.steps || (spec.eval_every > 0 && done % spec.eval_every == 0));
-        if eval_now {
-            for (lang, l) in valid_loss(&model, &data, spec.eval_samples, spec.micro_batch)? {
+        Ok((grads, loss_sum))
+    }
+
+    /// Adds the validation loss per language to `m` on evaluation steps:
+    /// every `eval_every` steps and at the end.
+    fn evaluate_if_due(&self, m: &mut Metrics) -> Result<()> {
+        let spec = self.spec;
+        let due = spec.eval_samples > 0
+            && (self.step == spec.steps
+                || (spec.eval_every > 0 && self.step.is_multiple_of(spec.eval_every)));
+        if due {
+            let losses = valid_loss(&self.model, &self.data, spec.eval_samples, spec.micro_batch)?;
+            for (lang, l) in losses.0 {
                 m.val_loss.insert(lang, l.loss);
             }
         }
-        let line = serde_json::to_string(&m).expect("metrics serialize");
-        writeln!(metrics_file, "{line}")
-            .and_then(|()| metrics_file.flush())
-            .at("writing", &metrics_path)?;
-        bar.set_message(format!("loss {:.4} lr {:.2e}", m.loss, lr));
+        Ok(())
+    }
+
+    /// Saves `RUN/checkpoint-N` (f32 weights, optimizer moments, counters)
+    /// every `save_every` steps, except after the last.
+    fn save_if_due(&self, out: &Path) -> Result<()> {
+        let spec = self.spec;
+        if spec.save_every == 0
+            || !self.step.is_multiple_of(spec.save_every)
+            || self.step >= spec.steps
+        {
+            return Ok(());
+        }
+        let dir = checkpoint_dir(out, self.step);
+        let moments = self.opt.state()?;
+        let moments: Vec<(&str, &Tensor)> = moments.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        let optimizer =
+            safetensors::serialize(moments, None).map_err(|source| TrainerError::WriteTensors {
+                path: dir.join("optimizer.safetensors"),
+                source,
+            })?;
+        let state = TrainerState {
+            step: self.step,
+            tokens: self.tokens,
+        };
+        let state = serde_json::to_vec_pretty(&state).expect("the state serializes");
+        checkpoint::save(
+            &self.model,
+            &dir,
+            Precision::F32,
+            checkpoint::MAX_SHARD_BYTES,
+            &[
+                ("optimizer.safetensors", optimizer),
+                ("trainer_state.json", state),
+            ],
+        )
+    }
+}
+
+/// Runs (or resumes) training.
+pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Outcome> {
+    if spec.micro_batch == 0 || spec.grad_accum == 0 {
+        return Err(TrainerError::NotPositive("micro-batch and grad-accum"));
+    }
+    let data = MixData::open(&spec.mix)?;
+    check(spec, &data)?;
+    let mut trainer = Trainer::start(spec, opts, data)?;
+    let mut log = MetricsLog::open(&opts.out, trainer.step)?;
+    let bar = progress_bar(opts, spec.steps, trainer.step);
+    let mut out = Outcome {
+        resumed_from: trainer.step,
+        last_step: trainer.step,
+        steps: spec.steps,
+        metrics: Vec::new(),
+        stopped: false,
+        metrics_path: log.path.clone(),
+    };
+    while trainer.step < spec.steps {
+        let mut m = trainer.optimizer_step()?;
+        trainer.evaluate_if_due(&mut m)?;
+        log.append(&m)?;
+        bar.set_message(format!("loss {:.4} lr {:.2e}", m.loss, m.lr));
         bar.inc(1);
         out.metrics.push(m);
-        out.last_step = done;
-
-        if spec.save_every > 0 && done % spec.save_every == 0 && done < spec.steps {
-            let state = TrainerState { step: done, tokens };
-            let moments = opt.state()?;
-            let moments: Vec<(&str, &Tensor)> =
-                moments.iter().map(|(n, t)| (n.as_str(), t)).collect();
-            let dir = checkpoint_dir(&opts.out, done);
-            let optimizer = safetensors::serialize(moments, None).map_err(|source| {
-                TrainerError::WriteTensors {
-                    path: dir.join("optimizer.safetensors"),
-                    source,
-                }
-            })?;
-            let state = serde_json::to_vec_pretty(&state).expect("the state serializes");
-            checkpoint::save(
-                &model,
-                &dir,
-                Precision::F32,
-                checkpoint::MAX_SHARD_BYTES,
-                &[
-                    ("optimizer.safetensors", optimizer),
-                    ("trainer_state.json", state),
-                ],
-            )?;
-        }
-        if opts.stop_at == Some(done) && done < spec.steps {
+        out.last_step = trainer.step;
+        trainer.save_if_due(&opts.out)?;
+        if opts.stop_at == Some(trainer.step) && trainer.step < spec.steps {
             out.stopped = true;
             bar.abandon();
             return Ok(out);
@@ -375,7 +509,7 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Outcome> {
     }
     if out.last_step == spec.steps {
         checkpoint::save(
-            &model,
+            &trainer.model,
             &opts.out.join("final"),
             spec.save_dtype,
             checkpoint::MAX_SHARD_BYTES,
