@@ -2,15 +2,17 @@
 //! `model-0000K-of-0000N.safetensors` shards listed in
 //! `model.safetensors.index.json`, with HF tensor names.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{ensure, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::config::LlamaConfig;
-use crate::model::{parameter_specs, Llama};
+use crate::device::Precision;
+use crate::error::{IoContext, Result, TrainerError};
+use crate::model::Llama;
 
 /// The single-file weights.
 pub const WEIGHTS: &str = "model.safetensors";
@@ -33,20 +35,24 @@ pub fn load_tensors(dir: &Path) -> Result<BTreeMap<String, Tensor>> {
     let index_path = dir.join(INDEX);
     let mut out = BTreeMap::new();
     if index_path.exists() {
-        let text = std::fs::read_to_string(&index_path)
-            .with_context(|| format!("reading {}", index_path.display()))?;
-        let index: ShardIndex = serde_json::from_str(&text)
-            .with_context(|| format!("parsing {}", index_path.display()))?;
-        let files: std::collections::BTreeSet<&String> = index.weight_map.values().collect();
+        let text = std::fs::read_to_string(&index_path).at("reading", &index_path)?;
+        let index: ShardIndex =
+            serde_json::from_str(&text).map_err(|source| TrainerError::Json {
+                path: index_path.clone(),
+                source,
+            })?;
+        let files: BTreeSet<&String> = index.weight_map.values().collect();
         for file in files {
             out.extend(read_file(&dir.join(file))?);
         }
         for (name, file) in &index.weight_map {
-            ensure!(
-                out.contains_key(name),
-                "{}: lists {name} in {file}, which does not hold it",
-                index_path.display()
-            );
+            if !out.contains_key(name) {
+                return Err(TrainerError::ShardIndex {
+                    index: index_path,
+                    name: name.clone(),
+                    file: file.clone(),
+                });
+            }
         }
     } else {
         out.extend(read_file(&dir.join(WEIGHTS))?);
@@ -55,27 +61,63 @@ pub fn load_tensors(dir: &Path) -> Result<BTreeMap<String, Tensor>> {
 }
 
 fn read_file(path: &Path) -> Result<HashMap<String, Tensor>> {
-    candle_core::safetensors::load(path, &Device::Cpu)
-        .with_context(|| format!("reading {}", path.display()))
+    candle_core::safetensors::load(path, &Device::Cpu).map_err(|source| TrainerError::ReadTensors {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Loads a checkpoint directory as a model on `device`.
 pub fn load(dir: &Path, device: &Device, compute: DType) -> Result<Llama> {
     let config = LlamaConfig::load(&dir.join(CONFIG))?;
     let tensors = load_tensors(dir)?;
-    Llama::from_tensors(&config, tensors, device, compute)
-        .with_context(|| format!("loading {}", dir.display()))
+    Llama::from_tensors(&config, tensors, device, compute).map_err(|e| TrainerError::Checkpoint {
+        dir: dir.to_path_buf(),
+        source: Box::new(e),
+    })
+}
+
+/// What [`init`] wrote.
+#[derive(Debug, Clone)]
+pub struct Initialized {
+    /// The checkpoint directory.
+    pub dir: PathBuf,
+    /// The model's parameter count.
+    pub parameters: usize,
+}
+
+impl fmt::Display for Initialized {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "wrote {} ({} parameters)",
+            self.dir.display(),
+            self.parameters
+        )
+    }
+}
+
+/// Writes a freshly initialised checkpoint of `config` (weights drawn from
+/// `seed`, see [`Llama::init`]) to `dir`, in `dtype`.
+pub fn init(config: &LlamaConfig, seed: u64, dtype: Precision, dir: &Path) -> Result<Initialized> {
+    let model = Llama::init(config, seed, &Device::Cpu, DType::F32)?;
+    save(&model, dir, dtype, MAX_SHARD_BYTES, &[])?;
+    Ok(Initialized {
+        dir: dir.to_path_buf(),
+        parameters: config.parameters(),
+    })
 }
 
 /// Tensors in HF module order, converted to `dtype` on the CPU.
-fn named_tensors(model: &Llama, dtype: DType) -> Result<Vec<(String, Tensor)>> {
-    parameter_specs(model.config())
+fn named_tensors(model: &Llama, dtype: Precision) -> Result<Vec<(String, Tensor)>> {
+    model
+        .params()
         .into_iter()
-        .map(|(name, _, _)| {
-            let t = model.params()[&name]
+        .map(|(name, var)| {
+            let t = var
                 .as_tensor()
                 .to_device(&Device::Cpu)?
-                .to_dtype(dtype)?;
+                .to_dtype(dtype.into())?;
             Ok((name, t))
         })
         .collect()
@@ -86,78 +128,93 @@ fn named_tensors(model: &Llama, dtype: DType) -> Result<Vec<(String, Tensor)>> {
 pub fn write_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
     let data: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
-    safetensors::serialize_to_file(data, Some(metadata), path)
-        .with_context(|| format!("writing {}", path.display()))
+    safetensors::serialize_to_file(data, Some(metadata), path).map_err(|source| {
+        TrainerError::WriteTensors {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
 }
 
-/// Saves `model` to `dir` in `dtype` (F32 reloads bit-exactly), as one file
-/// or as shards of at most `max_shard_bytes` with an index. The directory is
-/// written under a temporary name and renamed when complete; `extra` files
-/// (name, bytes) are written beside the weights.
-pub fn save(
-    model: &Llama,
-    dir: &Path,
-    dtype: DType,
-    max_shard_bytes: u64,
-    extra: &[(&str, Vec<u8>)],
-) -> Result<()> {
-    let tmp = partial(dir);
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp)?;
-    }
-    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let tensors = named_tensors(model, dtype)?;
-    let size = |t: &Tensor| (t.elem_count() * t.dtype().size_in_bytes()) as u64;
+/// Bytes of a tensor's data.
+fn size(t: &Tensor) -> u64 {
+    (t.elem_count() * t.dtype().size_in_bytes()) as u64
+}
+
+/// Splits tensors, in order, into shards of at most `max_bytes` (a tensor
+/// larger than that gets a shard of its own).
+fn shards(tensors: Vec<(String, Tensor)>, max_bytes: u64) -> Vec<Vec<(String, Tensor)>> {
     let mut shards: Vec<Vec<(String, Tensor)>> = vec![Vec::new()];
     let mut in_shard = 0u64;
     for (name, t) in tensors {
         let s = size(&t);
-        if in_shard > 0 && in_shard + s > max_shard_bytes {
+        if in_shard > 0 && in_shard + s > max_bytes {
             shards.push(Vec::new());
             in_shard = 0;
         }
         in_shard += s;
         shards.last_mut().expect("one shard").push((name, t));
     }
-    if shards.len() == 1 {
-        write_safetensors(&tmp.join(WEIGHTS), &shards[0])?;
-    } else {
-        let n = shards.len();
-        let mut index = ShardIndex {
-            metadata: BTreeMap::new(),
-            weight_map: BTreeMap::new(),
-        };
-        let mut total = 0u64;
-        for (k, shard) in shards.iter().enumerate() {
-            let file = format!("model-{:05}-of-{n:05}.safetensors", k + 1);
-            write_safetensors(&tmp.join(&file), shard)?;
-            for (name, t) in shard {
-                total += size(t);
-                index.weight_map.insert(name.clone(), file.clone());
-            }
-        }
-        index.metadata.insert("total_size".into(), total.into());
-        std::fs::write(
-            tmp.join(INDEX),
-            serde_json::to_string_pretty(&index)? + "\n",
-        )?;
+    shards
+}
+
+/// Writes the weights into `dir`: `model.safetensors`, or shards and their
+/// index.
+fn write_weights(dir: &Path, shards: &[Vec<(String, Tensor)>]) -> Result<()> {
+    if let [one] = shards {
+        return write_safetensors(&dir.join(WEIGHTS), one);
     }
-    let mut config = model.config().clone();
-    let dtype_name = match dtype {
-        DType::BF16 => "bfloat16",
-        DType::F16 => "float16",
-        _ => "float32",
+    let n = shards.len();
+    let mut index = ShardIndex {
+        metadata: BTreeMap::new(),
+        weight_map: BTreeMap::new(),
     };
-    config.extra.insert("torch_dtype".into(), dtype_name.into());
-    std::fs::write(tmp.join(CONFIG), config.to_json())?;
+    let mut total = 0u64;
+    for (k, shard) in shards.iter().enumerate() {
+        let file = format!("model-{:05}-of-{n:05}.safetensors", k + 1);
+        write_safetensors(&dir.join(&file), shard)?;
+        for (name, t) in shard {
+            total += size(t);
+            index.weight_map.insert(name.clone(), file.clone());
+        }
+    }
+    index.metadata.insert("total_size".into(), total.into());
+    let path = dir.join(INDEX);
+    let text = serde_json::to_string_pretty(&index).expect("the index serializes") + "\n";
+    std::fs::write(&path, text).at("writing", &path)
+}
+
+/// Saves `model` to `dir` in `dtype` (f32 reloads bit-exactly), as one file
+/// or as shards of at most `max_shard_bytes` with an index. The directory is
+/// written under a temporary name and renamed when complete; `extra` files
+/// (name, bytes) are written beside the weights.
+pub fn save(
+    model: &Llama,
+    dir: &Path,
+    dtype: Precision,
+    max_shard_bytes: u64,
+    extra: &[(&str, Vec<u8>)],
+) -> Result<()> {
+    let tmp = partial(dir);
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).at("removing", &tmp)?;
+    }
+    std::fs::create_dir_all(&tmp).at("creating", &tmp)?;
+    write_weights(&tmp, &shards(named_tensors(model, dtype)?, max_shard_bytes))?;
+    let mut config = model.config().clone();
+    config
+        .extra
+        .insert("torch_dtype".into(), dtype.torch_name().into());
+    let path = tmp.join(CONFIG);
+    std::fs::write(&path, config.to_json()).at("writing", &path)?;
     for (name, bytes) in extra {
-        std::fs::write(tmp.join(name), bytes)?;
+        let path = tmp.join(name);
+        std::fs::write(&path, bytes).at("writing", &path)?;
     }
     if dir.exists() {
-        std::fs::remove_dir_all(dir).with_context(|| format!("replacing {}", dir.display()))?;
+        std::fs::remove_dir_all(dir).at("replacing", dir)?;
     }
-    std::fs::rename(&tmp, dir).with_context(|| format!("renaming to {}", dir.display()))?;
-    Ok(())
+    std::fs::rename(&tmp, dir).at("renaming to", dir)
 }
 
 fn partial(dir: &Path) -> PathBuf {
@@ -172,7 +229,7 @@ mod tests {
 
     fn bits(m: &Llama) -> Vec<(String, Vec<u32>)> {
         m.params()
-            .iter()
+            .into_iter()
             .map(|(k, v)| {
                 let x = v
                     .as_tensor()
@@ -180,7 +237,7 @@ mod tests {
                     .unwrap()
                     .to_vec1::<f32>()
                     .unwrap();
-                (k.clone(), x.iter().map(|f| f.to_bits()).collect())
+                (k, x.iter().map(|f| f.to_bits()).collect())
             })
             .collect()
     }
@@ -201,7 +258,7 @@ mod tests {
             let m = Llama::init(&c, 5, &Device::Cpu, DType::F32).unwrap();
             for (name, max) in [("one", MAX_SHARD_BYTES), ("sharded", 40_000)] {
                 let d = dir.path().join(format!("{name}-{tied}"));
-                save(&m, &d, DType::F32, max, &[]).unwrap();
+                save(&m, &d, Precision::F32, max, &[]).unwrap();
                 assert_eq!(d.join(INDEX).exists(), name == "sharded");
                 let back = load(&d, &Device::Cpu, DType::F32).unwrap();
                 assert!(bits(&m) == bits(&back), "{name}, tied {tied}");
@@ -217,7 +274,7 @@ mod tests {
         save(
             &m,
             dir.path().join("b").as_path(),
-            DType::BF16,
+            Precision::Bf16,
             MAX_SHARD_BYTES,
             &[],
         )
@@ -226,5 +283,19 @@ mod tests {
         assert_eq!(t["model.norm.weight"].dtype(), DType::BF16);
         let c = LlamaConfig::load(&dir.path().join("b").join(CONFIG)).unwrap();
         assert_eq!(c.extra["torch_dtype"], "bfloat16");
+    }
+
+    #[test]
+    fn a_checkpoint_of_another_config_names_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Llama::init(&tiny(), 5, &Device::Cpu, DType::F32).unwrap();
+        save(&m, dir.path(), Precision::F32, MAX_SHARD_BYTES, &[]).unwrap();
+        let mut c = tiny();
+        c.num_hidden_layers = 3;
+        std::fs::write(dir.path().join(CONFIG), c.to_json()).unwrap();
+        let e = load(dir.path(), &Device::Cpu, DType::F32).err().unwrap();
+        let chain = format!("{:#}", anyhow::Error::from(e));
+        assert!(chain.starts_with("loading "), "{chain}");
+        assert!(chain.contains("has no tensor model.layers.2."), "{chain}");
     }
 }

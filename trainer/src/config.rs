@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::error::{IoContext, Result, TrainerError};
 
 /// Llama-3 rope scaling (`rope_scaling` with `rope_type = "llama3"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,56 +89,67 @@ const PRESETS: &[(&str, &str)] = &[
 impl LlamaConfig {
     /// Reads a `config.json`.
     pub fn load(path: &Path) -> Result<LlamaConfig> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("{}", path.display()))
+        let text = std::fs::read_to_string(path).at("reading", path)?;
+        Self::parse(&text, path)
     }
 
-    fn parse(text: &str) -> Result<LlamaConfig> {
-        let c: LlamaConfig = serde_json::from_str(text)?;
-        c.check()?;
-        Ok(c)
+    /// Parses `text`, the contents of `path`, and checks it.
+    fn parse(text: &str, path: &Path) -> Result<LlamaConfig> {
+        let c: LlamaConfig = serde_json::from_str(text).map_err(|source| TrainerError::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        match c.problem() {
+            None => Ok(c),
+            Some(problem) => Err(TrainerError::Config {
+                path: path.to_path_buf(),
+                problem,
+            }),
+        }
     }
 
     /// A preset by name (`tiny`, `proxy-125m`, `proxy-1b`) or a
     /// `config.json` path.
     pub fn preset_or_file(name: &str) -> Result<LlamaConfig> {
         match PRESETS.iter().find(|(n, _)| *n == name) {
-            Some((_, text)) => Self::parse(text).context("a preset"),
-            None if Path::new(name).exists() => Self::load(Path::new(name)),
-            None => bail!(
-                "{name:?} is neither a preset ({}) nor a config.json file",
-                PRESETS.iter().map(|p| p.0).collect::<Vec<_>>().join(", ")
+            Some((_, text)) => Self::parse(
+                text,
+                &Path::new("trainer/configs").join(format!("{name}.json")),
             ),
+            None if Path::new(name).exists() => Self::load(Path::new(name)),
+            None => Err(TrainerError::UnknownConfig {
+                name: name.to_string(),
+                presets: PRESETS.iter().map(|p| p.0).collect::<Vec<_>>().join(", "),
+            }),
         }
     }
 
-    fn check(&self) -> Result<()> {
-        ensure!(
-            self.num_attention_heads > 0 && self.kv_heads() > 0,
-            "num_attention_heads and num_key_value_heads must be positive"
-        );
-        ensure!(
-            self.num_attention_heads.is_multiple_of(self.kv_heads()),
-            "num_attention_heads ({}) must be a multiple of num_key_value_heads ({})",
-            self.num_attention_heads,
-            self.kv_heads()
-        );
-        ensure!(
-            self.head_dim().is_multiple_of(2),
-            "head_dim must be even for RoPE"
-        );
+    /// What makes this configuration unusable, if anything.
+    fn problem(&self) -> Option<String> {
+        let (heads, kv) = (self.num_attention_heads, self.kv_heads());
+        if heads == 0 || kv == 0 {
+            return Some("num_attention_heads and num_key_value_heads must be positive".into());
+        }
+        if !heads.is_multiple_of(kv) {
+            return Some(format!(
+                "num_attention_heads ({heads}) must be a multiple of num_key_value_heads ({kv})"
+            ));
+        }
+        if !self.head_dim().is_multiple_of(2) {
+            return Some("head_dim must be even for RoPE".into());
+        }
         if let Some(s) = &self.rope_scaling {
-            ensure!(
-                s.rope_type == "llama3",
-                "rope_scaling type {:?} is not supported (only \"llama3\")",
-                s.rope_type
-            );
+            if s.rope_type != "llama3" {
+                return Some(format!(
+                    "rope_scaling type {:?} is not supported (only \"llama3\")",
+                    s.rope_type
+                ));
+            }
         }
-        if let Some(a) = self.extra.get("model_type") {
-            ensure!(a == "llama", "model_type {a} is not \"llama\"");
+        match self.extra.get("model_type") {
+            Some(a) if a != "llama" => Some(format!("model_type {a} is not \"llama\"")),
+            _ => None,
         }
-        Ok(())
     }
 
     /// Key/value heads.
@@ -219,8 +231,9 @@ mod tests {
     #[test]
     fn unknown_fields_survive_a_round_trip() {
         let text = include_str!("../configs/proxy-1b.json");
-        let c = LlamaConfig::parse(text).unwrap();
-        let again = LlamaConfig::parse(&c.to_json()).unwrap();
+        let path = Path::new("proxy-1b.json");
+        let c = LlamaConfig::parse(text, path).unwrap();
+        let again = LlamaConfig::parse(&c.to_json(), path).unwrap();
         assert_eq!(c, again);
         assert!(c.extra.contains_key("architectures"));
     }
@@ -232,7 +245,11 @@ mod tests {
         assert_eq!(f[0], 1.0);
         let plain = 1.0 / c.rope_theta.powf(2.0 * 31.0 / 64.0);
         assert!((f[31] - plain / 32.0).abs() < 1e-18);
-        assert!(LlamaConfig::parse(&text_with_rope("dynamic")).is_err());
+        let e = LlamaConfig::parse(&text_with_rope("dynamic"), Path::new("c.json")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "c.json: rope_scaling type \"dynamic\" is not supported (only \"llama3\")"
+        );
     }
 
     fn text_with_rope(kind: &str) -> String {

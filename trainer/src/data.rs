@@ -3,10 +3,11 @@
 
 use std::path::Path;
 
-use anyhow::{ensure, Result};
 use candle_core::{Device, Tensor};
 
 use almr::mix::{MixIndex, Split};
+
+use crate::error::{Result, TrainerError};
 
 /// A mix opened for training.
 pub struct MixData {
@@ -28,12 +29,12 @@ pub fn to_batch(windows: &[Vec<u32>], seq_len: usize, device: &Device) -> Result
     let mut inputs = Vec::with_capacity(windows.len() * seq_len);
     let mut targets = Vec::with_capacity(windows.len() * seq_len);
     for w in windows {
-        ensure!(
-            w.len() == seq_len + 1,
-            "a window of {} tokens, not {}",
-            w.len(),
-            seq_len + 1
-        );
+        if w.len() != seq_len + 1 {
+            return Err(TrainerError::WindowLength {
+                found: w.len(),
+                expected: seq_len + 1,
+            });
+        }
         inputs.extend_from_slice(&w[..seq_len]);
         targets.extend_from_slice(&w[1..]);
     }

@@ -1,27 +1,66 @@
 //! Mean next-token loss: over a shard's token stream (`almr-train eval`), and
 //! over a mix's validation split per language.
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::path::Path;
 
-use anyhow::{ensure, Result};
 use candle_core::DType;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use almr::mix::Split;
 use almr::shard::ShardReader;
 
 use crate::data::{to_batch, Batch, MixData};
+use crate::error::{Result, TrainerError};
 use crate::model::Llama;
 
-/// A mean loss and what it was measured over.
+/// A mean loss and what it was measured over. The fields are in
+/// alphabetical order, the order in which `almr-train eval --json` has
+/// always printed them.
 #[derive(Debug, Clone, Serialize)]
 pub struct Loss {
     /// Mean cross-entropy per predicted token (nats).
     pub loss: f64,
-    /// Windows of `seq_len + 1` tokens.
-    pub windows: usize,
     /// Predicted tokens (`windows · seq_len`).
     pub tokens: usize,
+    /// Windows of `seq_len + 1` tokens.
+    pub windows: usize,
+}
+
+impl fmt::Display for Loss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "loss {:.6} over {} windows ({} tokens)",
+            self.loss, self.windows, self.tokens
+        )
+    }
+}
+
+/// Losses by name (each language of a mix, or `shard`), in the order they
+/// were measured. Displays one line per name; serializes as a JSON object,
+/// its keys sorted.
+#[derive(Debug, Clone, Default)]
+pub struct Losses(pub Vec<(String, Loss)>);
+
+impl fmt::Display for Losses {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (k, (name, loss)) in self.0.iter().enumerate() {
+            if k > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{name}: {loss}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for Losses {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let map: BTreeMap<&str, &Loss> = self.0.iter().map(|(k, l)| (k.as_str(), l)).collect();
+        map.serialize(s)
+    }
 }
 
 /// Adds up losses of batches.
@@ -67,10 +106,9 @@ impl Meter {
 /// consecutive, non-overlapping windows of `seq_len + 1` tokens (the tail
 /// that does not fill a window is dropped), `batch` windows at a time.
 pub fn shard_loss(model: &Llama, prefix: &Path, seq_len: usize, batch: usize) -> Result<Loss> {
-    ensure!(
-        seq_len > 0 && batch > 0,
-        "seq_len and batch must be positive"
-    );
+    if seq_len == 0 || batch == 0 {
+        return Err(TrainerError::NotPositive("seq_len and batch"));
+    }
     let shard = ShardReader::open(prefix)?;
     let mut meter = Meter::new(seq_len);
     let mut stream = Vec::new();
@@ -91,12 +129,7 @@ pub fn shard_loss(model: &Llama, prefix: &Path, seq_len: usize, batch: usize) ->
 
 /// Mean validation loss of a mix per language (at most `limit` samples each),
 /// `batch` samples at a time.
-pub fn valid_loss(
-    model: &Llama,
-    data: &MixData,
-    limit: usize,
-    batch: usize,
-) -> Result<Vec<(String, Loss)>> {
+pub fn valid_loss(model: &Llama, data: &MixData, limit: usize, batch: usize) -> Result<Losses> {
     let mut out = Vec::new();
     for (lang, samples) in data.valid_by_language(limit)? {
         let mut meter = Meter::new(data.seq_len());
@@ -105,5 +138,5 @@ pub fn valid_loss(
         }
         out.push((lang, meter.finish()));
     }
-    Ok(out)
+    Ok(Losses(out))
 }

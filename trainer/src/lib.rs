@@ -6,16 +6,21 @@
 //!
 //! Data flow: [`config`] → [`model`] (weights from [`checkpoint`]) → [`data`]
 //! (samples through `almr::mix::MixIndex`) → [`train`] ([`schedule`],
-//! [`optim`]) → [`eval`].
+//! [`optim`]) → [`eval`]. [`device`] holds the device and dtype choices, and
+//! every fallible function returns a [`TrainerError`].
 
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod device;
+pub mod error;
 pub mod eval;
 pub mod model;
 pub mod optim;
 pub mod schedule;
 pub mod train;
+
+pub use error::{Result, TrainerError};
 
 /// Makes glibc keep freed memory for reuse instead of handing it back to the
 /// kernel. candle allocates a new buffer for every tensor operation; at the

@@ -1,21 +1,21 @@
 //! The `almr-train` command line.
 
+use std::fmt::Display;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
-use candle_core::Device;
+use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 
 use almr_trainer::checkpoint;
 use almr_trainer::config::LlamaConfig;
 use almr_trainer::data::MixData;
-use almr_trainer::eval::{shard_loss, valid_loss};
-use almr_trainer::model::Llama;
+use almr_trainer::device::{DeviceSpec, Precision};
+use almr_trainer::eval::{shard_loss, valid_loss, Losses};
 use almr_trainer::optim::AdamWConfig;
 use almr_trainer::schedule::{Kind, Schedule};
-use almr_trainer::train::{dtype, train, RunOptions, RunSpec, Start};
+use almr_trainer::train::{train, RunOptions, RunSpec, Start};
 
 /// Train and evaluate Llama-3 models on almr mixes (candle).
 #[derive(Parser)]
@@ -28,51 +28,28 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Write a freshly initialised Hugging Face checkpoint.
-    Init {
-        /// A preset (tiny, proxy-125m, proxy-1b) or a config.json.
-        #[arg(long)]
-        config: String,
-        /// Output directory.
-        #[arg(long)]
-        out: PathBuf,
-        /// Initialisation seed.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// dtype of the saved weights (f32 or bf16).
-        #[arg(long, default_value = "f32")]
-        save_dtype: String,
-    },
+    Init(InitArgs),
     /// Train on a mix (continual pre-training, or from scratch for proxies).
     Train(Box<TrainArgs>),
     /// Mean next-token loss of a checkpoint over a shard or a mix's
     /// validation split.
-    Eval {
-        /// The checkpoint directory (config.json + safetensors).
-        #[arg(long)]
-        checkpoint: PathBuf,
-        /// A shard prefix: its documents concatenated in order, cut into
-        /// non-overlapping windows of seq_len + 1 tokens.
-        #[arg(long, required_unless_present = "mix", conflicts_with = "mix")]
-        shard: Option<PathBuf>,
-        /// A mix (OUT/mix/NAME): its validation split, per language.
-        #[arg(long)]
-        mix: Option<PathBuf>,
-        /// Tokens predicted per window (shard only; a mix has its own).
-        #[arg(long, default_value_t = 2048)]
-        seq_len: usize,
-        /// Windows per forward pass.
-        #[arg(long, default_value_t = 8)]
-        batch: usize,
-        /// Validation samples per language (mix only).
-        #[arg(long, default_value_t = usize::MAX)]
-        samples: usize,
-        /// cpu, or cuda / cuda:N.
-        #[arg(long, default_value = "cpu")]
-        device: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Eval(EvalArgs),
+}
+
+#[derive(clap::Args)]
+struct InitArgs {
+    /// A preset (tiny, proxy-125m, proxy-1b) or a config.json.
+    #[arg(long)]
+    config: String,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Initialisation seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// dtype of the saved weights (f32 or bf16).
+    #[arg(long, value_enum, default_value_t = Precision::F32, hide_possible_values = true)]
+    save_dtype: Precision,
 }
 
 #[derive(clap::Args)]
@@ -142,14 +119,14 @@ struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     save_every: u64,
     /// dtype of the final weights (f32 or bf16).
-    #[arg(long, default_value = "f32")]
-    save_dtype: String,
+    #[arg(long, value_enum, default_value_t = Precision::F32, hide_possible_values = true)]
+    save_dtype: Precision,
     /// dtype of the forward pass (default: bf16 on CUDA, f32 on CPU).
-    #[arg(long)]
-    compute_dtype: Option<String>,
+    #[arg(long, value_enum, hide_possible_values = true)]
+    compute_dtype: Option<Precision>,
     /// cpu, or cuda / cuda:N.
     #[arg(long, default_value = "cpu")]
-    device: String,
+    device: DeviceSpec,
     /// Continue the run in --out from its latest checkpoint.
     #[arg(long)]
     resume: bool,
@@ -159,20 +136,75 @@ struct TrainArgs {
     stop_at: Option<u64>,
 }
 
-fn device(name: &str) -> Result<Device> {
-    match name {
-        "cpu" => Ok(Device::Cpu),
-        cuda if cuda.starts_with("cuda") => {
-            let ordinal = match cuda.strip_prefix("cuda:") {
-                Some(n) => n.parse().context("cuda:N")?,
-                None => 0,
-            };
-            if !cfg!(feature = "cuda") {
-                bail!("this almr-train was built without CUDA: rebuild with --features cuda (see DEVELOPERS.md)");
-            }
-            Ok(Device::new_cuda(ordinal)?)
-        }
-        _ => bail!("--device {name:?}: use cpu, cuda or cuda:N"),
+#[derive(clap::Args)]
+struct EvalArgs {
+    /// The checkpoint directory (config.json + safetensors).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// A shard prefix: its documents concatenated in order, cut into
+    /// non-overlapping windows of seq_len + 1 tokens.
+    #[arg(long, required_unless_present = "mix", conflicts_with = "mix")]
+    shard: Option<PathBuf>,
+    /// A mix (OUT/mix/NAME): its validation split, per language.
+    #[arg(long)]
+    mix: Option<PathBuf>,
+    /// Tokens predicted per window (shard only; a mix has its own).
+    #[arg(long, default_value_t = 2048)]
+    seq_len: usize,
+    /// Windows per forward pass.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Validation samples per language (mix only).
+    #[arg(long, default_value_t = usize::MAX)]
+    samples: usize,
+    /// cpu, or cuda / cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: DeviceSpec,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+impl TrainArgs {
+    /// The run these arguments define.
+    fn run_spec(&self) -> Result<RunSpec> {
+        let mix = MixData::open(&self.mix)?;
+        let start = match (&self.config, &self.init) {
+            (Some(c), None) => Start::Scratch {
+                config: LlamaConfig::preset_or_file(c)?,
+                seed: self.seed,
+            },
+            (None, Some(dir)) => Start::Checkpoint(dir.clone()),
+            _ => bail!("give --config or --init"),
+        };
+        Ok(RunSpec {
+            mix: self.mix.clone(),
+            mix_sha256: mix.index().report().index.digest.sha256.clone(),
+            start,
+            steps: self.steps,
+            micro_batch: self.micro_batch,
+            grad_accum: self.grad_accum,
+            schedule: Schedule {
+                kind: self.schedule,
+                peak: self.lr,
+                min: self.min_lr,
+                warmup: self.warmup,
+                total: self.steps,
+                decay_steps: self.decay_steps.unwrap_or(self.steps / 10),
+            },
+            adamw: AdamWConfig {
+                beta1: self.beta1,
+                beta2: self.beta2,
+                eps: self.eps,
+                weight_decay: self.weight_decay,
+            },
+            clip: self.clip,
+            eval_every: self.eval_every,
+            eval_samples: self.eval_samples,
+            save_every: self.save_every,
+            compute_dtype: self.compute_dtype.unwrap_or(self.device.default_compute()),
+            save_dtype: self.save_dtype,
+        })
     }
 }
 
@@ -189,141 +221,59 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Init {
-            config,
-            out,
-            seed,
-            save_dtype,
-        } => {
-            let config = LlamaConfig::preset_or_file(&config)?;
-            let model = Llama::init(&config, seed, &Device::Cpu, candle_core::DType::F32)?;
-            checkpoint::save(
-                &model,
-                &out,
-                dtype(&save_dtype)?,
-                checkpoint::MAX_SHARD_BYTES,
-                &[],
-            )?;
-            println!(
-                "wrote {} ({} parameters)",
-                out.display(),
-                config.parameters()
-            );
-        }
-        Command::Train(a) => {
-            let device = device(&a.device)?;
-            let compute = a
-                .compute_dtype
-                .clone()
-                .unwrap_or_else(|| if device.is_cuda() { "bf16" } else { "f32" }.to_string());
-            let mix_report = MixData::open(&a.mix)?.index().report().clone();
-            let start = match (&a.config, &a.init) {
-                (Some(c), None) => Start::Scratch {
-                    config: LlamaConfig::preset_or_file(c)?,
-                    seed: a.seed,
-                },
-                (None, Some(dir)) => Start::Checkpoint(dir.clone()),
-                _ => bail!("give --config or --init"),
-            };
-            let spec = RunSpec {
-                mix: a.mix.clone(),
-                mix_sha256: mix_report.index.digest.sha256.clone(),
-                start,
-                steps: a.steps,
-                micro_batch: a.micro_batch,
-                grad_accum: a.grad_accum,
-                schedule: Schedule {
-                    kind: a.schedule,
-                    peak: a.lr,
-                    min: a.min_lr,
-                    warmup: a.warmup,
-                    total: a.steps,
-                    decay_steps: a.decay_steps.unwrap_or(a.steps / 10),
-                },
-                adamw: AdamWConfig {
-                    beta1: a.beta1,
-                    beta2: a.beta2,
-                    eps: a.eps,
-                    weight_decay: a.weight_decay,
-                },
-                clip: a.clip,
-                eval_every: a.eval_every,
-                eval_samples: a.eval_samples,
-                save_every: a.save_every,
-                compute_dtype: compute,
-                save_dtype: a.save_dtype.clone(),
-            };
-            let outcome = train(
-                &spec,
-                &RunOptions {
-                    out: a.out.clone(),
-                    device,
-                    resume: a.resume,
-                    stop_at: a.stop_at,
-                    progress: std::io::stderr().is_terminal(),
-                },
-            )?;
-            if let Some(last) = outcome.metrics.last() {
-                println!(
-                    "step {}/{}: loss {:.4}{}{}",
-                    last.step,
-                    a.steps,
-                    last.loss,
-                    last.val_loss
-                        .iter()
-                        .map(|(l, v)| format!(", val {l} {v:.4}"))
-                        .collect::<String>(),
-                    if outcome.stopped {
-                        " (stopped; --resume continues)"
-                    } else {
-                        ""
-                    }
-                );
-            }
-            println!("metrics: {}", a.out.join("metrics.jsonl").display());
-        }
-        Command::Eval {
-            checkpoint: dir,
-            shard,
-            mix,
-            seq_len,
-            batch,
-            samples,
-            device: dev,
-            json,
-        } => {
-            let device = device(&dev)?;
-            let compute = if device.is_cuda() {
-                candle_core::DType::BF16
-            } else {
-                candle_core::DType::F32
-            };
-            let model = checkpoint::load(&dir, &device, compute)?;
-            let results = match (shard, mix) {
-                (Some(prefix), _) => {
-                    vec![(
-                        "shard".to_string(),
-                        shard_loss(&model, &prefix, seq_len, batch)?,
-                    )]
-                }
-                (None, Some(m)) => valid_loss(&model, &MixData::open(&m)?, samples, batch)?,
-                (None, None) => bail!("give --shard or --mix"),
-            };
-            if json {
-                let map: serde_json::Map<String, serde_json::Value> = results
-                    .iter()
-                    .map(|(k, l)| (k.clone(), serde_json::to_value(l).expect("serializes")))
-                    .collect();
-                println!("{}", serde_json::to_string_pretty(&map)?);
-            } else {
-                for (k, l) in results {
-                    println!(
-                        "{k}: loss {:.6} over {} windows ({} tokens)",
-                        l.loss, l.windows, l.tokens
-                    );
-                }
-            }
-        }
+        Command::Init(a) => init(&a),
+        Command::Train(a) => train_run(&a),
+        Command::Eval(a) => eval(&a),
+    }
+}
+
+/// Prints `text` and a newline, unless it is empty (an eval with nothing
+/// to measure prints nothing).
+fn print_lines(text: impl Display) {
+    let text = text.to_string();
+    if !text.is_empty() {
+        println!("{text}");
+    }
+}
+
+fn init(a: &InitArgs) -> Result<()> {
+    let config = LlamaConfig::preset_or_file(&a.config)?;
+    println!(
+        "{}",
+        checkpoint::init(&config, a.seed, a.save_dtype, &a.out)?
+    );
+    Ok(())
+}
+
+fn train_run(a: &TrainArgs) -> Result<()> {
+    let device = a.device.open()?;
+    let spec = a.run_spec()?;
+    let options = RunOptions {
+        out: a.out.clone(),
+        device,
+        resume: a.resume,
+        stop_at: a.stop_at,
+        progress: std::io::stderr().is_terminal(),
+    };
+    println!("{}", train(&spec, &options)?);
+    Ok(())
+}
+
+fn eval(a: &EvalArgs) -> Result<()> {
+    let device = a.device.open()?;
+    let model = checkpoint::load(&a.checkpoint, &device, a.device.default_compute().into())?;
+    let losses = match (&a.shard, &a.mix) {
+        (Some(prefix), _) => Losses(vec![(
+            "shard".to_string(),
+            shard_loss(&model, prefix, a.seq_len, a.batch)?,
+        )]),
+        (None, Some(m)) => valid_loss(&model, &MixData::open(m)?, a.samples, a.batch)?,
+        (None, None) => bail!("give --shard or --mix"),
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&losses)?);
+    } else {
+        print_lines(losses);
     }
     Ok(())
 }

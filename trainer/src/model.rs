@@ -1,27 +1,22 @@
-//! The Llama-3 model: RMSNorm, RoPE with Llama-3 scaling, grouped-query
-//! attention, SwiGLU MLP, tied or untied embeddings.
+//! The Llama-3 model, module by module as in Hugging Face's
+//! `LlamaForCausalLM`: [`Llama`] is an embedding, a stack of `Block`s
+//! (each `RmsNorm` → `Attention` → residual, `RmsNorm` → `Mlp` →
+//! residual), a final norm and a head tied to the embedding or not.
 //!
-//! Parameters are f32 [`Var`]s named as in Hugging Face checkpoints
-//! (`model.layers.N.self_attn.q_proj.weight`, …). The forward pass can run
-//! in another dtype (bf16 on CUDA): each weight is cast on use, so gradients
-//! flow back to the f32 master weights.
+//! Parameters are f32 [`Var`]s (the master weights) named as in Hugging Face
+//! checkpoints (`model.layers.N.self_attn.q_proj.weight`, …). The forward
+//! pass can run in another dtype (bf16 on CUDA): the embedding is cast to it,
+//! so are the activations from then on, and every other weight is cast to the
+//! activations' dtype on use, so gradients flow back to the f32 masters.
 
 use std::collections::BTreeMap;
 
-use anyhow::{bail, ensure, Context, Result};
 use candle_core::{DType, Device, Tensor, Var, D};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::LlamaConfig;
-
-/// A Llama model with its parameters.
-pub struct Llama {
-    config: LlamaConfig,
-    params: BTreeMap<String, Var>,
-    device: Device,
-    compute: DType,
-}
+use crate::error::{Result, TrainerError};
 
 /// How a parameter is initialised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +82,53 @@ fn normals(rng: &mut ChaCha8Rng, n: usize, std: f64) -> Vec<f32> {
     out
 }
 
+/// A named f32 master weight.
+#[derive(Clone)]
+struct Param {
+    /// The Hugging Face name.
+    name: String,
+    /// The value.
+    var: Var,
+}
+
+impl Param {
+    /// The parameter `name`, taken out of `params`.
+    fn take(params: &mut BTreeMap<String, Var>, name: String) -> Result<Param> {
+        match params.remove(&name) {
+            Some(var) => Ok(Param { name, var }),
+            None => Err(TrainerError::MissingTensor(name)),
+        }
+    }
+
+    /// The weight cast to `dtype`, tracked back to the master.
+    fn cast(&self, dtype: DType) -> Result<Tensor> {
+        Ok(self.var.as_tensor().to_dtype(dtype)?)
+    }
+
+    /// The name and the variable.
+    fn named(&self) -> (String, Var) {
+        (self.name.clone(), self.var.clone())
+    }
+}
+
+/// A linear layer without bias: `x · Wᵀ`.
+struct Linear {
+    weight: Param,
+}
+
+impl Linear {
+    fn new(params: &mut BTreeMap<String, Var>, prefix: &str) -> Result<Linear> {
+        Ok(Linear {
+            weight: Param::take(params, format!("{prefix}.weight"))?,
+        })
+    }
+
+    /// `x` of shape `[b, t, in]` → `[b, t, out]`, in `x`'s dtype.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        linear(x, &self.weight.cast(x.dtype())?)
+    }
+}
+
 /// `x · wᵀ` for `x` of shape `[b, t, in]` and `w` of shape `[out, in]`.
 fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     let (b, t, d) = x.dims3()?;
@@ -96,23 +138,137 @@ fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
         .reshape((b, t, out))?)
 }
 
-/// RMSNorm, computed in f32 and returned in `x`'s dtype, then scaled.
-fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
-    let dtype = x.dtype();
-    let x = x.to_dtype(DType::F32)?;
-    let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
-    let normed = x.broadcast_div(&(ms + eps)?.sqrt()?)?;
-    Ok(normed.to_dtype(dtype)?.broadcast_mul(w)?)
+/// RMSNorm with a learned scale.
+struct RmsNorm {
+    weight: Param,
+    eps: f64,
 }
 
-/// Rotates `x` of shape `[b, heads, t, d]` by the angles whose cosines and
-/// sines are `cos`, `sin` of shape `[t, d]` (Hugging Face's half rotation).
-fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    let d = x.dim(D::Minus1)?;
-    let x1 = x.narrow(D::Minus1, 0, d / 2)?;
-    let x2 = x.narrow(D::Minus1, d / 2, d / 2)?;
-    let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
-    Ok((x.broadcast_mul(cos)? + rotated.broadcast_mul(sin)?)?)
+impl RmsNorm {
+    fn new(params: &mut BTreeMap<String, Var>, prefix: &str, eps: f64) -> Result<RmsNorm> {
+        Ok(RmsNorm {
+            weight: Param::take(params, format!("{prefix}.weight"))?,
+            eps,
+        })
+    }
+
+    /// Normalised in f32, returned in `x`'s dtype, then scaled.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dtype = x.dtype();
+        let w = self.weight.cast(dtype)?;
+        let x = x.to_dtype(DType::F32)?;
+        let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = x.broadcast_div(&(ms + self.eps)?.sqrt()?)?;
+        Ok(normed.to_dtype(dtype)?.broadcast_mul(&w)?)
+    }
+}
+
+/// What attention needs for sequences of `t` tokens: the cosines and sines
+/// of the RoPE angles (`[t, head_dim]`, in the compute dtype) and the causal
+/// mask (`[t, t]`, f32).
+struct Positions {
+    cos: Tensor,
+    sin: Tensor,
+    mask: Tensor,
+}
+
+impl Positions {
+    fn new(config: &LlamaConfig, t: usize, device: &Device, dtype: DType) -> Result<Positions> {
+        let inv = config.inv_freq();
+        let half = inv.len();
+        let mut cos = Vec::with_capacity(t * 2 * half);
+        let mut sin = Vec::with_capacity(t * 2 * half);
+        for pos in 0..t {
+            for _ in 0..2 {
+                for &f in &inv {
+                    let a = pos as f64 * f;
+                    cos.push(a.cos() as f32);
+                    sin.push(a.sin() as f32);
+                }
+            }
+        }
+        let shape = (t, 2 * half);
+        let mask: Vec<f32> = (0..t)
+            .flat_map(|i| (0..t).map(move |j| if j > i { -1e9 } else { 0.0 }))
+            .collect();
+        Ok(Positions {
+            cos: Tensor::from_vec(cos, shape, device)?.to_dtype(dtype)?,
+            sin: Tensor::from_vec(sin, shape, device)?.to_dtype(dtype)?,
+            mask: Tensor::from_vec(mask, (t, t), device)?,
+        })
+    }
+
+    /// Rotates `x` of shape `[b, heads, t, d]` by the RoPE angles (Hugging
+    /// Face's half rotation).
+    fn rope(&self, x: &Tensor) -> Result<Tensor> {
+        let d = x.dim(D::Minus1)?;
+        let x1 = x.narrow(D::Minus1, 0, d / 2)?;
+        let x2 = x.narrow(D::Minus1, d / 2, d / 2)?;
+        let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+        Ok((x.broadcast_mul(&self.cos)? + rotated.broadcast_mul(&self.sin)?)?)
+    }
+}
+
+/// Causal self-attention with grouped-query heads and RoPE.
+struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    n_heads: usize,
+    n_kv_heads: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    fn new(params: &mut BTreeMap<String, Var>, prefix: &str, c: &LlamaConfig) -> Result<Self> {
+        Ok(Attention {
+            q_proj: Linear::new(params, &format!("{prefix}.q_proj"))?,
+            k_proj: Linear::new(params, &format!("{prefix}.k_proj"))?,
+            v_proj: Linear::new(params, &format!("{prefix}.v_proj"))?,
+            o_proj: Linear::new(params, &format!("{prefix}.o_proj"))?,
+            n_heads: c.num_attention_heads,
+            n_kv_heads: c.kv_heads(),
+            head_dim: c.head_dim(),
+        })
+    }
+
+    /// `x` of shape `[b, t, hidden]` → `[b, t, hidden]`.
+    fn forward(&self, x: &Tensor, pos: &Positions) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let (nh, nkv, hd) = (self.n_heads, self.n_kv_heads, self.head_dim);
+        let heads = |proj: &Linear, count: usize| -> Result<Tensor> {
+            Ok(proj
+                .forward(x)?
+                .reshape((b, t, count, hd))?
+                .transpose(1, 2)?
+                .contiguous()?)
+        };
+        let q = pos.rope(&heads(&self.q_proj, nh)?)?;
+        let k = pos.rope(&heads(&self.k_proj, nkv)?)?;
+        let v = heads(&self.v_proj, nkv)?;
+        let (k, v) = (repeat_kv(k, nh / nkv)?, repeat_kv(v, nh / nkv)?);
+        let scale = 1.0 / (hd as f64).sqrt();
+        let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?
+            .to_dtype(DType::F32)?
+            .broadcast_add(&pos.mask)?;
+        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?.to_dtype(v.dtype())?;
+        let y = probs
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((b, t, nh * hd))?;
+        self.o_proj.forward(&y)
+    }
+
+    fn params(&self) -> [&Param; 4] {
+        [
+            &self.q_proj.weight,
+            &self.k_proj.weight,
+            &self.v_proj.weight,
+            &self.o_proj.weight,
+        ]
+    }
 }
 
 /// Repeats each key/value head `n` times: `[b, kv, t, d]` → `[b, kv·n, t, d]`.
@@ -125,6 +281,93 @@ fn repeat_kv(x: Tensor, n: usize) -> Result<Tensor> {
         .broadcast_as((b, kv, n, t, d))?
         .contiguous()?
         .reshape((b, kv * n, t, d))?)
+}
+
+/// The SwiGLU MLP: `down(silu(gate(x)) · up(x))`.
+struct Mlp {
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
+}
+
+impl Mlp {
+    fn new(params: &mut BTreeMap<String, Var>, prefix: &str) -> Result<Mlp> {
+        Ok(Mlp {
+            gate_proj: Linear::new(params, &format!("{prefix}.gate_proj"))?,
+            up_proj: Linear::new(params, &format!("{prefix}.up_proj"))?,
+            down_proj: Linear::new(params, &format!("{prefix}.down_proj"))?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let gate = self.gate_proj.forward(x)?.silu()?;
+        let up = self.up_proj.forward(x)?;
+        self.down_proj.forward(&(gate * up)?)
+    }
+
+    fn params(&self) -> [&Param; 3] {
+        [
+            &self.gate_proj.weight,
+            &self.up_proj.weight,
+            &self.down_proj.weight,
+        ]
+    }
+}
+
+/// A transformer block: pre-norm attention and pre-norm MLP, each added to
+/// the residual stream.
+struct Block {
+    input_layernorm: RmsNorm,
+    self_attn: Attention,
+    post_attention_layernorm: RmsNorm,
+    mlp: Mlp,
+}
+
+impl Block {
+    fn new(params: &mut BTreeMap<String, Var>, prefix: &str, c: &LlamaConfig) -> Result<Block> {
+        let eps = c.rms_norm_eps;
+        Ok(Block {
+            input_layernorm: RmsNorm::new(params, &format!("{prefix}.input_layernorm"), eps)?,
+            self_attn: Attention::new(params, &format!("{prefix}.self_attn"), c)?,
+            post_attention_layernorm: RmsNorm::new(
+                params,
+                &format!("{prefix}.post_attention_layernorm"),
+                eps,
+            )?,
+            mlp: Mlp::new(params, &format!("{prefix}.mlp"))?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, pos: &Positions) -> Result<Tensor> {
+        let h = self.input_layernorm.forward(x)?;
+        let x = (x + self.self_attn.forward(&h, pos)?)?;
+        let h = self.post_attention_layernorm.forward(&x)?;
+        Ok((&x + self.mlp.forward(&h)?)?)
+    }
+
+    /// In Hugging Face order: attention, MLP, then the two norms.
+    fn params(&self) -> impl Iterator<Item = &Param> {
+        self.self_attn
+            .params()
+            .into_iter()
+            .chain(self.mlp.params())
+            .chain([
+                &self.input_layernorm.weight,
+                &self.post_attention_layernorm.weight,
+            ])
+    }
+}
+
+/// A Llama model with its parameters.
+pub struct Llama {
+    config: LlamaConfig,
+    embed_tokens: Param,
+    layers: Vec<Block>,
+    norm: RmsNorm,
+    /// `None` when tied to the embedding.
+    lm_head: Option<Linear>,
+    device: Device,
+    compute: DType,
 }
 
 impl Llama {
@@ -142,12 +385,7 @@ impl Llama {
             let t = Tensor::from_vec(data, shape, device)?;
             params.insert(name, Var::from_tensor(&t)?);
         }
-        Ok(Llama {
-            config: config.clone(),
-            params,
-            device: device.clone(),
-            compute,
-        })
+        Llama::new(config, params, device, compute)
     }
 
     /// A model from named tensors (a loaded checkpoint), converted to f32
@@ -161,15 +399,18 @@ impl Llama {
         compute: DType,
     ) -> Result<Llama> {
         let mut params = BTreeMap::new();
-        for (name, shape, _) in parameter_specs(config) {
-            let t = tensors
-                .remove(&name)
-                .with_context(|| format!("the checkpoint has no tensor {name}"))?;
-            ensure!(
-                t.dims() == shape.as_slice(),
-                "{name}: shape {:?}, the config needs {shape:?}",
-                t.dims()
-            );
+        for (name, expected, _) in parameter_specs(config) {
+            let Some(t) = tensors.remove(&name) else {
+                return Err(TrainerError::MissingTensor(name));
+            };
+            if t.dims() != expected.as_slice() {
+                let found = t.dims().to_vec();
+                return Err(TrainerError::TensorShape {
+                    name,
+                    found,
+                    expected,
+                });
+            }
             let t = t.to_dtype(DType::F32)?.to_device(device)?;
             params.insert(name, Var::from_tensor(&t)?);
         }
@@ -177,15 +418,39 @@ impl Llama {
         if config.tie_word_embeddings {
             tensors.remove("lm_head.weight");
         }
-        if let Some(name) = tensors.keys().next() {
-            bail!(
-                "the checkpoint has {} tensors this Llama config does not use, e.g. {name}",
-                tensors.len()
-            );
+        if let Some(example) = tensors.keys().next() {
+            return Err(TrainerError::UnusedTensors {
+                count: tensors.len(),
+                example: example.clone(),
+            });
         }
+        Llama::new(config, params, device, compute)
+    }
+
+    /// The modules, built from the parameters named in [`parameter_specs`].
+    fn new(
+        config: &LlamaConfig,
+        mut params: BTreeMap<String, Var>,
+        device: &Device,
+        compute: DType,
+    ) -> Result<Llama> {
+        let p = &mut params;
+        let embed_tokens = Param::take(p, "model.embed_tokens.weight".into())?;
+        let layers = (0..config.num_hidden_layers)
+            .map(|l| Block::new(p, &format!("model.layers.{l}"), config))
+            .collect::<Result<_>>()?;
+        let norm = RmsNorm::new(p, "model.norm", config.rms_norm_eps)?;
+        let lm_head = if config.tie_word_embeddings {
+            None
+        } else {
+            Some(Linear::new(p, "lm_head")?)
+        };
         Ok(Llama {
             config: config.clone(),
-            params,
+            embed_tokens,
+            layers,
+            norm,
+            lm_head,
             device: device.clone(),
             compute,
         })
@@ -196,9 +461,16 @@ impl Llama {
         &self.config
     }
 
-    /// The parameters by Hugging Face name.
-    pub fn params(&self) -> &BTreeMap<String, Var> {
-        &self.params
+    /// Every parameter by Hugging Face name, in the order of
+    /// [`parameter_specs`].
+    pub fn params(&self) -> Vec<(String, Var)> {
+        let layers = self.layers.iter().flat_map(Block::params);
+        std::iter::once(&self.embed_tokens)
+            .chain(layers)
+            .chain([&self.norm.weight])
+            .chain(self.lm_head.iter().map(|h| &h.weight))
+            .map(Param::named)
+            .collect()
     }
 
     /// The device.
@@ -206,96 +478,25 @@ impl Llama {
         &self.device
     }
 
-    fn w(&self, name: &str) -> Result<Tensor> {
-        let v = self
-            .params
-            .get(name)
-            .with_context(|| format!("no parameter {name}"))?;
-        Ok(v.as_tensor().to_dtype(self.compute)?)
-    }
-
-    /// Cosines and sines of the RoPE angles for positions `0..t`, `[t, head_dim]`.
-    fn rope_tables(&self, t: usize) -> Result<(Tensor, Tensor)> {
-        let inv = self.config.inv_freq();
-        let half = inv.len();
-        let mut cos = Vec::with_capacity(t * 2 * half);
-        let mut sin = Vec::with_capacity(t * 2 * half);
-        for pos in 0..t {
-            for _ in 0..2 {
-                for &f in &inv {
-                    let a = pos as f64 * f;
-                    cos.push(a.cos() as f32);
-                    sin.push(a.sin() as f32);
-                }
-            }
-        }
-        let shape = (t, 2 * half);
-        Ok((
-            Tensor::from_vec(cos, shape, &self.device)?.to_dtype(self.compute)?,
-            Tensor::from_vec(sin, shape, &self.device)?.to_dtype(self.compute)?,
-        ))
-    }
-
-    fn causal_mask(&self, t: usize) -> Result<Tensor> {
-        let mask: Vec<f32> = (0..t)
-            .flat_map(|i| (0..t).map(move |j| if j > i { -1e9 } else { 0.0 }))
-            .collect();
-        Ok(Tensor::from_vec(mask, (t, t), &self.device)?)
-    }
-
     /// Logits (f32, `[b, t, vocab]`) for token ids `[b, t]` (u32).
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
-        let c = &self.config;
         let (b, t) = ids.dims2()?;
-        let (h, nh, nkv, hd) = (
-            c.hidden_size,
-            c.num_attention_heads,
-            c.kv_heads(),
-            c.head_dim(),
-        );
-        let eps = c.rms_norm_eps;
-        let embed = self.w("model.embed_tokens.weight")?;
+        // Cast once: a tied head reuses it.
+        let embed = self.embed_tokens.cast(self.compute)?;
+        let ids = ids.flatten_all()?;
         let mut x = embed
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((b, t, h))?;
-        let (cos, sin) = self.rope_tables(t)?;
-        let mask = self.causal_mask(t)?;
-        let scale = 1.0 / (hd as f64).sqrt();
-        for l in 0..c.num_hidden_layers {
-            let w = |name: &str| self.w(&format!("model.layers.{l}.{name}"));
-            let n = rms_norm(&x, &w("input_layernorm.weight")?, eps)?;
-            let heads = |proj: &str, count: usize| -> Result<Tensor> {
-                Ok(linear(&n, &w(proj)?)?
-                    .reshape((b, t, count, hd))?
-                    .transpose(1, 2)?
-                    .contiguous()?)
-            };
-            let q = rope(&heads("self_attn.q_proj.weight", nh)?, &cos, &sin)?;
-            let k = rope(&heads("self_attn.k_proj.weight", nkv)?, &cos, &sin)?;
-            let v = heads("self_attn.v_proj.weight", nkv)?;
-            let (k, v) = (repeat_kv(k, nh / nkv)?, repeat_kv(v, nh / nkv)?);
-            let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?
-                .to_dtype(DType::F32)?
-                .broadcast_add(&mask)?;
-            let probs = candle_nn::ops::softmax(&scores, D::Minus1)?.to_dtype(self.compute)?;
-            let y = probs
-                .matmul(&v)?
-                .transpose(1, 2)?
-                .contiguous()?
-                .reshape((b, t, nh * hd))?;
-            x = (x + linear(&y, &w("self_attn.o_proj.weight")?)?)?;
-            let n = rms_norm(&x, &w("post_attention_layernorm.weight")?, eps)?;
-            let gate = linear(&n, &w("mlp.gate_proj.weight")?)?.silu()?;
-            let up = linear(&n, &w("mlp.up_proj.weight")?)?;
-            x = (x + linear(&(gate * up)?, &w("mlp.down_proj.weight")?)?)?;
+            .index_select(&ids, 0)?
+            .reshape((b, t, self.config.hidden_size))?;
+        let pos = Positions::new(&self.config, t, &self.device, self.compute)?;
+        for block in &self.layers {
+            x = block.forward(&x, &pos)?;
         }
-        let x = rms_norm(&x, &self.w("model.norm.weight")?, eps)?;
-        let head = if c.tie_word_embeddings {
-            embed
-        } else {
-            self.w("lm_head.weight")?
+        let x = self.norm.forward(&x)?;
+        let logits = match &self.lm_head {
+            Some(head) => head.forward(&x)?,
+            None => linear(&x, &embed)?,
         };
-        Ok(linear(&x, &head)?.to_dtype(DType::F32)?)
+        Ok(logits.to_dtype(DType::F32)?)
     }
 
     /// Mean next-token cross-entropy of `targets` (`[b, t]`, u32) given
@@ -321,13 +522,17 @@ mod tests {
         c
     }
 
+    fn by_name(m: &Llama) -> BTreeMap<String, Var> {
+        m.params().into_iter().collect()
+    }
+
     #[test]
     fn init_depends_only_on_the_seed() {
         let c = tiny();
         let a = Llama::init(&c, 3, &Device::Cpu, DType::F32).unwrap();
         let b = Llama::init(&c, 3, &Device::Cpu, DType::F32).unwrap();
         let e = |m: &Llama| {
-            m.params()["model.embed_tokens.weight"]
+            by_name(m)["model.embed_tokens.weight"]
                 .flatten_all()
                 .unwrap()
                 .to_vec1::<f32>()
@@ -339,7 +544,25 @@ mod tests {
         let std =
             (e(&a).iter().map(|x| (*x as f64).powi(2)).sum::<f64>() / e(&a).len() as f64).sqrt();
         assert!((std - 0.02).abs() < 0.002, "{std}");
-        assert_eq!(a.params().len(), parameter_specs(&c).len());
+    }
+
+    #[test]
+    fn params_are_the_specs_in_their_order() {
+        for tied in [true, false] {
+            let mut c = tiny();
+            c.tie_word_embeddings = tied;
+            let m = Llama::init(&c, 3, &Device::Cpu, DType::F32).unwrap();
+            let ours: Vec<(String, Vec<usize>)> = m
+                .params()
+                .into_iter()
+                .map(|(n, v)| (n, v.dims().to_vec()))
+                .collect();
+            let specs: Vec<(String, Vec<usize>)> = parameter_specs(&c)
+                .into_iter()
+                .map(|(n, s, _)| (n, s))
+                .collect();
+            assert_eq!(ours, specs, "tied {tied}");
+        }
     }
 
     #[test]
@@ -359,8 +582,8 @@ mod tests {
         let m = Llama::init(&c, 1, &Device::Cpu, DType::F32).unwrap();
         let mut t: BTreeMap<String, Tensor> = m
             .params()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+            .into_iter()
+            .map(|(k, v)| (k, v.as_tensor().clone()))
             .collect();
         t.insert(
             "model.layers.0.self_attn.rotary_emb.inv_freq".into(),

@@ -4,9 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{ensure, Context, Result};
 use candle_core::{DType, Tensor, Var};
 use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainerError};
 
 /// Hyper-parameters other than the learning rate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,17 +43,21 @@ pub fn decays(name: &str) -> bool {
 
 impl AdamW {
     /// An optimizer over `params` (by name), moments at zero.
-    pub fn new(params: &BTreeMap<String, Var>, config: AdamWConfig) -> Result<AdamW> {
+    pub fn new(
+        params: impl IntoIterator<Item = (String, Var)>,
+        config: AdamWConfig,
+    ) -> Result<AdamW> {
         let mut slots = BTreeMap::new();
         for (name, var) in params {
             let zeros = var.as_tensor().zeros_like()?;
+            let decay = decays(&name);
             slots.insert(
-                name.clone(),
+                name,
                 Slot {
-                    var: var.clone(),
+                    var,
                     exp_avg: zeros.clone(),
                     exp_avg_sq: zeros,
-                    decay: decays(name),
+                    decay,
                 },
             );
         }
@@ -120,21 +125,23 @@ impl AdamW {
                 ("exp_avg", &mut s.exp_avg),
                 ("exp_avg_sq", &mut s.exp_avg_sq),
             ] {
-                let t = tensors
-                    .remove(&format!("{key}.{name}"))
-                    .with_context(|| format!("the optimizer state has no {key}.{name}"))?;
-                ensure!(
-                    t.dims() == slot.dims(),
-                    "{key}.{name}: shape {:?}",
-                    t.dims()
-                );
+                let moment = format!("{key}.{name}");
+                let Some(t) = tensors.remove(&moment) else {
+                    return Err(TrainerError::MissingMoment(moment));
+                };
+                if t.dims() != slot.dims() {
+                    let found = t.dims().to_vec();
+                    return Err(TrainerError::MomentShape {
+                        name: moment,
+                        found,
+                    });
+                }
                 *slot = t.to_dtype(DType::F32)?.to_device(&device)?;
             }
         }
-        ensure!(
-            tensors.is_empty(),
-            "the optimizer state has unknown tensors"
-        );
+        if !tensors.is_empty() {
+            return Err(TrainerError::UnknownMoments);
+        }
         self.steps = steps;
         Ok(())
     }
@@ -188,7 +195,7 @@ mod tests {
             eps: 1e-8,
             weight_decay: 0.1,
         };
-        let mut opt = AdamW::new(&params, config).unwrap();
+        let mut opt = AdamW::new(params.clone(), config).unwrap();
         let g = |x: f32| Tensor::new(&[x], &d).unwrap();
         let grads = BTreeMap::from([
             ("w.weight".to_string(), g(0.5)),
@@ -201,7 +208,7 @@ mod tests {
         assert!((value("norm.weight") - 1.1).abs() < 1e-6);
         assert_eq!(opt.steps(), 1);
         let state = opt.state().unwrap();
-        let mut again = AdamW::new(&params, opt.config.clone()).unwrap();
+        let mut again = AdamW::new(params.clone(), opt.config.clone()).unwrap();
         again.restore(state.into_iter().collect(), 1).unwrap();
         assert_eq!(again.steps(), 1);
     }

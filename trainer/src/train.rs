@@ -18,11 +18,12 @@
 //! as an uninterrupted one would.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, ensure, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -32,6 +33,8 @@ use almr::mix::Split;
 use crate::checkpoint;
 use crate::config::LlamaConfig;
 use crate::data::MixData;
+use crate::device::Precision;
+use crate::error::{IoContext, Result, TrainerError};
 use crate::eval::valid_loss;
 use crate::model::Llama;
 use crate::optim::{clip_grad_norm, AdamW, AdamWConfig};
@@ -80,10 +83,10 @@ pub struct RunSpec {
     pub eval_samples: usize,
     /// Save a checkpoint every this many steps (0: never).
     pub save_every: u64,
-    /// dtype of the forward pass: `f32` or `bf16`.
-    pub compute_dtype: String,
-    /// dtype of the final weights: `f32` or `bf16`.
-    pub save_dtype: String,
+    /// dtype of the forward pass.
+    pub compute_dtype: Precision,
+    /// dtype of the final weights.
+    pub save_dtype: Precision,
 }
 
 /// How to run it.
@@ -127,26 +130,51 @@ struct TrainerState {
     tokens: u64,
 }
 
-/// What a call to [`train`] did.
+/// What a call to [`train`] did. Displays as the command line's summary: the
+/// last step's losses, then where the metrics are.
 #[derive(Debug, Clone)]
 pub struct Outcome {
     /// The step it resumed from (0 for a fresh run).
     pub resumed_from: u64,
     /// The last step done.
     pub last_step: u64,
+    /// The run's optimizer steps.
+    pub steps: u64,
     /// The metrics of the steps this call ran.
     pub metrics: Vec<Metrics>,
     /// Whether it stopped early (`stop_at`).
     pub stopped: bool,
+    /// `RUN/metrics.jsonl`.
+    pub metrics_path: PathBuf,
 }
 
-/// The dtype named `f32` or `bf16`.
-pub fn dtype(name: &str) -> Result<DType> {
-    match name {
-        "f32" => Ok(DType::F32),
-        "bf16" => Ok(DType::BF16),
-        _ => bail!("dtype {name:?}: use f32 or bf16"),
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(last) = self.metrics.last() {
+            write!(
+                f,
+                "step {}/{}: loss {:.4}",
+                last.step, self.steps, last.loss
+            )?;
+            for (lang, loss) in &last.val_loss {
+                write!(f, ", val {lang} {loss:.4}")?;
+            }
+            if self.stopped {
+                f.write_str(" (stopped; --resume continues)")?;
+            }
+            writeln!(f)?;
+        }
+        write!(f, "metrics: {}", self.metrics_path.display())
     }
+}
+
+/// Parses the JSON file `path`.
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).at("reading", path)?;
+    serde_json::from_str(&text).map_err(|source| TrainerError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn checkpoint_dir(out: &Path, step: u64) -> PathBuf {
@@ -156,8 +184,8 @@ fn checkpoint_dir(out: &Path, step: u64) -> PathBuf {
 /// The latest complete checkpoint in `out`: (step, directory).
 fn latest_checkpoint(out: &Path) -> Result<Option<(u64, PathBuf)>> {
     let mut best = None;
-    for e in std::fs::read_dir(out)? {
-        let path = e?.path();
+    for e in std::fs::read_dir(out).at("listing", out)? {
+        let path = e.at("listing", out)?.path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if let Some(step) = name
             .strip_prefix("checkpoint-")
@@ -173,110 +201,99 @@ fn latest_checkpoint(out: &Path) -> Result<Option<(u64, PathBuf)>> {
     Ok(best)
 }
 
-/// Keeps the metrics lines of steps `1..=step`, dropping any partial line.
-fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
-    if !path.exists() {
-        return Ok(());
-    }
-    let text = std::fs::read_to_string(path)?;
-    let mut kept = String::new();
-    for line in text.lines() {
-        match serde_json::from_str::<Metrics>(line) {
-            Ok(m) if m.step <= step => {
-                kept.push_str(line);
-                kept.push('\n');
-            }
-            _ => {}
-        }
-    }
-    std::fs::write(path, kept)?;
-    Ok(())
-}
-
 fn differing_keys(a: &RunSpec, b: &RunSpec) -> Vec<String> {
-    let (a, b) = (
-        serde_json::to_value(a).unwrap(),
-        serde_json::to_value(b).unwrap(),
-    );
-    let (a, b) = (a.as_object().unwrap(), b.as_object().unwrap());
+    let value = |s: &RunSpec| serde_json::to_value(s).expect("a RunSpec serializes");
+    let (a, b) = (value(a), value(b));
+    let (a, b) = (a.as_object().expect("a map"), b.as_object().expect("a map"));
     a.keys()
         .filter(|k| a.get(*k) != b.get(*k))
         .cloned()
         .collect()
 }
 
-/// Runs (or resumes) training.
-pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Outcome> {
-    ensure!(
-        spec.micro_batch > 0 && spec.grad_accum > 0,
-        "micro-batch and grad-accum must be positive"
-    );
-    let compute = dtype(&spec.compute_dtype)?;
-    let save_dtype = dtype(&spec.save_dtype)?;
-    let data = MixData::open(&spec.mix)?;
+/// Refuses settings the mix cannot serve.
+fn check(spec: &RunSpec, data: &MixData) -> Result<()> {
     let global = spec.micro_batch * spec.grad_accum;
     let needed = spec.steps as usize * global;
     let have = data.index().len(Split::Train);
-    ensure!(
-        needed <= have,
-        "{} steps of {global} samples need {needed} samples; the mix has {have}: make a longer mix or train fewer steps",
-        spec.steps
-    );
+    if needed > have {
+        return Err(TrainerError::MixTooShort {
+            steps: spec.steps,
+            global,
+            needed,
+            have,
+        });
+    }
+    Ok(())
+}
 
-    std::fs::create_dir_all(&opts.out)
-        .with_context(|| format!("creating {}", opts.out.display()))?;
+/// Prepares the run directory: a new run writes `run.json`; `--resume`
+/// checks it against `spec` and returns the latest checkpoint, if any.
+fn open_run(spec: &RunSpec, opts: &RunOptions) -> Result<Option<(u64, PathBuf)>> {
+    std::fs::create_dir_all(&opts.out).at("creating", &opts.out)?;
     let run_json = opts.out.join("run.json");
-    let metrics_path = opts.out.join("metrics.jsonl");
-    let mut resumed = None;
-    if run_json.exists() {
-        ensure!(
-            opts.resume,
-            "{} already holds a run: pass --resume to continue it, or choose another --out",
-            opts.out.display()
-        );
-        let stored: RunSpec = serde_json::from_str(&std::fs::read_to_string(&run_json)?)
-            .with_context(|| format!("parsing {}", run_json.display()))?;
-        let diff = differing_keys(&stored, spec);
-        ensure!(
-            diff.is_empty(),
-            "--resume with other settings than the run's: {} differ",
-            diff.join(", ")
-        );
-        resumed = latest_checkpoint(&opts.out)?;
-    } else {
-        std::fs::write(&run_json, serde_json::to_string_pretty(spec)? + "\n")?;
+    if !run_json.exists() {
+        let text = serde_json::to_string_pretty(spec).expect("a RunSpec serializes") + "\n";
+        std::fs::write(&run_json, text).at("writing", &run_json)?;
+        return Ok(None);
+    }
+    if !opts.resume {
+        return Err(TrainerError::RunExists {
+            out: opts.out.clone(),
+        });
+    }
+    let stored: RunSpec = read_json(&run_json)?;
+    let keys = differing_keys(&stored, spec);
+    if !keys.is_empty() {
+        return Err(TrainerError::ResumeMismatch { keys });
+    }
+    latest_checkpoint(&opts.out)
+}
+
+/// `RUN/metrics.jsonl`, appended to line by line.
+struct MetricsLog {
+    path: PathBuf,
+    file: File,
+}
+
+impl MetricsLog {
+    /// Opens the log of a run that starts after `step`, keeping the lines
+    /// of steps `1..=step` and dropping any partial line.
+    fn open(out: &Path, step: u64) -> Result<MetricsLog> {
+        let path = out.join("metrics.jsonl");
+        if path.exists() {
+            let text = std::fs::read_to_string(&path).at("reading", &path)?;
+            let mut kept = String::new();
+            for line in text.lines() {
+                match serde_json::from_str::<Metrics>(line) {
+                    Ok(m) if m.step <= step => {
+                        kept.push_str(line);
+                        kept.push('\n');
+                    }
+                    _ => {}
+                }
+            }
+            std::fs::write(&path, kept).at("writing", &path)?;
+        }
+        let file = File::options()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .at("opening", &path)?;
+        Ok(MetricsLog { path, file })
     }
 
-    let (model, mut opt, start_step, mut tokens) = match &resumed {
-        Some((step, dir)) => {
-            let model = checkpoint::load(dir, &opts.device, compute)?;
-            let mut opt = AdamW::new(model.params(), spec.adamw.clone())?;
-            let state: TrainerState =
-                serde_json::from_str(&std::fs::read_to_string(dir.join("trainer_state.json"))?)?;
-            let moments =
-                candle_core::safetensors::load(dir.join("optimizer.safetensors"), &Device::Cpu)?;
-            opt.restore(moments.into_iter().collect(), *step)?;
-            (model, opt, state.step, state.tokens)
-        }
-        None => {
-            let model = match &spec.start {
-                Start::Scratch { config, seed } => {
-                    Llama::init(config, *seed, &opts.device, compute)?
-                }
-                Start::Checkpoint(dir) => checkpoint::load(dir, &opts.device, compute)?,
-            };
-            let opt = AdamW::new(model.params(), spec.adamw.clone())?;
-            (model, opt, 0, 0)
-        }
-    };
-    truncate_metrics(&metrics_path, start_step)?;
-    let mut metrics_file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&metrics_path)?;
+    fn append(&mut self, m: &Metrics) -> Result<()> {
+        let line = serde_json::to_string(m).expect("metrics serialize");
+        writeln!(self.file, "{line}")
+            .and_then(|()| self.file.flush())
+            .at("writing", &self.path)
+    }
+}
 
+fn progress_bar(opts: &RunOptions, steps: u64, done: u64) -> ProgressBar {
     let bar = if opts.progress {
-        ProgressBar::new(spec.steps)
+        ProgressBar::new(steps)
     } else {
         ProgressBar::hidden()
     };
@@ -284,86 +301,207 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Outcome> {
         ProgressStyle::with_template("{bar:40} {pos}/{len} steps {msg} [{elapsed} < {eta}]")
             .expect("template"),
     );
-    bar.set_position(start_step);
+    bar.set_position(done);
+    bar
+}
 
-    let seq_len = data.seq_len() as u64;
-    let mut out = Outcome {
-        resumed_from: start_step,
-        last_step: start_step,
-        metrics: Vec::new(),
-        stopped: false,
-    };
-    for step in start_step..spec.steps {
-        let t0 = Instant::now();
-        let lr = spec.schedule.lr(step);
-        let mut grads: BTreeMap<String, Tensor> = BTreeMap::new();
-        let mut loss_sum = 0f64;
-        for k in 0..spec.grad_accum {
-            let first = (step as usize * spec.grad_accum + k) * spec.micro_batch;
-            let ids: Vec<usize> = (first..first + spec.micro_batch).collect();
-            let b = data.batch(Split::Train, &ids, &opts.device)?;
-            let loss = model.loss(&b.inputs, &b.targets)?;
-            loss_sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            let g = (loss / spec.grad_accum as f64)?.backward()?;
-            for (name, var) in model.params() {
-                if let Some(gv) = g.get(var.as_tensor()) {
-                    let total = match grads.remove(name) {
-                        Some(prev) => (prev + gv)?,
-                        None => gv.clone(),
-                    };
-                    grads.insert(name.clone(), total);
-                }
-            }
+/// A run in progress: the model, its optimizer and how far they are.
+struct Trainer<'a> {
+    spec: &'a RunSpec,
+    data: MixData,
+    model: Llama,
+    opt: AdamW,
+    /// Optimizer steps done.
+    step: u64,
+    /// Training tokens seen.
+    tokens: u64,
+}
+
+impl<'a> Trainer<'a> {
+    /// Starts the run, or resumes it from its latest checkpoint.
+    fn start(spec: &'a RunSpec, opts: &RunOptions, data: MixData) -> Result<Trainer<'a>> {
+        match open_run(spec, opts)? {
+            Some((step, dir)) => Trainer::resume(spec, opts, data, &dir, step),
+            None => Trainer::fresh(spec, opts, data),
         }
+    }
+
+    /// Step 0: fresh weights from the seed, or the `--init` checkpoint's;
+    /// optimizer moments at zero.
+    fn fresh(spec: &'a RunSpec, opts: &RunOptions, data: MixData) -> Result<Trainer<'a>> {
+        let compute = spec.compute_dtype.into();
+        let model = match &spec.start {
+            Start::Scratch { config, seed } => Llama::init(config, *seed, &opts.device, compute)?,
+            Start::Checkpoint(dir) => checkpoint::load(dir, &opts.device, compute)?,
+        };
+        let opt = AdamW::new(model.params(), spec.adamw.clone())?;
+        Ok(Trainer {
+            spec,
+            data,
+            model,
+            opt,
+            step: 0,
+            tokens: 0,
+        })
+    }
+
+    /// Weights, optimizer moments and counters of the run's checkpoint
+    /// `dir`, saved after optimizer step `step`.
+    fn resume(
+        spec: &'a RunSpec,
+        opts: &RunOptions,
+        data: MixData,
+        dir: &Path,
+        step: u64,
+    ) -> Result<Trainer<'a>> {
+        let model = checkpoint::load(dir, &opts.device, spec.compute_dtype.into())?;
+        let mut opt = AdamW::new(model.params(), spec.adamw.clone())?;
+        let state: TrainerState = read_json(&dir.join("trainer_state.json"))?;
+        let path = dir.join("optimizer.safetensors");
+        let moments = candle_core::safetensors::load(&path, &Device::Cpu)
+            .map_err(|source| TrainerError::ReadTensors { path, source })?;
+        opt.restore(moments.into_iter().collect(), step)?;
+        Ok(Trainer {
+            spec,
+            data,
+            model,
+            opt,
+            step: state.step,
+            tokens: state.tokens,
+        })
+    }
+
+    /// One optimizer step: gradients summed over the micro-batches, clipped,
+    /// applied by AdamW. Returns the step's metrics, without validation loss.
+    fn optimizer_step(&mut self) -> Result<Metrics> {
+        let spec = self.spec;
+        let t0 = Instant::now();
+        let lr = spec.schedule.lr(self.step);
+        let (mut grads, loss_sum) = self.gradients()?;
         let grad_norm = clip_grad_norm(&mut grads, spec.clip)?;
-        opt.step(&grads, lr)?;
+        self.opt.step(&grads, lr)?;
         drop(grads);
-        let step_tokens = global as u64 * seq_len;
-        tokens += step_tokens;
-        let done = step + 1;
-        let mut m = Metrics {
-            step: done,
+        let step_tokens = (spec.micro_batch * spec.grad_accum) as u64 * self.data.seq_len() as u64;
+        self.tokens += step_tokens;
+        self.step += 1;
+        Ok(Metrics {
+            step: self.step,
             lr,
             loss: loss_sum / spec.grad_accum as f64,
             grad_norm,
-            tokens,
+            tokens: self.tokens,
             tokens_per_s: step_tokens as f64 / t0.elapsed().as_secs_f64(),
             val_loss: BTreeMap::new(),
-        };
-        let eval_now = spec.eval_samples > 0
-            && (done == spec.steps || (spec.eval_every > 0 && done % spec.eval_every == 0));
-        if eval_now {
-            for (lang, l) in valid_loss(&model, &data, spec.eval_samples, spec.micro_batch)? {
+        })
+    }
+
+    /// The gradients of the next step's micro-batches (each loss scaled by
+    /// `1 / grad_accum`), summed, by parameter name; and the sum of the
+    /// micro-batches' losses.
+    fn gradients(&self) -> Result<(BTreeMap<String, Tensor>, f64)> {
+        let spec = self.spec;
+        let mut grads: BTreeMap<String, Tensor> = BTreeMap::new();
+        let mut loss_sum = 0f64;
+        for k in 0..spec.grad_accum {
+            let first = (self.step as usize * spec.grad_accum + k) * spec.micro_batch;
+            let ids: Vec<usize> = (first..first + spec.micro_batch).collect();
+            let b = self.data.batch(Split::Train, &ids, self.model.device())?;
+            let loss = self.model.loss(&b.inputs, &b.targets)?;
+            loss_sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            let g = (loss / spec.grad_accum as f64)?.backward()?;
+            for (name, var) in self.model.params() {
+                if let Some(gv) = g.get(var.as_tensor()) {
+                    let total = match grads.remove(&name) {
+                        Some(prev) => (prev + gv)?,
+                        None => gv.clone(),
+                    };
+                    grads.insert(name, total);
+                }
+            }
+        }
+        Ok((grads, loss_sum))
+    }
+
+    /// Adds the validation loss per language to `m` on evaluation steps:
+    /// every `eval_every` steps and at the end.
+    fn evaluate_if_due(&self, m: &mut Metrics) -> Result<()> {
+        let spec = self.spec;
+        let due = spec.eval_samples > 0
+            && (self.step == spec.steps
+                || (spec.eval_every > 0 && self.step.is_multiple_of(spec.eval_every)));
+        if due {
+            let losses = valid_loss(&self.model, &self.data, spec.eval_samples, spec.micro_batch)?;
+            for (lang, l) in losses.0 {
                 m.val_loss.insert(lang, l.loss);
             }
         }
-        writeln!(metrics_file, "{}", serde_json::to_string(&m)?)?;
-        metrics_file.flush()?;
-        bar.set_message(format!("loss {:.4} lr {:.2e}", m.loss, lr));
+        Ok(())
+    }
+
+    /// Saves `RUN/checkpoint-N` (f32 weights, optimizer moments, counters)
+    /// every `save_every` steps, except after the last.
+    fn save_if_due(&self, out: &Path) -> Result<()> {
+        let spec = self.spec;
+        if spec.save_every == 0
+            || !self.step.is_multiple_of(spec.save_every)
+            || self.step >= spec.steps
+        {
+            return Ok(());
+        }
+        let dir = checkpoint_dir(out, self.step);
+        let moments = self.opt.state()?;
+        let moments: Vec<(&str, &Tensor)> = moments.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        let optimizer =
+            safetensors::serialize(moments, None).map_err(|source| TrainerError::WriteTensors {
+                path: dir.join("optimizer.safetensors"),
+                source,
+            })?;
+        let state = TrainerState {
+            step: self.step,
+            tokens: self.tokens,
+        };
+        let state = serde_json::to_vec_pretty(&state).expect("the state serializes");
+        checkpoint::save(
+            &self.model,
+            &dir,
+            Precision::F32,
+            checkpoint::MAX_SHARD_BYTES,
+            &[
+                ("optimizer.safetensors", optimizer),
+                ("trainer_state.json", state),
+            ],
+        )
+    }
+}
+
+/// Runs (or resumes) training.
+pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Outcome> {
+    if spec.micro_batch == 0 || spec.grad_accum == 0 {
+        return Err(TrainerError::NotPositive("micro-batch and grad-accum"));
+    }
+    let data = MixData::open(&spec.mix)?;
+    check(spec, &data)?;
+    let mut trainer = Trainer::start(spec, opts, data)?;
+    let mut log = MetricsLog::open(&opts.out, trainer.step)?;
+    let bar = progress_bar(opts, spec.steps, trainer.step);
+    let mut out = Outcome {
+        resumed_from: trainer.step,
+        last_step: trainer.step,
+        steps: spec.steps,
+        metrics: Vec::new(),
+        stopped: false,
+        metrics_path: log.path.clone(),
+    };
+    while trainer.step < spec.steps {
+        let mut m = trainer.optimizer_step()?;
+        trainer.evaluate_if_due(&mut m)?;
+        log.append(&m)?;
+        bar.set_message(format!("loss {:.4} lr {:.2e}", m.loss, m.lr));
         bar.inc(1);
         out.metrics.push(m);
-        out.last_step = done;
-
-        if spec.save_every > 0 && done % spec.save_every == 0 && done < spec.steps {
-            let state = TrainerState { step: done, tokens };
-            let moments = opt.state()?;
-            let moments: Vec<(&str, &Tensor)> =
-                moments.iter().map(|(n, t)| (n.as_str(), t)).collect();
-            checkpoint::save(
-                &model,
-                &checkpoint_dir(&opts.out, done),
-                DType::F32,
-                checkpoint::MAX_SHARD_BYTES,
-                &[
-                    (
-                        "optimizer.safetensors",
-                        safetensors::serialize(moments, None)?,
-                    ),
-                    ("trainer_state.json", serde_json::to_vec_pretty(&state)?),
-                ],
-            )?;
-        }
-        if opts.stop_at == Some(done) && done < spec.steps {
+        out.last_step = trainer.step;
+        trainer.save_if_due(&opts.out)?;
+        if opts.stop_at == Some(trainer.step) && trainer.step < spec.steps {
             out.stopped = true;
             bar.abandon();
             return Ok(out);
@@ -371,9 +509,9 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Outcome> {
     }
     if out.last_step == spec.steps {
         checkpoint::save(
-            &model,
+            &trainer.model,
             &opts.out.join("final"),
-            save_dtype,
+            spec.save_dtype,
             checkpoint::MAX_SHARD_BYTES,
             &[],
         )?;

@@ -6,6 +6,7 @@ mod common;
 use std::process::Command;
 
 use almr_trainer::checkpoint;
+use almr_trainer::device::Precision;
 use almr_trainer::model::Llama;
 use candle_core::{DType, Device, Tensor};
 
@@ -15,7 +16,7 @@ fn compare(config: almr_trainer::config::LlamaConfig, ids: Vec<Vec<u32>>) {
     checkpoint::save(
         &model,
         dir.path(),
-        DType::F32,
+        Precision::F32,
         checkpoint::MAX_SHARD_BYTES,
         &[],
     )

@@ -5,6 +5,7 @@ mod common;
 
 use std::path::Path;
 
+use almr_trainer::device::Precision;
 use almr_trainer::optim::AdamWConfig;
 use almr_trainer::schedule::{Kind, Schedule};
 use almr_trainer::train::{train, Metrics, RunOptions, RunSpec, Start};
@@ -39,8 +40,8 @@ fn spec(mix: &Path, steps: u64, lr: f64) -> RunSpec {
         eval_every: 4,
         eval_samples: 4,
         save_every: 3,
-        compute_dtype: "f32".into(),
-        save_dtype: "f32".into(),
+        compute_dtype: Precision::F32,
+        save_dtype: Precision::F32,
     }
 }
 
@@ -49,7 +50,7 @@ fn try_run(
     out: &Path,
     resume: bool,
     stop_at: Option<u64>,
-) -> anyhow::Result<almr_trainer::train::Outcome> {
+) -> Result<almr_trainer::train::Outcome, almr_trainer::TrainerError> {
     train(
         spec,
         &RunOptions {

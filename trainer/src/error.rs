@@ -1,0 +1,193 @@
+//! The library's errors: one [`TrainerError`] for every module.
+//!
+//! Messages say what went wrong and, for files, which file; causes (an I/O
+//! error, a JSON syntax error, …) are kept as [`std::error::Error::source`],
+//! so `{:#}` through `anyhow` prints the whole chain.
+
+use std::path::{Path, PathBuf};
+
+/// Why a trainer operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainerError {
+    /// A tensor operation failed.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    /// Reading or writing a file or directory failed.
+    #[error("{action} {}", path.display())]
+    Io {
+        /// What was being done: `reading`, `writing`, `creating`, ….
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A JSON file does not parse.
+    #[error("parsing {}", path.display())]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A safetensors file could not be read.
+    #[error("reading {}", path.display())]
+    ReadTensors {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: candle_core::Error,
+    },
+    /// A safetensors file could not be written.
+    #[error("writing {}", path.display())]
+    WriteTensors {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: safetensors::SafeTensorError,
+    },
+    /// A call into the `almr` crate (the mix index) failed.
+    #[error(transparent)]
+    Data(#[from] anyhow::Error),
+    /// A shard could not be read.
+    #[error(transparent)]
+    Shard(#[from] almr::shard::ShardError),
+    /// A model configuration is invalid.
+    #[error("{}: {problem}", path.display())]
+    Config {
+        /// The file it came from (`trainer/configs/NAME.json` for a preset).
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// `--config` names neither a preset nor a file.
+    #[error("{name:?} is neither a preset ({presets}) nor a config.json file")]
+    UnknownConfig {
+        /// What was given.
+        name: String,
+        /// The presets, comma-separated.
+        presets: String,
+    },
+    /// A checkpoint directory does not hold a model of its config.
+    #[error("loading {}", dir.display())]
+    Checkpoint {
+        /// The checkpoint directory.
+        dir: PathBuf,
+        /// What is wrong.
+        #[source]
+        source: Box<TrainerError>,
+    },
+    /// A tensor the model needs is not in the checkpoint.
+    #[error("the checkpoint has no tensor {0}")]
+    MissingTensor(String),
+    /// A tensor's shape is not the one the config needs.
+    #[error("{name}: shape {found:?}, the config needs {expected:?}")]
+    TensorShape {
+        /// The tensor.
+        name: String,
+        /// Its shape.
+        found: Vec<usize>,
+        /// The config's.
+        expected: Vec<usize>,
+    },
+    /// The checkpoint has tensors the model does not use.
+    #[error("the checkpoint has {count} tensors this Llama config does not use, e.g. {example}")]
+    UnusedTensors {
+        /// How many.
+        count: usize,
+        /// One of them.
+        example: String,
+    },
+    /// A shard index lists a tensor in a file that does not hold it.
+    #[error("{}: lists {name} in {file}, which does not hold it", index.display())]
+    ShardIndex {
+        /// `model.safetensors.index.json`.
+        index: PathBuf,
+        /// The tensor.
+        name: String,
+        /// The shard file it names.
+        file: String,
+    },
+    /// The optimizer state lacks a moment.
+    #[error("the optimizer state has no {0}")]
+    MissingMoment(String),
+    /// A moment's shape is not its parameter's.
+    #[error("{name}: shape {found:?}")]
+    MomentShape {
+        /// The moment (`exp_avg.NAME`, `exp_avg_sq.NAME`).
+        name: String,
+        /// Its shape.
+        found: Vec<usize>,
+    },
+    /// The optimizer state has moments of no parameter.
+    #[error("the optimizer state has unknown tensors")]
+    UnknownMoments,
+    /// A window of tokens has the wrong length.
+    #[error("a window of {found} tokens, not {expected}")]
+    WindowLength {
+        /// Its length.
+        found: usize,
+        /// `seq_len + 1`.
+        expected: usize,
+    },
+    /// Settings that must be positive are not.
+    #[error("{0} must be positive")]
+    NotPositive(&'static str),
+    /// The mix has fewer training samples than the steps need.
+    #[error(
+        "{steps} steps of {global} samples need {needed} samples; the mix has {have}: make a longer mix or train fewer steps"
+    )]
+    MixTooShort {
+        /// Optimizer steps.
+        steps: u64,
+        /// Samples per step.
+        global: usize,
+        /// Samples needed.
+        needed: usize,
+        /// Training samples in the mix.
+        have: usize,
+    },
+    /// The run directory already holds a run and `--resume` was not given.
+    #[error("{} already holds a run: pass --resume to continue it, or choose another --out", out.display())]
+    RunExists {
+        /// The run directory.
+        out: PathBuf,
+    },
+    /// `--resume` with settings other than those in `run.json`.
+    #[error("--resume with other settings than the run's: {} differ", keys.join(", "))]
+    ResumeMismatch {
+        /// The settings that differ.
+        keys: Vec<String>,
+    },
+    /// A device name other than `cpu`, `cuda` or `cuda:N`.
+    #[error("device {0:?}: use cpu, cuda or cuda:N")]
+    BadDevice(String),
+    /// A CUDA device asked of a build without CUDA.
+    #[error(
+        "this almr-train was built without CUDA: rebuild with --features cuda (see DEVELOPERS.md)"
+    )]
+    NoCuda,
+}
+
+/// A result with a [`TrainerError`].
+pub type Result<T, E = TrainerError> = std::result::Result<T, E>;
+
+/// Names the file of an I/O error.
+pub(crate) trait IoContext<T> {
+    /// The error as [`TrainerError::Io`]: `action` (`reading`, …) `path`.
+    fn at(self, action: &'static str, path: &Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, action: &'static str, path: &Path) -> Result<T> {
+        self.map_err(|source| TrainerError::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
