@@ -239,6 +239,31 @@ mod tests {
     }
 
     #[test]
+    fn floats_survive_a_round_trip_bit_for_bit() {
+        // A resumed run reads its config and state back from JSON: every f64
+        // must come back with the same bits (serde_json's `float_roundtrip`;
+        // without it, some 17-digit values come back one ulp off).
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = f64::from_bits(x >> 2) % 1e6;
+            let back: f64 = serde_json::from_str(&serde_json::to_string(&v).unwrap()).unwrap();
+            assert_eq!(back.to_bits(), v.to_bits(), "{v:e}");
+        }
+        let mut c = LlamaConfig::preset_or_file("tiny").unwrap();
+        c.rms_norm_eps = 1.000_000_000_000_000_2e-5;
+        c.initializer_range = 0.1 + 0.2;
+        let again = LlamaConfig::parse(&c.to_json(), Path::new("c.json")).unwrap();
+        assert_eq!(again.rms_norm_eps.to_bits(), c.rms_norm_eps.to_bits());
+        assert_eq!(
+            again.initializer_range.to_bits(),
+            c.initializer_range.to_bits()
+        );
+    }
+
+    #[test]
     fn llama3_scaling_keeps_high_and_divides_low_frequencies() {
         let c = LlamaConfig::preset_or_file("proxy-1b").unwrap();
         let f = c.inv_freq();

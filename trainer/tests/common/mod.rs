@@ -1,10 +1,11 @@
-//! Shared by the trainer's tests: a fixture build and mixes over it.
+//! Shared by the trainer's tests: a fixture build and mixes over it, made the
+//! way a user makes them, with the `almr` binary.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
 
-use almr::build::{build, BuildOptions};
-use almr::mix::{mix, MixOptions, Size};
 use almr_trainer::config::LlamaConfig;
 
 /// The repository root.
@@ -12,40 +13,85 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The `almr` binary. The trainer builds against almr's formats only, so
+/// the pipeline is not linked into these tests: cargo builds the binary (a
+/// no-op when `cargo test --workspace` already has), and its own report
+/// says where it is.
+pub fn almr() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.args(["build", "--locked", "-p", "almr", "--bin", "almr"]);
+        cargo.arg("--message-format=json-render-diagnostics");
+        if !cfg!(debug_assertions) {
+            cargo.arg("--release");
+        }
+        let out = cargo.current_dir(root()).output().expect("running cargo");
+        assert!(
+            out.status.success(),
+            "cargo build -p almr failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "almr")
+            .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .next_back()
+            .expect("cargo names the almr executable")
+    })
+}
+
+/// Runs `almr ARGS` from the repository root; panics with its stderr if it
+/// fails.
+pub fn run_almr(args: &[&str]) {
+    let out = Command::new(almr())
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("running almr");
+    assert!(
+        out.status.success(),
+        "almr {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Builds `pipelines/tokenize_only.toml` into `dir/build` and makes the mix
-/// `NAME` there; returns `OUT/mix/NAME`.
+/// `NAME` there (ALMR 0.5, 5 % validation, seed 7); returns `OUT/mix/NAME`.
 pub fn fixture_mix(dir: &Path, name: &str, seq_len: u64, samples: u64) -> PathBuf {
     almr_trainer::keep_freed_memory();
     let out = dir.join("build");
+    let out_s = out.display().to_string();
     if !out.join("manifest.json").exists() {
-        std::env::set_current_dir(root()).unwrap();
-        build(
-            &root().join("pipelines/tokenize_only.toml"),
-            &BuildOptions {
-                out: Some(out.clone()),
-                threads: Some(2),
-                strict: false,
-                verbose: false,
-                mem_budget: almr::build::DEFAULT_MEM_BUDGET,
-            },
-        )
-        .unwrap();
+        run_almr(&[
+            "build",
+            "pipelines/tokenize_only.toml",
+            "--out",
+            &out_s,
+            "--threads",
+            "2",
+            "--json",
+        ]);
     }
-    mix(
-        &out,
-        &MixOptions {
-            name: name.into(),
-            almr: 0.5,
-            seq_len,
-            seed: 7,
-            size: Size::Samples(samples),
-            weights: Default::default(),
-            valid_share: 0.05,
-            valid_shares: Default::default(),
-            max_epochs: None,
-        },
-    )
-    .unwrap();
+    let (seq_len, samples) = (seq_len.to_string(), samples.to_string());
+    run_almr(&[
+        "mix",
+        &out_s,
+        "--name",
+        name,
+        "--almr",
+        "0.5",
+        "--seq-len",
+        &seq_len,
+        "--samples",
+        &samples,
+        "--valid-share",
+        "0.05",
+        "--seed",
+        "7",
+        "--json",
+    ]);
     out.join("mix").join(name)
 }
 
