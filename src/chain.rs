@@ -9,12 +9,12 @@
 
 use std::path::Path;
 
-use anyhow::Result;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::dedup::exact::ExactDedup;
 use crate::dedup::near::{NearDedup, NearDedupConfig};
+use crate::error::Result;
 use crate::filter::{Filter, FilterConfig};
 use crate::language::{LanguageCheck, LanguageConfig};
 use crate::normalize::{Normalize, NormalizeConfig};

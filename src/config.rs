@@ -11,7 +11,6 @@
 //! `source[1].format`, and the line of the pipeline file it sits on.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use schemars::JsonSchema;
@@ -21,6 +20,7 @@ use toml::de::{DeTable, DeValue};
 pub use crate::chain::Step;
 use crate::chain::{SharedSteps, SourceSteps};
 use crate::dedup::near::NearDedupConfig;
+pub use crate::error::ConfigError;
 use crate::filter::FilterConfig;
 use crate::language::LanguageConfig;
 use crate::normalize::NormalizeConfig;
@@ -165,35 +165,6 @@ fn default_text_field() -> String {
 fn default_max_shard_tokens() -> u64 {
     1_000_000_000
 }
-
-/// A pipeline error that names the key and, where known, the line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The pipeline file.
-    pub file: PathBuf,
-    /// 1-based line in the pipeline file, when known.
-    pub line: Option<usize>,
-    /// Dotted key path, e.g. `source[0].format`; empty for the document.
-    pub key: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-        }
-        if self.key.is_empty() {
-            write!(f, ": {}", self.message)
-        } else {
-            write!(f, ": `{}`: {}", self.key, self.message)
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 /// A validated pipeline, with its inputs resolved.
 #[derive(Debug, Clone)]

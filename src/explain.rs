@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
 use serde::Serialize;
 
+use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::shard::with_suffix;
 use crate::{provenance, rejects};
@@ -86,7 +86,10 @@ pub fn explain(out: &Path, id: &str) -> Result<Vec<Fate>> {
         }
     }
     if fates.is_empty() {
-        bail!("no record with id {id:?} in {}", out.display());
+        return Err(Error::NoRecord {
+            id: id.to_string(),
+            out: out.to_path_buf(),
+        });
     }
     Ok(fates)
 }

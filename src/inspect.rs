@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
+use crate::error::{Context, Error, Result};
 use crate::manifest::{Manifest, FILE_NAME};
 use crate::provenance::{self, DocRow};
 use crate::shard::{with_suffix, DType, ShardReader};
@@ -72,10 +72,9 @@ pub fn find_tokenizer(prefix: &Path) -> Result<PathBuf> {
             return Ok(dir.join(&m.tokenizer.copy));
         }
     }
-    bail!(
-        "{}: no {FILE_NAME} above this shard to name its tokenizer; pass --tokenizer",
-        prefix.display()
-    )
+    Err(Error::NoManifest {
+        shard: prefix.to_path_buf(),
+    })
 }
 
 /// Inspects the shard at `prefix`, decoding document `doc` if given.

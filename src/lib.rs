@@ -8,14 +8,15 @@
 //! up (`docs/architecture.md` draws it):
 //!
 //! - **Formats** (always built; all the trainer needs): [`fsutil`],
-//!   [`shard`] (Megatron `MMIDIDX` shards) and the mix index in [`mix`].
+//!   [`shard`] (Megatron `MMIDIDX` shards) and the mix index in [`mix`],
+//!   each with its own error type.
 //! - **Pipeline** (cargo feature `pipeline`, on by default): [`text`]
-//!   helpers and the [`step`] vocabulary; [`read`]; the steps [`normalize`],
-//!   [`language`], [`filter`], [`dedup`]; [`tokenize`]; [`chain`] (the list
-//!   of steps); [`config`] (collects every setting); [`provenance`] and
-//!   [`rejects`] tables and the [`manifest`]; [`driver`], which runs a build; then
-//!   [`mix`]ing and the readers [`inspect`], [`explain`], [`stats`] and
-//!   [`sample`].
+//!   helpers, the [`step`] vocabulary and the crate's [`Error`] ([`error`]);
+//!   [`read`]; the steps [`normalize`], [`language`], [`filter`], [`dedup`];
+//!   [`tokenize`]; [`chain`] (the list of steps); [`config`] (collects every
+//!   setting); [`provenance`] and [`rejects`] tables and the [`manifest`];
+//!   [`driver`], which runs a build; then [`mix`]ing and the readers
+//!   [`inspect`], [`explain`], [`stats`] and [`sample`].
 //!
 //! A module imports only from the layers below it.
 
@@ -31,6 +32,8 @@ pub mod config;
 pub mod dedup;
 #[cfg(feature = "pipeline")]
 pub mod driver;
+#[cfg(feature = "pipeline")]
+pub mod error;
 #[cfg(feature = "pipeline")]
 pub mod explain;
 #[cfg(feature = "pipeline")]
@@ -62,4 +65,6 @@ pub mod text;
 #[cfg(feature = "pipeline")]
 pub mod tokenize;
 
+#[cfg(feature = "pipeline")]
+pub use error::{Error, Result};
 pub use fsutil::FileDigest;

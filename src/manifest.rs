@@ -9,11 +9,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Pipeline, Source};
+use crate::error::{Error, Result};
 use crate::fsutil::FileDigest;
 use crate::shard::DType;
 
@@ -248,9 +248,8 @@ impl Manifest {
     /// Reads `DIR/manifest.json`.
     pub fn load(dir: &Path) -> Result<Manifest> {
         let path = dir.join(FILE_NAME);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+        let text = std::fs::read_to_string(&path).map_err(Error::file("reading", &path))?;
+        serde_json::from_str(&text).map_err(|source| Error::JsonFile { path, source })
     }
 
     /// Pretty JSON with a trailing newline.

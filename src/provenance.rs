@@ -8,13 +8,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
 use arrow_array::builder::{Int64Builder, StringBuilder};
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Serialize;
 
+use crate::error::{Context, Error, Result};
 use crate::fsutil::FileDigest;
 use crate::table::{self, TableWriter, BATCH_ROWS};
 
@@ -140,9 +140,9 @@ fn row_of(batch: &RecordBatch, i: usize) -> Result<DocRow> {
 /// Reads the provenance row of document `doc` from `path`, decoding only the
 /// row group that holds it.
 pub fn read_row(path: &Path, doc: u64) -> Result<DocRow> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let file = std::fs::File::open(path).map_err(Error::file("opening", path))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-        .with_context(|| format!("reading {}", path.display()))?;
+        .map_err(Error::parquet_file("reading", path))?;
     let mut first = 0u64;
     let mut group = None;
     for (g, rg) in builder.metadata().row_groups().iter().enumerate() {
@@ -153,8 +153,12 @@ pub fn read_row(path: &Path, doc: u64) -> Result<DocRow> {
         }
         first += rows;
     }
+    let no_row = || Error::NoRow {
+        path: path.to_path_buf(),
+        doc,
+    };
     let Some(group) = group else {
-        bail!("{}: no row for document {doc}", path.display());
+        return Err(no_row());
     };
     let reader = builder.with_row_groups(vec![group]).build()?;
     let mut at = first;
@@ -165,7 +169,7 @@ pub fn read_row(path: &Path, doc: u64) -> Result<DocRow> {
         }
         at += batch.num_rows() as u64;
     }
-    bail!("{}: no row for document {doc}", path.display())
+    Err(no_row())
 }
 
 #[cfg(test)]

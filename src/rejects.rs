@@ -8,11 +8,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Result;
 use arrow_array::builder::{Int64Builder, StringBuilder};
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
+use crate::error::{Error, Result};
 use crate::fsutil::FileDigest;
 use crate::table::{self, TableWriter, BATCH_ROWS};
 
@@ -169,7 +169,7 @@ impl RejectTables {
             .iter_mut()
             .find(|(s, _)| **s == stage)
             .map(|(_, w)| w)
-            .ok_or_else(|| anyhow::anyhow!("no rejects table for stage {stage}"))?;
+            .ok_or_else(|| Error::Internal(format!("no rejects table for stage {stage}")))?;
         w.push(row)
     }
 

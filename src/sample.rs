@@ -5,12 +5,12 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use crate::error::{Context, Result};
 use crate::mix::{MixIndex, Split};
 use crate::provenance::{self, DocRow};
 use crate::shard::with_suffix;

@@ -5,7 +5,6 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::Path;
 
-use anyhow::{Context, Result};
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use arrow_array::{Int64Array, RecordBatch, StringArray};
@@ -15,6 +14,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
+use crate::error::{Context, Error, Result};
 use crate::fsutil::{create_hashed, finish_hashed, FileDigest, HashingWriter};
 
 /// Rows buffered before they are handed to the Parquet writer as one batch.
@@ -34,27 +34,32 @@ impl TableWriter {
             .build();
         let out = create_hashed(path)?;
         let writer = ArrowWriter::try_new(out, schema, Some(props))
-            .with_context(|| format!("creating {}", path.display()))?;
+            .map_err(Error::parquet_file("creating", path))?;
         Ok(TableWriter { writer })
     }
 
     /// Appends a batch of rows.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        self.writer.write(batch).context("writing Parquet rows")
+        self.writer
+            .write(batch)
+            .with_context(|| "writing Parquet rows".into())
     }
 
     /// Writes the footer and returns the file's digest.
     pub fn finish(self) -> Result<FileDigest> {
-        let out = self.writer.into_inner().context("finishing Parquet file")?;
+        let out = self
+            .writer
+            .into_inner()
+            .with_context(|| "finishing Parquet file".into())?;
         Ok(finish_hashed(out)?)
     }
 }
 
 /// Calls `f` with every batch of the Parquet file at `path`, in order.
 pub fn scan(path: &Path, mut f: impl FnMut(&RecordBatch) -> Result<()>) -> Result<()> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let file = std::fs::File::open(path).map_err(Error::file("opening", path))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .with_context(|| format!("reading {}", path.display()))?
+        .map_err(Error::parquet_file("reading", path))?
         .build()?;
     for batch in reader {
         f(&batch?).with_context(|| path.display().to_string())?;
@@ -66,16 +71,22 @@ pub fn scan(path: &Path, mut f: impl FnMut(&RecordBatch) -> Result<()>) -> Resul
 pub fn strings<'b>(batch: &'b RecordBatch, name: &str) -> Result<&'b StringArray> {
     batch
         .column_by_name(name)
-        .with_context(|| format!("no column {name}"))?
+        .ok_or_else(|| Error::MissingColumn(name.into()))?
         .as_string_opt::<i32>()
-        .with_context(|| format!("column {name} is not utf8"))
+        .ok_or_else(|| Error::ColumnType {
+            name: name.into(),
+            expected: "utf8",
+        })
 }
 
 /// The int64 column `name` of `batch`.
 pub fn ints<'b>(batch: &'b RecordBatch, name: &str) -> Result<&'b Int64Array> {
     batch
         .column_by_name(name)
-        .with_context(|| format!("no column {name}"))?
+        .ok_or_else(|| Error::MissingColumn(name.into()))?
         .as_primitive_opt::<Int64Type>()
-        .with_context(|| format!("column {name} is not int64"))
+        .ok_or_else(|| Error::ColumnType {
+            name: name.into(),
+            expected: "int64",
+        })
 }

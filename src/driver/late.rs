@@ -15,11 +15,10 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{ensure, Context, Result};
-
 use super::sink::StagedShard;
 use crate::chain::Chain;
 use crate::config::Pipeline;
+use crate::error::{Error, Result};
 use crate::manifest::InputFile;
 use crate::provenance::{self, DocRow, ProvenanceWriter};
 use crate::rejects::{RejectRow, RejectTables};
@@ -153,7 +152,9 @@ pub fn drop_late(
         let key = |row: &DocRow| -> Result<DocKey> {
             let file = *file_index
                 .get(&(name.clone(), row.file.clone()))
-                .with_context(|| format!("provenance names an unknown input {}", row.file))?;
+                .ok_or_else(|| {
+                    Error::Internal(format!("provenance names an unknown input {}", row.file))
+                })?;
             Ok(DocKey {
                 source: source as u32,
                 file,
@@ -179,16 +180,18 @@ impl Decisions<'_> {
     ) -> Result<()> {
         let docs_path = with_suffix(&shard.prefix, ".docs.parquet");
         let rows = provenance::read_all(&docs_path)?;
-        ensure!(
-            rows.len() as u64 == shard.documents
-                && rows
-                    .iter()
-                    .enumerate()
-                    .all(|(i, r)| r.doc_index == i as u64),
-            "{}: does not list the shard's {} documents in order",
-            docs_path.display(),
-            shard.documents
-        );
+        let in_order = rows.len() as u64 == shard.documents
+            && rows
+                .iter()
+                .enumerate()
+                .all(|(i, r)| r.doc_index == i as u64);
+        if !in_order {
+            return Err(Error::Internal(format!(
+                "{}: does not list the shard's {} documents in order",
+                docs_path.display(),
+                shard.documents
+            )));
+        }
         let mut keep = vec![true; rows.len()];
         for row in &rows {
             let Some((stage, drop)) = self.dropped.get(&key(row)?) else {

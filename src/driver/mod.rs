@@ -30,11 +30,11 @@ use std::fmt;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::chain::{Chain, SourceSteps};
 use crate::config::{self, LoadedPipeline, Pipeline};
+use crate::error::{Error, Result};
 use crate::fsutil::{self, FileDigest};
 use crate::manifest::{
     Counts, InputFile, Manifest, OutputFile, PipelineInfo, ShardEntry, SourceCounts, TokenizerInfo,
@@ -93,7 +93,7 @@ pub fn build(pipeline_path: &Path, opts: &BuildOptions) -> Result<BuildOutcome> 
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads.unwrap_or(0))
         .build()
-        .context("starting the tokenizer threads")?;
+        .map_err(Error::Threads)?;
 
     let staging = publish::prepare(&out)?;
     let manifest = match build_into(&loaded, &tokenizer, &pool, &staging, opts) {
@@ -172,10 +172,10 @@ fn build_into(
     let manifest = assemble(loaded, tokenizer, tok_copy, staging, inputs, built, rejects)?;
     let problems = manifest.check();
     if !problems.is_empty() {
-        bail!(
+        return Err(Error::Internal(format!(
             "internal error, the manifest does not add up: {}",
             problems.join("; ")
-        );
+        )));
     }
     Ok(manifest)
 }
@@ -184,7 +184,7 @@ fn build_into(
 fn copy_tokenizer(pipeline: &Pipeline, staging: &Path) -> Result<(PathBuf, FileDigest)> {
     let copy = PathBuf::from("tokenizer.json");
     std::fs::copy(&pipeline.tokenizer.path, staging.join(&copy))
-        .with_context(|| format!("copying {}", pipeline.tokenizer.path.display()))?;
+        .map_err(Error::file("copying", &pipeline.tokenizer.path))?;
     let digest = fsutil::digest_file(&staging.join(&copy))?;
     Ok((copy, digest))
 }

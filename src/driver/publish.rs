@@ -3,8 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-
+use crate::error::{Context, Error, Result};
 use crate::fsutil;
 use crate::manifest::{Manifest, FILE_NAME};
 
@@ -15,11 +14,10 @@ pub const STAGING: &str = ".almr-staging";
 /// and returns the staging directory. A stale one from a killed build is
 /// removed first.
 pub fn prepare(out: &Path) -> Result<PathBuf> {
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    std::fs::create_dir_all(out).map_err(Error::file("creating", out))?;
     let staging = out.join(STAGING);
     if staging.exists() {
-        std::fs::remove_dir_all(&staging)
-            .with_context(|| format!("removing stale {}", staging.display()))?;
+        std::fs::remove_dir_all(&staging).map_err(Error::file("removing stale", &staging))?;
     }
     std::fs::create_dir_all(staging.join("rejects"))?;
     Ok(staging)
@@ -45,5 +43,5 @@ pub fn publish(staging: &Path, out: &Path, manifest: &Manifest) -> Result<()> {
     }
     std::fs::remove_dir(staging)?;
     fsutil::write_atomic(&manifest_path, manifest.to_json().as_bytes())
-        .with_context(|| format!("writing {}", manifest_path.display()))
+        .map_err(Error::file("writing", &manifest_path))
 }

@@ -3,12 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::Source;
+use crate::error::Result;
 use crate::fsutil::FileDigest;
 use crate::provenance::{DocRow, ProvenanceWriter};
 use crate::shard::{with_suffix, DType, ShardWriter};

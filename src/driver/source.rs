@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 
-use anyhow::{anyhow, bail, Result};
 use indicatif::ProgressBar;
 use rayon::prelude::*;
 
@@ -14,6 +13,7 @@ use super::sink::{ShardSink, StagedShard};
 use super::{BuildOptions, MAX_WARNINGS};
 use crate::chain::{Chain, Stage};
 use crate::config::Source;
+use crate::error::{Error, Result, TokenizerError};
 use crate::fsutil::{self, FileDigest};
 use crate::manifest::{Counts, InputFile};
 use crate::read::{self, Item, Malformed, ReadSettings, Record};
@@ -93,7 +93,7 @@ enum Outcome {
     /// Could not be read.
     Bad(usize, Malformed),
     /// The tokenizer failed on its text.
-    Failed(Doc, anyhow::Error),
+    Failed(Doc, TokenizerError),
 }
 
 impl<'a> Driver<'a> {
@@ -152,9 +152,9 @@ impl<'a> Driver<'a> {
                 }
                 self.bar.set_position(self.progress.load(Ordering::Relaxed));
             }
-            reader
-                .join()
-                .map_err(|_| anyhow!("the reader of source {} failed", source.name))
+            reader.join().map_err(|_| {
+                Error::Internal(format!("the reader of source {} failed", source.name))
+            })
         })?;
         let shards = sink.finish()?;
         let files = files
@@ -162,7 +162,7 @@ impl<'a> Driver<'a> {
             .zip(digests)
             .zip(counts)
             .map(|((path, digest), counts)| {
-                let digest = digest.map_err(anyhow::Error::msg)?;
+                let digest = digest?;
                 Ok(InputFile {
                     source: source.name.clone(),
                     path: path.clone(),
@@ -316,7 +316,8 @@ impl<'a> Driver<'a> {
         match outcome {
             Outcome::Kept(doc, ids, sketches) => self.keep(doc, &ids, &sketches, run, c, sink),
             Outcome::Failed(doc, e) => {
-                Err(e.context(format!("{}:{}", run.labels[doc.file], doc.record.line)))
+                let at = format!("{}:{}", run.labels[doc.file], doc.record.line);
+                Err(Error::from(e).context(at))
             }
             Outcome::Dropped(doc, dropped) => {
                 c.rejected
@@ -379,10 +380,15 @@ impl<'a> Driver<'a> {
         rejects: &mut RejectTables,
     ) -> Result<()> {
         let reason = m.reason.as_str();
-        let at = format!("{}:{}", run.labels[file], m.line);
         if self.opts.strict {
-            bail!("{at}: malformed record ({reason}): {}", m.detail);
+            return Err(Error::Malformed {
+                file: run.labels[file].clone(),
+                line: m.line,
+                reason,
+                detail: m.detail,
+            });
         }
+        let at = format!("{}:{}", run.labels[file], m.line);
         c.malformed.add(reason);
         self.warned += 1;
         if self.opts.verbose && self.warned <= MAX_WARNINGS {
@@ -420,12 +426,12 @@ fn read_batches(
     files: &[PathBuf],
     progress: Arc<AtomicU64>,
     tx: mpsc::SyncSender<Batch>,
-) -> Vec<Result<FileDigest, String>> {
+) -> Vec<std::io::Result<FileDigest>> {
     let mut digests = Vec::with_capacity(files.len());
     let mut batch: Batch = Vec::new();
     let mut bytes = 0usize;
     for (f, path) in files.iter().enumerate() {
-        digests.push(fsutil::digest_file(path).map_err(|e| e.to_string()));
+        digests.push(fsutil::digest_file(path));
         for item in read::open(path, settings, Arc::clone(&progress)) {
             if let Item::Doc(r) = &item {
                 bytes += r.text.len();

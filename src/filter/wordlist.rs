@@ -6,10 +6,10 @@
 use std::path::{Path, PathBuf};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use anyhow::{Context, Result};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
 use crate::step::Rejection;
 use crate::text::{is_cjk, Doc};
 
@@ -45,8 +45,7 @@ pub struct WordLists {
 fn load(files: &[PathBuf]) -> Result<Option<AhoCorasick>> {
     let mut words = Vec::new();
     for f in files {
-        let text = std::fs::read_to_string(f)
-            .with_context(|| format!("reading word list {}", f.display()))?;
+        let text = std::fs::read_to_string(f).map_err(Error::file("reading word list", f))?;
         words.extend(
             text.lines()
                 .map(str::trim)

@@ -15,9 +15,8 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-
 use super::report::MixReport;
+use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 
 /// The weight list, one line, with shard prefixes under `out`.
@@ -45,11 +44,11 @@ pub fn megatron_data_path(report: &MixReport, out: &Path) -> String {
 /// Writes `OUT/mix/NAME.megatron.txt`, for `--data-args-path`, and returns
 /// its path. Prefixes are absolute.
 pub fn write_megatron(report: &MixReport, out: &Path) -> Result<PathBuf> {
-    let abs = std::fs::canonicalize(out).with_context(|| format!("resolving {}", out.display()))?;
+    let abs = std::fs::canonicalize(out).map_err(Error::file("resolving", out))?;
     let path = out
         .join(super::DIR)
         .join(format!("{}.megatron.txt", report.name));
     write_atomic(&path, megatron_data_path(report, &abs).as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
+        .map_err(Error::file("writing", &path))?;
     Ok(path)
 }

@@ -1,19 +1,18 @@
 //! The mix index `OUT/mix/NAME.mix`: for each training and validation sample,
 //! its source and where its `seq_len + 1` tokens start. The byte layout is
 //! specified in `schemas/formats.md`; [`MixIndex`] reads it back from mmap and
-//! maps sample `i` to its tokens in O(1).
+//! maps sample `i` to its tokens in O(1). Errors are [`MixIndexError`]s.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, ensure, Context, Result};
 use memmap2::Mmap;
 
 use super::report::MixReport;
 use std::io::Write as _;
 
 use crate::fsutil::{create_hashed, finish_hashed, partial_path};
-use crate::shard::ShardReader;
+use crate::shard::{ShardError, ShardReader};
 use crate::FileDigest;
 
 /// Folder of a build's output directory that holds its mixes.
@@ -28,6 +27,91 @@ pub const VERSION: u64 = 1;
 pub const HEADER_LEN: usize = 48;
 /// Bytes of one sample record: `pos: u64, offset: u32, source: u16, 0u16`.
 pub const RECORD_LEN: usize = 16;
+
+/// Why a mix index could not be written, opened or read.
+#[derive(Debug, thiserror::Error)]
+pub enum MixIndexError {
+    /// A file operation failed: `{action} {path}`.
+    #[error("{action} {}", path.display())]
+    Io {
+        /// What was being done: `reading`, `opening`, `mapping`, `writing`,
+        /// `renaming to`.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The sidecar `NAME.json` does not parse.
+    #[error("parsing {}", path.display())]
+    Json {
+        /// The sidecar.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The path given is not `OUT/mix/NAME`, so the build is not known.
+    #[error("a mix lives in OUT/mix/")]
+    NotInMixDir {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// A shard of the mix could not be opened or read.
+    #[error(transparent)]
+    Shard(#[from] ShardError),
+    /// A shard holds documents of more than one sequence.
+    #[error("{}: documents of several sequences are not supported", prefix.display())]
+    MultiSequence {
+        /// The shard prefix, relative to the build.
+        prefix: PathBuf,
+    },
+    /// The index does not match its sidecar or its shards.
+    #[error("{}: not a valid mix index: {problem}", path.display())]
+    Corrupt {
+        /// The index file.
+        path: PathBuf,
+        /// What is wrong, e.g. `bad magic`.
+        problem: String,
+    },
+    /// A sample number past the end of its split.
+    #[error("sample {index} is out of range: the {split:?} split has {len}")]
+    OutOfRange {
+        /// The sample asked for.
+        index: usize,
+        /// Its split.
+        split: Split,
+        /// Samples in the split.
+        len: usize,
+    },
+    /// A sample needs more documents than its source's list holds.
+    #[error("sample {index} runs past the end of its source's document list")]
+    PastEnd {
+        /// The sample.
+        index: usize,
+    },
+}
+
+/// An I/O error while doing `action` on `path`, for `map_err`.
+fn io<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> MixIndexError + 'a {
+    move |source| MixIndexError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// `Err(problem)` unless `ok`: one check of `MixIndex::check_layout`.
+fn require(ok: bool, problem: impl FnOnce() -> String) -> Result<(), String> {
+    match ok {
+        true => Ok(()),
+        false => Err(problem()),
+    }
+}
 
 /// The training or the validation samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +161,7 @@ pub fn write(
     train_len: usize,
     train: impl Iterator<Item = Record>,
     valid: &[Record],
-) -> Result<FileDigest> {
+) -> Result<FileDigest, MixIndexError> {
     let tmp = partial_path(path);
     let written = (|| -> std::io::Result<FileDigest> {
         let mut w = create_hashed(&tmp)?;
@@ -131,8 +215,8 @@ pub fn write(
         }
         finish_hashed(w)
     })();
-    let digest = written.with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    let digest = written.map_err(io("writing", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(io("renaming to", path))?;
     Ok(digest)
 }
 
@@ -199,36 +283,38 @@ fn stem(path: &Path) -> PathBuf {
 impl MixIndex {
     /// Opens a mix from `OUT/mix/NAME` (or its `.json` or `.mix` file),
     /// checking every record against the shards.
-    pub fn open(path: &Path) -> Result<MixIndex> {
+    pub fn open(path: &Path) -> Result<MixIndex, MixIndexError> {
         let stem = stem(path);
         let json = stem.with_extension("json");
-        let text = std::fs::read_to_string(&json)
-            .with_context(|| format!("reading {}", json.display()))?;
+        let text = std::fs::read_to_string(&json).map_err(io("reading", &json))?;
         let report: MixReport =
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", json.display()))?;
+            serde_json::from_str(&text).map_err(|source| MixIndexError::Json {
+                path: json.clone(),
+                source,
+            })?;
         let out = stem
             .parent()
             .and_then(Path::parent)
-            .context("a mix lives in OUT/mix/")?
+            .ok_or_else(|| MixIndexError::NotInMixDir {
+                path: path.to_path_buf(),
+            })?
             .to_path_buf();
         let file_path = out.join(&report.index.path);
-        let file =
-            File::open(&file_path).with_context(|| format!("opening {}", file_path.display()))?;
+        let file = File::open(&file_path).map_err(io("opening", &file_path))?;
         // SAFETY: indexes are written once, atomically, and never modified;
         // every offset read below is checked against the map's length.
-        let map = unsafe { Mmap::map(&file) }
-            .with_context(|| format!("mapping {}", file_path.display()))?;
+        let map = unsafe { Mmap::map(&file) }.map_err(io("mapping", &file_path))?;
         let mut sources = Vec::new();
         for s in &report.sources {
             let mut shards = Vec::new();
             let mut first_doc = vec![0u64];
             for sh in &s.shards {
                 let r = ShardReader::open(&out.join(&sh.prefix))?;
-                ensure!(
-                    r.len() == r.documents(),
-                    "{}: documents of several sequences are not supported",
-                    sh.prefix.display()
-                );
+                if r.len() != r.documents() {
+                    return Err(MixIndexError::MultiSequence {
+                        prefix: sh.prefix.clone(),
+                    });
+                }
                 first_doc.push(first_doc.last().unwrap() + r.documents() as u64);
                 shards.push(r);
             }
@@ -247,31 +333,36 @@ impl MixIndex {
         };
         index
             .check_layout()
-            .with_context(|| format!("{}: not a valid mix index", file_path.display()))?;
+            .map_err(|problem| MixIndexError::Corrupt {
+                path: file_path,
+                problem,
+            })?;
         Ok(index)
     }
 
-    fn check_layout(&mut self) -> Result<()> {
+    /// Checks the index against its sidecar and shards; the error says what
+    /// is wrong.
+    fn check_layout(&mut self) -> Result<(), String> {
         let b = &self.map;
-        ensure!(b.len() >= HEADER_LEN && &b[..8] == MAGIC, "bad magic");
-        ensure!(
-            u64_at(b, 8) == VERSION,
-            "version {}, expected {VERSION}",
-            u64_at(b, 8)
-        );
+        require(b.len() >= HEADER_LEN && &b[..8] == MAGIC, || {
+            "bad magic".into()
+        })?;
+        require(u64_at(b, 8) == VERSION, || {
+            format!("version {}, expected {VERSION}", u64_at(b, 8))
+        })?;
         let (seq_len, n_sources) = (u64_at(b, 16), u64_at(b, 24) as usize);
-        ensure!(
-            seq_len == self.report.seq_len,
-            "seq_len differs from the sidecar"
-        );
-        ensure!(
-            n_sources == self.sources.len(),
-            "{n_sources} sources, the sidecar lists {}",
-            self.sources.len()
-        );
+        require(seq_len == self.report.seq_len, || {
+            "seq_len differs from the sidecar".into()
+        })?;
+        require(n_sources == self.sources.len(), || {
+            format!(
+                "{n_sources} sources, the sidecar lists {}",
+                self.sources.len()
+            )
+        })?;
         let counts = [u64_at(b, 32), u64_at(b, 40)];
         let mut at = HEADER_LEN + 16 * n_sources;
-        ensure!(b.len() >= at, "truncated source table");
+        require(b.len() >= at, || "truncated source table".into())?;
         let lens: Vec<[u64; 2]> = (0..n_sources)
             .map(|s| {
                 [
@@ -283,14 +374,15 @@ impl MixIndex {
         for split in [Split::Train, Split::Valid] {
             for (s, len) in lens.iter().enumerate() {
                 let n = len[split.at()] as usize;
-                ensure!(
-                    b.len() as u128 >= at as u128 + 4 * n as u128,
-                    "truncated document list"
-                );
+                require(b.len() as u128 >= at as u128 + 4 * n as u128, || {
+                    "truncated document list".into()
+                })?;
                 let docs = *self.sources[s].first_doc.last().unwrap();
                 for k in 0..n {
                     let d = u32_at(b, at + 4 * k);
-                    ensure!((d as u64) < docs, "source {s}: document {d} of {docs}");
+                    require((d as u64) < docs, || {
+                        format!("source {s}: document {d} of {docs}")
+                    })?;
                 }
                 self.sources[s].lists[split.at()] = (at, n);
                 at = (at + 4 * n).next_multiple_of(8);
@@ -301,27 +393,24 @@ impl MixIndex {
             self.samples[split.at()] = (at, n);
             at += RECORD_LEN * n;
         }
-        ensure!(
-            at == self.map.len(),
-            "{} bytes, the header needs {at}",
-            self.map.len()
-        );
+        require(at == self.map.len(), || {
+            format!("{} bytes, the header needs {at}", self.map.len())
+        })?;
         for split in [Split::Train, Split::Valid] {
             for i in 0..counts[split.at()] as usize {
                 let (source, start) = self.record(split, i);
-                ensure!(source < n_sources, "sample {i}: source {source}");
+                require(source < n_sources, || {
+                    format!("sample {i}: source {source}")
+                })?;
                 let (_, n) = self.sources[source].lists[split.at()];
-                ensure!(
-                    (start.pos as usize) < n,
-                    "sample {i}: position {}",
-                    start.pos
-                );
+                require((start.pos as usize) < n, || {
+                    format!("sample {i}: position {}", start.pos)
+                })?;
                 let doc = self.list_doc(source, split, start.pos as usize);
-                ensure!(
+                require(
                     (start.offset as usize) < self.sources[source].doc_len(doc),
-                    "sample {i}: offset {} past its document",
-                    start.offset
-                );
+                    || format!("sample {i}: offset {} past its document", start.offset),
+                )?;
             }
         }
         Ok(())
@@ -365,23 +454,25 @@ impl MixIndex {
         self.len(split) == 0
     }
 
-    fn check(&self, split: Split, i: usize) -> Result<()> {
-        ensure!(
-            i < self.len(split),
-            "sample {i} is out of range: the {split:?} split has {}",
-            self.len(split)
-        );
-        Ok(())
+    fn check(&self, split: Split, i: usize) -> Result<(), MixIndexError> {
+        match i < self.len(split) {
+            true => Ok(()),
+            false => Err(MixIndexError::OutOfRange {
+                index: i,
+                split,
+                len: self.len(split),
+            }),
+        }
     }
 
     /// Source number of sample `i`.
-    pub fn source_of(&self, split: Split, i: usize) -> Result<usize> {
+    pub fn source_of(&self, split: Split, i: usize) -> Result<usize, MixIndexError> {
         self.check(split, i)?;
         Ok(self.record(split, i).0)
     }
 
     /// The document ranges sample `i` covers, in order.
-    pub fn spans(&self, split: Split, i: usize) -> Result<Vec<Span>> {
+    pub fn spans(&self, split: Split, i: usize) -> Result<Vec<Span>, MixIndexError> {
         self.check(split, i)?;
         let (source, start) = self.record(split, i);
         let src = &self.sources[source];
@@ -391,7 +482,7 @@ impl MixIndex {
         let (mut pos, mut offset) = (start.pos as usize, start.offset as usize);
         while need > 0 {
             if pos >= list_len {
-                bail!("sample {i} runs past the end of its source's document list");
+                return Err(MixIndexError::PastEnd { index: i });
             }
             let (shard, document) = src.locate(self.list_doc(source, split, pos));
             let len = src.shards[shard].seq_len(document)?;
@@ -411,7 +502,7 @@ impl MixIndex {
     }
 
     /// Replaces `out` with the `seq_len + 1` tokens of sample `i`.
-    pub fn read(&self, split: Split, i: usize, out: &mut Vec<u32>) -> Result<()> {
+    pub fn read(&self, split: Split, i: usize, out: &mut Vec<u32>) -> Result<(), MixIndexError> {
         out.clear();
         for sp in self.spans(split, i)? {
             self.sources[sp.source].shards[sp.shard].read_range_into(

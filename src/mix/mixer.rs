@@ -3,12 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-
 use super::index::{self, Record, SourceLists, DIR};
 use super::plan::{MixOptions, MixPlan, SourcePlan};
 use super::report::{IndexFile, MixReport, MixSource};
 use super::{blend, stream};
+use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 
 /// Samples per window for the reported `max_window_deviation`.
@@ -22,7 +21,7 @@ pub fn mix(out: &Path, opts: &MixOptions) -> Result<MixReport> {
     let report = report(&plan, written);
     let sidecar = out.join(DIR).join(format!("{}.json", opts.name));
     write_atomic(&sidecar, report.to_json().as_bytes())
-        .with_context(|| format!("writing {}", sidecar.display()))?;
+        .map_err(Error::file("writing", &sidecar))?;
     Ok(report)
 }
 
@@ -73,7 +72,7 @@ fn write_index(out: &Path, plan: &MixPlan) -> Result<Written> {
     let (valid, valid_samples) = valid_records(plan);
 
     let dir = out.join(DIR);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(Error::file("creating", &dir))?;
     let path = PathBuf::from(DIR).join(format!("{}.mix", plan.opts.name));
     let digest = index::write(
         &out.join(&path),

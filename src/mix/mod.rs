@@ -29,7 +29,7 @@ pub mod report;
 pub mod stream;
 pub mod table;
 
-pub use self::index::{MixIndex, Span, Split, DIR};
+pub use self::index::{MixIndex, MixIndexError, Span, Split, DIR};
 #[cfg(feature = "pipeline")]
 pub use self::mixer::{mix, WINDOW};
 #[cfg(feature = "pipeline")]

@@ -9,14 +9,22 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{bail, ensure, Result};
-
 use super::index::SourceLists;
 use super::report::MixShard;
 use super::{blend, stream};
+use crate::error::{Error, Result};
 use crate::fsutil::sha256_hex;
 use crate::manifest::Manifest;
 use crate::shard::ShardReader;
+
+/// `Err(Error::Invalid(message))` unless `ok`: a check of the options
+/// against the build. The message is made only when the check fails.
+fn require(ok: bool, message: impl FnOnce() -> String) -> Result<()> {
+    match ok {
+        true => Ok(()),
+        false => Err(Error::Invalid(message())),
+    }
+}
 
 /// How long the training stream is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +131,9 @@ impl<'a> MixPlan<'a> {
             Size::Samples(n) => n,
             Size::Tokens(t) => t.div_ceil(opts.seq_len),
         };
-        ensure!(samples > 0, "the mix must have at least one sample");
+        require(samples > 0, || {
+            "the mix must have at least one sample".into()
+        })?;
         let order = blend::blend(&group_share, &groups, samples);
         for &s in &order {
             sources[s as usize].samples += 1;
@@ -172,17 +182,21 @@ fn catalog(out: &Path, manifest: &Manifest) -> Result<Vec<Catalog>> {
         let mut lengths = Vec::new();
         for sh in manifest.shards.iter().filter(|sh| sh.source == s.name) {
             let r = ShardReader::open(&out.join(&sh.prefix))?;
-            ensure!(
+            require(
                 r.len() == r.documents()
                     && (r.documents() as u64, r.total_tokens()) == (sh.documents, sh.tokens),
-                "{}: holds {} documents in {} sequences and {} tokens; the manifest says {} documents and {} tokens",
-                sh.prefix.display(),
-                r.documents(),
-                r.len(),
-                r.total_tokens(),
-                sh.documents,
-                sh.tokens
-            );
+                || {
+                    format!(
+                        "{}: holds {} documents in {} sequences and {} tokens; the manifest says {} documents and {} tokens",
+                        sh.prefix.display(),
+                        r.documents(),
+                        r.len(),
+                        r.total_tokens(),
+                        sh.documents,
+                        sh.tokens
+                    )
+                },
+            )?;
             for d in 0..r.len() {
                 lengths.push(r.seq_len(d)? as u32);
             }
@@ -192,12 +206,13 @@ fn catalog(out: &Path, manifest: &Manifest) -> Result<Vec<Catalog>> {
                 tokens: sh.tokens,
             });
         }
-        ensure!(
-            lengths.len() < u32::MAX as usize,
-            "source {}: {} documents; a mix numbers them in 32 bits",
-            s.name,
-            lengths.len()
-        );
+        require(lengths.len() < u32::MAX as usize, || {
+            format!(
+                "source {}: {} documents; a mix numbers them in 32 bits",
+                s.name,
+                lengths.len()
+            )
+        })?;
         sources.push(Catalog {
             name: s.name.clone(),
             language: s.language.clone(),
@@ -206,41 +221,39 @@ fn catalog(out: &Path, manifest: &Manifest) -> Result<Vec<Catalog>> {
             lengths,
         });
     }
-    ensure!(
-        sources.len() <= u16::MAX as usize,
-        "more than 65535 sources"
-    );
+    require(sources.len() <= u16::MAX as usize, || {
+        "more than 65535 sources".into()
+    })?;
     Ok(sources)
 }
 
 /// Checks the options that do not depend on the sources' sizes.
 fn check_options(opts: &MixOptions, sources: &[Catalog]) -> Result<()> {
-    ensure!(
+    require(
         !opts.name.is_empty()
             && opts
                 .name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
             && !opts.name.starts_with('.'),
-        "--name {:?}: use letters, digits, '.', '_' and '-'",
-        opts.name
-    );
-    ensure!(
-        (0.0..=1.0).contains(&opts.almr),
-        "--almr {}: must lie in [0, 1]",
-        opts.almr
-    );
-    ensure!(opts.seq_len > 0, "--seq-len must be positive");
-    ensure!(
-        (0.0..1.0).contains(&opts.valid_share),
-        "--valid-share {}: must lie in [0, 1)",
-        opts.valid_share
-    );
+        || {
+            format!(
+                "--name {:?}: use letters, digits, '.', '_' and '-'",
+                opts.name
+            )
+        },
+    )?;
+    require((0.0..=1.0).contains(&opts.almr), || {
+        format!("--almr {}: must lie in [0, 1]", opts.almr)
+    })?;
+    require(opts.seq_len > 0, || "--seq-len must be positive".into())?;
+    require((0.0..1.0).contains(&opts.valid_share), || {
+        format!("--valid-share {}: must lie in [0, 1)", opts.valid_share)
+    })?;
     if let Some(e) = opts.max_epochs {
-        ensure!(
-            e > 0.0 && e.is_finite(),
-            "--max-epochs {e}: must be positive"
-        );
+        require(e > 0.0 && e.is_finite(), || {
+            format!("--max-epochs {e}: must be positive")
+        })?;
     }
     check_per_source_options(opts, sources)
 }
@@ -249,30 +262,28 @@ fn check_options(opts: &MixOptions, sources: &[Catalog]) -> Result<()> {
 /// in range.
 fn check_per_source_options(opts: &MixOptions, sources: &[Catalog]) -> Result<()> {
     let known = |name: &str, flag: &str| -> Result<()> {
-        ensure!(
-            sources.iter().any(|s| s.name == name),
-            "{flag} {name}: no such source; the build has {}",
-            sources
-                .iter()
-                .map(|s| s.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        Ok(())
+        require(sources.iter().any(|s| s.name == name), || {
+            format!(
+                "{flag} {name}: no such source; the build has {}",
+                sources
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
     };
     for (name, &w) in &opts.weights {
         known(name, "--weight")?;
-        ensure!(
-            w >= 0.0 && w.is_finite(),
-            "--weight {name}={w}: must be a finite number ≥ 0"
-        );
+        require(w >= 0.0 && w.is_finite(), || {
+            format!("--weight {name}={w}: must be a finite number ≥ 0")
+        })?;
     }
     for (name, &v) in &opts.valid_shares {
         known(name, "--valid-share")?;
-        ensure!(
-            (0.0..1.0).contains(&v),
-            "--valid-share {name}={v}: must lie in [0, 1)"
-        );
+        require((0.0..1.0).contains(&v), || {
+            format!("--valid-share {name}={v}: must lie in [0, 1)")
+        })?;
     }
     Ok(())
 }
@@ -313,11 +324,11 @@ fn group_weights(
             .filter(|&&s| !opts.weights.contains_key(name(s)))
             .map(|&s| name(s))
             .collect();
-        bail!(
+        return Err(Error::Invalid(format!(
             "--weight is given for some {} sources but not for {}; give every source of the group a weight (0 leaves one out) or none",
             if additional { "additional" } else { "non-additional" },
             missing.join(", ")
-        );
+        )));
     }
     Ok(members
         .into_iter()
@@ -343,12 +354,16 @@ fn check_groups(
         } else {
             "non-additional"
         };
-        ensure!(
+        require(
             group_share[g] == 0.0 || members.iter().any(|&(_, w)| w > 0.0),
-            "--almr {} asks for {:.1}% of tokens from {what} sources, but the build has none with tokens and weight > 0",
-            opts.almr,
-            100.0 * group_share[g]
-        );
+            || {
+                format!(
+                    "--almr {} asks for {:.1}% of tokens from {what} sources, but the build has none with tokens and weight > 0",
+                    opts.almr,
+                    100.0 * group_share[g]
+                )
+            },
+        )?;
     }
     Ok(())
 }
@@ -380,14 +395,14 @@ fn check_enough_data(opts: &MixOptions, sources: &[SourcePlan]) -> Result<()> {
         }
     }
     if !short.is_empty() {
-        bail!(
+        return Err(Error::Invalid(format!(
             "not enough data{}:\n  {}",
             match opts.max_epochs {
                 Some(e) => format!(" within --max-epochs {e}"),
                 None => String::new(),
             },
             short.join("\n  ")
-        );
+        )));
     }
     Ok(())
 }

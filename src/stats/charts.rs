@@ -1,12 +1,12 @@
 //! The charts of the HTML report, drawn with plotters into SVG strings.
 
-use anyhow::{anyhow, Result};
 use plotters::coord::ranged1d::{AsRangedCoord, SegmentedCoord, ValueFormatter};
 use plotters::coord::types::RangedCoordu32;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{GroupStats, MixStats, Stats};
+use crate::error::Result;
 
 /// Colours for sources and languages, in order.
 const PALETTE: [RGBColor; 10] = [
@@ -93,9 +93,9 @@ fn svg(
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+        root.fill(&WHITE)?;
         draw(&root)?;
-        root.present().map_err(|e| anyhow!("{e}"))?;
+        root.present()?;
     }
     Ok(buf)
 }

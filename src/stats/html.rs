@@ -4,9 +4,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::Result;
-
 use super::{charts, GroupStats, MixStats, Stats};
+use crate::error::{Error, Result};
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -170,5 +169,5 @@ pub fn render(stats: &Stats) -> Result<String> {
 /// Renders the report and writes it to `path`.
 pub fn write(stats: &Stats, path: &Path) -> Result<()> {
     let page = render(stats)?;
-    std::fs::write(path, page).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
+    std::fs::write(path, page).map_err(Error::file("writing", path))
 }

@@ -10,9 +10,9 @@ mod text;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
 use serde::Serialize;
 
+use crate::error::{Error, Result};
 use crate::manifest::{Counts, Manifest};
 use crate::mix::{MixIndex, Split};
 use crate::shard::ShardReader;
@@ -262,7 +262,7 @@ fn mixes(out: &Path) -> Result<Vec<MixStats>> {
     let dir = out.join(crate::mix::DIR);
     let mut names = Vec::new();
     if dir.is_dir() {
-        for e in std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
+        for e in std::fs::read_dir(&dir).map_err(Error::file("listing", &dir))? {
             let path = e?.path();
             if path.extension().is_some_and(|x| x == "json") {
                 names.push(path);

@@ -13,24 +13,24 @@ mod pretokenize;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::{anyhow, bail, Result};
 use tokenizers::Tokenizer;
 
 use self::fast::FastTokenizer;
 
+use crate::error::TokenizerError;
 use crate::shard::DType;
 
 /// Loads a Hugging Face `tokenizer.json`.
-pub fn load(path: &Path) -> Result<Tokenizer> {
-    Tokenizer::from_file(path)
-        .map_err(|e| anyhow!("{}: cannot load tokenizer: {e}", path.display()))
+pub fn load(path: &Path) -> Result<Tokenizer, TokenizerError> {
+    Tokenizer::from_file(path).map_err(|cause| TokenizerError::Load {
+        path: path.to_path_buf(),
+        cause,
+    })
 }
 
 /// Decodes ids back to text, keeping special tokens such as EOS visible.
-pub fn decode(tokenizer: &Tokenizer, ids: &[u32]) -> Result<String> {
-    tokenizer
-        .decode(ids, false)
-        .map_err(|e| anyhow!("cannot decode tokens: {e}"))
+pub fn decode(tokenizer: &Tokenizer, ids: &[u32]) -> Result<String, TokenizerError> {
+    tokenizer.decode(ids, false).map_err(TokenizerError::Decode)
 }
 
 /// A loaded tokenizer plus the EOS id appended to every document.
@@ -47,25 +47,31 @@ pub struct DocTokenizer {
 
 impl DocTokenizer {
     /// Loads `tokenizer.json` and looks up `eos` in its vocabulary.
-    pub fn from_file(path: &Path, eos: &str) -> Result<Self> {
+    pub fn from_file(path: &Path, eos: &str) -> Result<Self, TokenizerError> {
+        type Cause = Box<dyn std::error::Error + Send + Sync>;
         // Both parse the 9 MB file; on two threads the load takes half as long.
         let (inner, fast) = std::thread::scope(|s| {
-            let fast = s.spawn(|| -> Result<_> {
+            let fast = s.spawn(|| -> Result<_, Cause> {
                 let json: serde_json::Value = serde_json::from_slice(&std::fs::read(path)?)?;
                 Ok(FastTokenizer::from_json(&json))
             });
             let inner = load(path);
-            let fast = fast.join().unwrap_or_else(|_| bail!("loading panicked"));
+            let fast = fast
+                .join()
+                .unwrap_or_else(|_| Err("loading panicked".into()));
             (inner, fast)
         });
         let inner = inner?;
-        let fast = fast.map_err(|e| anyhow!("{}: cannot read tokenizer: {e}", path.display()))?;
-        let eos_id = inner.token_to_id(eos).ok_or_else(|| {
-            anyhow!(
-                "{}: the EOS token {eos:?} is not in the vocabulary",
-                path.display()
-            )
+        let fast = fast.map_err(|cause| TokenizerError::Read {
+            path: path.to_path_buf(),
+            cause,
         })?;
+        let eos_id = inner
+            .token_to_id(eos)
+            .ok_or_else(|| TokenizerError::UnknownEos {
+                path: path.to_path_buf(),
+                eos: eos.to_string(),
+            })?;
         // The largest id plus one: added tokens can sit past the base vocab.
         let vocab_size = inner
             .get_vocab(true)
@@ -74,10 +80,10 @@ impl DocTokenizer {
             .max()
             .unwrap_or(0);
         if vocab_size > i32::MAX as usize {
-            bail!(
-                "{}: vocabulary of {vocab_size} ids is too large",
-                path.display()
-            );
+            return Err(TokenizerError::VocabTooLarge {
+                path: path.to_path_buf(),
+                ids: vocab_size,
+            });
         }
         Ok(DocTokenizer {
             inner,
@@ -90,7 +96,7 @@ impl DocTokenizer {
     }
 
     /// Token ids of `text` without special tokens, followed by EOS.
-    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, TokenizerError> {
         if let Ok(fast) = &self.fast {
             if let Some(mut ids) = fast.encode(text) {
                 ids.push(self.eos_id);
@@ -101,7 +107,7 @@ impl DocTokenizer {
         let enc = self
             .inner
             .encode_fast(text, false)
-            .map_err(|e| anyhow!("tokenizer failed: {e}"))?;
+            .map_err(TokenizerError::Encode)?;
         let mut ids = Vec::with_capacity(enc.len() + 1);
         ids.extend_from_slice(enc.get_ids());
         ids.push(self.eos_id);
@@ -129,7 +135,7 @@ impl DocTokenizer {
     }
 
     /// Decodes ids back to text, special tokens included.
-    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+    pub fn decode(&self, ids: &[u32]) -> Result<String, TokenizerError> {
         decode(&self.inner, ids)
     }
 
