@@ -13,13 +13,15 @@ use super::{bin_path, idx_path, DType, HEADER_LEN, MAGIC, VERSION};
 /// Why a shard could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum ShardError {
-    /// The file could not be opened or mapped.
-    #[error("{path}: {source}")]
+    /// The file could not be opened or mapped. The message holds the cause,
+    /// so it is not also given as the error's source (a chain would print
+    /// it twice).
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The index is not a valid `MMIDIDX` index for this `.bin`.
     #[error("{path}: {message}")]
@@ -63,9 +65,9 @@ pub struct ShardReader {
 }
 
 fn map(path: &Path) -> Result<Mmap, ShardError> {
-    let io = |source| ShardError::Io {
+    let io = |cause| ShardError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let file = File::open(path).map_err(io)?;
     // SAFETY: shards are immutable once their build completes; the map is

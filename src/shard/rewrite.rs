@@ -14,7 +14,7 @@ pub fn keep_documents(
 ) -> Result<ShardSummary, ShardError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| ShardError::Io { path, source }
+        move |cause| ShardError::Io { path, cause }
     };
     let reader = ShardReader::open(prefix)?;
     let tmp = with_suffix(prefix, ".rewrite");

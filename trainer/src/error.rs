@@ -50,9 +50,9 @@ pub enum TrainerError {
         #[source]
         source: safetensors::SafeTensorError,
     },
-    /// A call into the `almr` crate (the mix index) failed.
+    /// The mix index could not be read.
     #[error(transparent)]
-    Data(#[from] anyhow::Error),
+    Mix(#[from] almr::mix::MixIndexError),
     /// A shard could not be read.
     #[error(transparent)]
     Shard(#[from] almr::shard::ShardError),
