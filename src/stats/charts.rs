@@ -6,6 +6,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{GroupStats, MixStats, Stats};
+use crate::chain::Step;
 use crate::error::Result;
 
 /// Colours for sources and languages, in order.
@@ -307,16 +308,10 @@ pub fn reject_reasons(stats: &Stats) -> Result<String> {
         chart.draw_series(reasons.iter().enumerate().map(|(i, (reason, v))| {
             let i = n as usize - 1 - i;
             let stage = reason.split('/').next().unwrap_or("");
-            let c = [
-                "normalize",
-                "language",
-                "filter",
-                "exact_dedup",
-                "near_dedup",
-            ]
-            .iter()
-            .position(|s| *s == stage)
-            .unwrap_or(7);
+            let c = Step::ALL
+                .iter()
+                .position(|s| s.to_string() == stage)
+                .unwrap_or(7);
             let mut r = Rectangle::new(
                 [
                     (0, SegmentValue::Exact(i as u32)),

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::chain::Step;
 use crate::error::{Error, Result};
 use crate::manifest::{Counts, Manifest};
 use crate::mix::{MixIndex, Split};
@@ -185,12 +186,14 @@ pub struct Stats {
     pub mixes: Vec<MixStats>,
 }
 
-fn rate(c: &Counts, stage: &str) -> f64 {
+/// The share of records read that `step` removed.
+fn rate(c: &Counts, step: Step) -> f64 {
+    let stage = format!("{step}/");
     let removed: u64 = c
         .rejected
         .by_reason
         .iter()
-        .filter(|(k, _)| k.starts_with(stage))
+        .filter(|(k, _)| k.starts_with(&stage))
         .map(|(_, v)| v)
         .sum();
     if c.read == 0 {
@@ -223,8 +226,8 @@ fn group(
             .map(|&s| manifest.sources[s].name.clone())
             .collect(),
         additional: members.iter().all(|&s| manifest.sources[s].additional),
-        exact_dedup_rate: rate(&counts, "exact_dedup/"),
-        near_dedup_rate: rate(&counts, "near_dedup/"),
+        exact_dedup_rate: rate(&counts, Step::ExactDedup),
+        near_dedup_rate: rate(&counts, Step::NearDedup),
         token_share: counts.tokens as f64 / total,
         lengths: Lengths::of(&all),
         length_histogram: histogram(&all),
