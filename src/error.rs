@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use parquet::errors::ParquetError;
 use plotters::drawing::DrawingAreaErrorKind;
 
-use crate::mix::index::MixIndexError;
+use crate::mixfile::MixIndexError;
 use crate::shard::ShardError;
 
 /// A result with the crate's [`Error`].

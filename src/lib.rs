@@ -8,7 +8,7 @@
 //! up (`docs/architecture.md` draws it):
 //!
 //! - **Formats** (always built; all the trainer needs): [`fsutil`],
-//!   [`shard`] (Megatron `MMIDIDX` shards) and the mix index in [`mix`],
+//!   [`shard`] (Megatron `MMIDIDX` shards) and the mix index and sidecar in [`mixfile`],
 //!   each with its own error type.
 //! - **Pipeline** (cargo feature `pipeline`, on by default): [`text`]
 //!   helpers, the [`step`] vocabulary and the crate's [`Error`] ([`error`]);
@@ -21,7 +21,7 @@
 //! A module imports only from the layers below it.
 
 pub mod fsutil;
-pub mod mix;
+pub mod mixfile;
 pub mod shard;
 
 #[cfg(feature = "pipeline")]
@@ -44,6 +44,8 @@ pub mod inspect;
 pub mod language;
 #[cfg(feature = "pipeline")]
 pub mod manifest;
+#[cfg(feature = "pipeline")]
+pub mod mix;
 #[cfg(feature = "pipeline")]
 pub mod normalize;
 #[cfg(feature = "pipeline")]

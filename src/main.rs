@@ -200,7 +200,7 @@ impl SchemaKind {
         match self {
             SchemaKind::Pipeline => almr::config::generated_schema(),
             SchemaKind::Manifest => almr::manifest::generated_schema(),
-            SchemaKind::Mix => almr::mix::report::generated_schema(),
+            SchemaKind::Mix => almr::mixfile::report::generated_schema(),
         }
     }
 }

@@ -65,7 +65,7 @@ pub struct Filter {
 impl Filter {
     /// Builds the step for a source in `language`; word-list files were
     /// checked when the pipeline loaded.
-    pub fn new(config: &FilterConfig, language: &str) -> crate::Result<Self> {
+    pub fn new(config: &FilterConfig, language: &str) -> crate::error::Result<Self> {
         Ok(Filter {
             config: config.clone(),
             cjk_source: matches!(language, "zh" | "ja" | "ko"),

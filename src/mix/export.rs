@@ -15,9 +15,9 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::report::MixReport;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
+use crate::mixfile::MixReport;
 
 /// The weight list, one line, with shard prefixes under `out`.
 pub fn megatron_data_path(report: &MixReport, out: &Path) -> String {

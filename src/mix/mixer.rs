@@ -3,12 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use super::index::{self, Record, SourceLists, DIR};
 use super::plan::{MixOptions, MixPlan, SourcePlan};
-use super::report::{IndexFile, MixReport, MixSource};
 use super::{blend, stream};
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
+use crate::mixfile::index::{self, Record, SourceLists, DIR};
+use crate::mixfile::report::{IndexFile, MixReport, MixSource};
 
 /// Samples per window for the reported `max_window_deviation`.
 pub const WINDOW: usize = 1000;

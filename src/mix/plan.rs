@@ -9,12 +9,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::index::SourceLists;
-use super::report::MixShard;
 use super::{blend, stream};
 use crate::error::{Error, Result};
 use crate::fsutil::sha256_hex;
 use crate::manifest::Manifest;
+use crate::mixfile::index::SourceLists;
+use crate::mixfile::report::MixShard;
 use crate::shard::ShardReader;
 
 /// `Err(Error::Invalid(message))` unless `ok`: a check of the options

@@ -15,7 +15,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
-use super::index::Start;
+use crate::mixfile::index::Start;
 
 /// A random generator for one purpose of one source, derived from the mix
 /// seed so that sources and epochs draw independently.

@@ -1,11 +1,11 @@
-//! Batches of a mix: samples read through `almr::mix::MixIndex` (mmap), in the
+//! Batches of a mix: samples read through `almr::mixfile::MixIndex` (mmap), in the
 //! index's order, split into model inputs and next-token targets.
 
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
 
-use almr::mix::{MixIndex, Split};
+use almr::mixfile::{MixIndex, Split};
 
 use crate::error::{Result, TrainerError};
 

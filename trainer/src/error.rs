@@ -52,7 +52,7 @@ pub enum TrainerError {
     },
     /// The mix index could not be read.
     #[error(transparent)]
-    Mix(#[from] almr::mix::MixIndexError),
+    Mix(#[from] almr::mixfile::MixIndexError),
     /// A shard could not be read.
     #[error(transparent)]
     Shard(#[from] almr::shard::ShardError),

@@ -8,7 +8,7 @@ use std::path::Path;
 use candle_core::DType;
 use serde::{Serialize, Serializer};
 
-use almr::mix::Split;
+use almr::mixfile::Split;
 use almr::shard::ShardReader;
 
 use crate::data::{to_batch, Batch, MixData};

@@ -5,7 +5,7 @@
 //! sweeps), validation loss per language, and evaluation.
 //!
 //! Data flow: [`config`] → [`model`] (weights from [`checkpoint`]) → [`data`]
-//! (samples through `almr::mix::MixIndex`) → [`train`] ([`schedule`],
+//! (samples through `almr::mixfile::MixIndex`) → [`train`] ([`schedule`],
 //! [`optim`]) → [`eval`]. [`device`] holds the device and dtype choices, and
 //! every fallible function returns a [`TrainerError`].
 

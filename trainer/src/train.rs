@@ -28,7 +28,7 @@ use candle_core::{DType, Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use almr::mix::Split;
+use almr::mixfile::Split;
 
 use crate::checkpoint;
 use crate::config::LlamaConfig;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::FileDigest;
+use crate::fsutil::FileDigest;
 
 /// The whole sidecar.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -11,9 +11,9 @@ use memmap2::Mmap;
 use super::report::MixReport;
 use std::io::Write as _;
 
+use crate::fsutil::FileDigest;
 use crate::fsutil::{create_hashed, finish_hashed, partial_path};
 use crate::shard::{ShardError, ShardReader};
-use crate::FileDigest;
 
 /// Folder of a build's output directory that holds its mixes.
 pub const DIR: &str = "mix";
