@@ -14,14 +14,15 @@ pub fn root() -> PathBuf {
 }
 
 /// The `almr` binary. The trainer builds against almr's formats only, so
-/// the pipeline is not linked into these tests: cargo builds the binary (a
-/// no-op when `cargo test --workspace` already has), and its own report
-/// says where it is.
+/// the pipeline is not linked into these tests; the binary is the one
+/// `cargo test --workspace` builds for almr's own tests. Asking cargo for
+/// the same build (`--no-run`) finds it, fresh, in a second or two; run
+/// alone (`cargo test -p almr-trainer`), it builds it once.
 pub fn almr() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let mut cargo = Command::new(env!("CARGO"));
-        cargo.args(["build", "--locked", "-p", "almr", "--bin", "almr"]);
+        cargo.args(["test", "--workspace", "--no-run", "--locked"]);
         cargo.arg("--message-format=json-render-diagnostics");
         if !cfg!(debug_assertions) {
             cargo.arg("--release");
@@ -29,13 +30,14 @@ pub fn almr() -> &'static Path {
         let out = cargo.current_dir(root()).output().expect("running cargo");
         assert!(
             out.status.success(),
-            "cargo build -p almr failed:\n{}",
+            "cargo test --no-run failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "almr")
+            .filter(|m| m["target"]["kind"][0] == "bin" && m["profile"]["test"] == false)
             .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
             .next_back()
             .expect("cargo names the almr executable")
