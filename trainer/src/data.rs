@@ -14,12 +14,13 @@ pub struct MixData {
     index: MixIndex,
 }
 
-/// Inputs and targets, each `[batch, seq_len]` u32.
+/// Inputs (`[batch, seq_len]` u32, on the device) and targets.
 pub struct Batch {
     /// Tokens `0..L` of each sample.
     pub inputs: Tensor,
-    /// Tokens `1..=L`.
-    pub targets: Tensor,
+    /// Tokens `1..=L` of each sample, flattened, as the loss takes them
+    /// ([`crate::loss::IGNORE`] where none counts).
+    pub targets: Vec<i64>,
     /// Samples in the batch.
     pub len: usize,
 }
@@ -36,12 +37,12 @@ pub fn to_batch(windows: &[Vec<u32>], seq_len: usize, device: &Device) -> Result
             });
         }
         inputs.extend_from_slice(&w[..seq_len]);
-        targets.extend_from_slice(&w[1..]);
+        targets.extend(w[1..].iter().map(|&t| t as i64));
     }
     let shape = (windows.len(), seq_len);
     Ok(Batch {
         inputs: Tensor::from_vec(inputs, shape, device)?,
-        targets: Tensor::from_vec(targets, shape, device)?,
+        targets,
         len: windows.len(),
     })
 }

@@ -50,6 +50,9 @@ pub enum TrainerError {
         #[source]
         source: safetensors::SafeTensorError,
     },
+    /// Tensors of the wrong shape or contents were given.
+    #[error("{0}")]
+    Shape(String),
     /// The mix index could not be read.
     #[error(transparent)]
     Mix(#[from] almr::mixfile::MixIndexError),

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-use candle_core::DType;
 use serde::{Serialize, Serializer};
 
 use almr::mixfile::Split;
@@ -66,6 +65,7 @@ impl Serialize for Losses {
 /// Adds up losses of batches.
 struct Meter {
     sum: f64,
+    counted: usize,
     windows: usize,
     seq_len: usize,
 }
@@ -74,6 +74,7 @@ impl Meter {
     fn new(seq_len: usize) -> Meter {
         Meter {
             sum: 0.0,
+            counted: 0,
             windows: 0,
             seq_len,
         }
@@ -83,18 +84,19 @@ impl Meter {
         if batch.len == 0 {
             return Ok(());
         }
-        let loss = model.loss(&batch.inputs, &batch.targets)?;
-        self.sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * batch.len as f64;
+        let (sum, counted) = model.loss_sum(&batch.inputs, &batch.targets)?;
+        self.sum += sum;
+        self.counted += counted;
         self.windows += batch.len;
         Ok(())
     }
 
     fn finish(self) -> Loss {
         Loss {
-            loss: if self.windows == 0 {
+            loss: if self.counted == 0 {
                 f64::NAN
             } else {
-                self.sum / self.windows as f64
+                self.sum / self.counted as f64
             },
             windows: self.windows,
             tokens: self.windows * self.seq_len,

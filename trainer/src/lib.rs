@@ -4,9 +4,10 @@
 //! pre-training from a Hugging Face checkpoint or from scratch (for proxy
 //! sweeps), validation loss per language, and evaluation.
 //!
-//! Data flow: [`config`] → [`model`] (weights from [`checkpoint`]) → [`data`]
-//! (samples through `almr::mixfile::MixIndex`) → [`train`] ([`schedule`],
-//! [`optim`]) → [`eval`]. [`device`] holds the device and dtype choices, and
+//! Data flow: [`config`] → [`model`] (weights from [`checkpoint`]; the head
+//! fused with the loss in [`loss`]) → [`data`] (samples through
+//! `almr::mixfile::MixIndex`) → [`train`] ([`schedule`], [`optim`]) →
+//! [`eval`]. [`device`] holds the device and dtype choices, and
 //! every fallible function returns a [`TrainerError`].
 
 pub mod checkpoint;
@@ -15,6 +16,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod eval;
+pub mod loss;
 pub mod model;
 pub mod optim;
 pub mod schedule;

@@ -11,12 +11,14 @@
 
 use std::collections::BTreeMap;
 
+use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var, D};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::LlamaConfig;
 use crate::error::{Result, TrainerError};
+use crate::loss;
 
 /// How a parameter is initialised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -368,6 +370,8 @@ pub struct Llama {
     lm_head: Option<Linear>,
     device: Device,
     compute: DType,
+    /// Rows of the fused loss head per chunk ([`loss::chunk_rows`]).
+    head_rows: usize,
 }
 
 impl Llama {
@@ -453,6 +457,7 @@ impl Llama {
             lm_head,
             device: device.clone(),
             compute,
+            head_rows: loss::chunk_rows(config.vocab_size),
         })
     }
 
@@ -478,10 +483,10 @@ impl Llama {
         &self.device
     }
 
-    /// Logits (f32, `[b, t, vocab]`) for token ids `[b, t]` (u32).
-    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+    /// The final hidden states `[b, t, hidden]` (after the last norm, in the
+    /// compute dtype) for token ids `[b, t]` (u32), tracked by autograd.
+    fn hidden(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
-        // Cast once: a tied head reuses it.
         let embed = self.embed_tokens.cast(self.compute)?;
         let ids = ids.flatten_all()?;
         let mut x = embed
@@ -491,23 +496,67 @@ impl Llama {
         for block in &self.layers {
             x = block.forward(&x, &pos)?;
         }
-        let x = self.norm.forward(&x)?;
-        let logits = match &self.lm_head {
-            Some(head) => head.forward(&x)?,
-            None => linear(&x, &embed)?,
-        };
-        Ok(logits.to_dtype(DType::F32)?)
+        self.norm.forward(&x)
     }
 
-    /// Mean next-token cross-entropy of `targets` (`[b, t]`, u32) given
-    /// `inputs` (`[b, t]`, u32).
-    pub fn loss(&self, inputs: &Tensor, targets: &Tensor) -> Result<Tensor> {
-        let logits = self.forward(inputs)?;
-        let (b, t, v) = logits.dims3()?;
-        Ok(candle_nn::loss::cross_entropy(
-            &logits.reshape((b * t, v))?,
-            &targets.flatten_all()?,
-        )?)
+    /// The output projection's weight: `lm_head`, or the embedding when tied.
+    fn head(&self) -> &Param {
+        match &self.lm_head {
+            Some(head) => &head.weight,
+            None => &self.embed_tokens,
+        }
+    }
+
+    /// Logits (f32, `[b, t, vocab]`) for token ids `[b, t]` (u32): the whole
+    /// tensor, for inspection and tests; training and evaluation never make
+    /// it ([`crate::loss`]).
+    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        let x = self.hidden(ids)?;
+        let w = self.head().cast(x.dtype())?;
+        Ok(linear(&x, &w)?.to_dtype(DType::F32)?)
+    }
+
+    /// The summed next-token cross-entropy of `targets` (`[b·t]`,
+    /// [`loss::IGNORE`] for none) given `inputs` (`[b, t]`, u32), and the number of tokens
+    /// counted. No gradients; the logits are made a chunk at a time.
+    pub fn loss_sum(&self, inputs: &Tensor, targets: &[i64]) -> Result<(f64, usize)> {
+        let x = self.hidden(inputs)?.detach();
+        let (b, t, h) = x.dims3()?;
+        let w = self.head().var.as_tensor().detach();
+        loss::linear_cross_entropy_sum(&x.reshape((b * t, h))?, &w, targets, self.head_rows)
+    }
+
+    /// The mean next-token cross-entropy of `targets` given `inputs`, and
+    /// the gradients of `scale ×` that mean for every parameter. The head
+    /// runs fused with the loss ([`crate::loss`]); the rest of the model
+    /// gets its gradients from the head's gradient at the hidden states.
+    pub fn backward(
+        &self,
+        inputs: &Tensor,
+        targets: &[i64],
+        scale: f64,
+    ) -> Result<(f64, GradStore)> {
+        let x = self.hidden(inputs)?;
+        let (b, t, h) = x.dims3()?;
+        let x = x.reshape((b * t, h))?;
+        let head = self.head().var.as_tensor();
+        let hg = loss::linear_cross_entropy(
+            &x.detach(),
+            &head.detach(),
+            targets,
+            scale,
+            self.head_rows,
+        )?;
+        // ∂(Σ x ⊙ ∂x)/∂θ is the chain rule through the model below the head.
+        let mut grads = (&x * hg.hidden.to_dtype(x.dtype())?)?
+            .sum_all()?
+            .backward()?;
+        let total = match grads.remove(head) {
+            Some(g) => (g + hg.weight)?,
+            None => hg.weight,
+        };
+        grads.insert(head, total);
+        Ok((hg.loss, grads))
     }
 }
 
@@ -524,6 +573,69 @@ mod tests {
 
     fn by_name(m: &Llama) -> BTreeMap<String, Var> {
         m.params().into_iter().collect()
+    }
+
+    /// The plain computation: whole logits, log-softmax, the mean over the
+    /// counted targets, autograd through everything.
+    fn plain_grads(m: &Llama, ids: &Tensor, targets: &[i64], scale: f64) -> (f64, GradStore) {
+        let logits = m.forward(ids).unwrap();
+        let (b, t, v) = logits.dims3().unwrap();
+        let logp = candle_nn::ops::log_softmax(&logits.reshape((b * t, v)).unwrap(), 1).unwrap();
+        let keep: Vec<f32> = targets
+            .iter()
+            .map(|&x| (x != loss::IGNORE) as u8 as f32)
+            .collect();
+        let idx: Vec<u32> = targets.iter().map(|&x| x.max(0) as u32).collect();
+        let keep = Tensor::from_vec(keep, (b * t, 1), &Device::Cpu).unwrap();
+        let idx = Tensor::from_vec(idx, (b * t, 1), &Device::Cpu).unwrap();
+        let counted = targets.iter().filter(|&&x| x != loss::IGNORE).count() as f64;
+        let picked = (logp.gather(&idx, 1).unwrap() * keep).unwrap();
+        let mean = (picked.sum_all().unwrap() * (-1.0 / counted)).unwrap();
+        let value = mean.to_scalar::<f32>().unwrap() as f64;
+        (value, (mean * scale).unwrap().backward().unwrap())
+    }
+
+    #[test]
+    fn the_fused_head_gives_the_plain_loss_and_gradients() {
+        for tied in [true, false] {
+            let mut c = tiny();
+            c.tie_word_embeddings = tied;
+            let mut m = Llama::init(&c, 5, &Device::Cpu, DType::F32).unwrap();
+            m.head_rows = 3;
+            let ids = Tensor::new(&[[1u32, 7, 3, 9, 2], [4, 4, 8, 0, 49]], &Device::Cpu).unwrap();
+            let targets = [
+                7,
+                3,
+                loss::IGNORE,
+                2,
+                11,
+                4,
+                loss::IGNORE,
+                loss::IGNORE,
+                49,
+                1,
+            ];
+            let (want, plain) = plain_grads(&m, &ids, &targets, 0.5);
+            let (got, fused) = m.backward(&ids, &targets, 0.5).unwrap();
+            assert!(
+                (got - want).abs() <= 1e-5 * want,
+                "tied {tied}: {got} vs {want}"
+            );
+            let (sum, counted) = m.loss_sum(&ids, &targets).unwrap();
+            assert_eq!(counted, 7);
+            assert!((sum / 7.0 - want).abs() <= 1e-5 * want);
+            for (name, var) in m.params() {
+                let a = fused.get(var.as_tensor()).unwrap().flatten_all().unwrap();
+                let b = plain.get(var.as_tensor()).unwrap().flatten_all().unwrap();
+                let (a, b) = (a.to_vec1::<f32>().unwrap(), b.to_vec1::<f32>().unwrap());
+                let top = b.iter().fold(0f32, |x, y| x.max(y.abs()));
+                let worst = a
+                    .iter()
+                    .zip(&b)
+                    .fold(0f32, |x, (p, q)| x.max((p - q).abs()));
+                assert!(worst <= 1e-5 * top, "tied {tied}, {name}: {worst} of {top}");
+            }
+        }
     }
 
     #[test]

@@ -24,7 +24,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
@@ -406,9 +406,10 @@ impl<'a> Trainer<'a> {
             let first = (self.step as usize * spec.grad_accum + k) * spec.micro_batch;
             let ids: Vec<usize> = (first..first + spec.micro_batch).collect();
             let b = self.data.batch(Split::Train, &ids, self.model.device())?;
-            let loss = self.model.loss(&b.inputs, &b.targets)?;
-            loss_sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            let g = (loss / spec.grad_accum as f64)?.backward()?;
+            let (loss, g) =
+                self.model
+                    .backward(&b.inputs, &b.targets, 1.0 / spec.grad_accum as f64)?;
+            loss_sum += loss;
             for (name, var) in self.model.params() {
                 if let Some(gv) = g.get(var.as_tensor()) {
                     let total = match grads.remove(&name) {

@@ -1,0 +1,430 @@
+//! The loss head: the output projection fused with cross-entropy, a chunk of
+//! tokens at a time, so the whole `[tokens, vocabulary]` logits never exist.
+//!
+//! For each chunk of `c` hidden states `h` (`[c, H]`) and the head weight `W`
+//! (`[V, H]`), with `s` the loss scale (`1 / counted tokens`, times the
+//! caller's factor):
+//!
+//! ```text
+//! z   = h · Wᵀ                                  [c, V]   the chunk's logits
+//! lse = log Σ_v exp z_v                          per row
+//! ℓ   = lse − z_target                           per row, 0 for ignored rows
+//! g   = s · (softmax(z) − onehot(target))        [c, V]   ∂loss/∂z, in place of z
+//! ∂h  = g · W                                    [c, H]
+//! ∂W += gᵀ · h                                   [V, H]
+//! ```
+//!
+//! then `z` and `g` are dropped. The gradients come out of the same pass as
+//! the loss (as in Liger-Kernel's fused linear cross-entropy; Apple's "Cut
+//! Your Losses" recomputes logits in the backward instead), so memory for
+//! the head is `O(c × V)`: one chunk's logits, turned into its gradient in
+//! place. The chunk is sized to hold about [`CHUNK_FLOATS`] floats.
+//!
+//! Targets equal to [`IGNORE`] (−100, as in PyTorch and LLaMA-Factory) add
+//! no loss and get no gradient; the mean is over the other tokens.
+//!
+//! On CPU, the softmax, the loss and the gradient are one pass per row over
+//! the chunk's logits, with a vectorized `exp`; on other devices the same
+//! arithmetic runs as tensor ops.
+
+use std::sync::Mutex;
+
+use candle_core::{CpuStorage, DType, Device, InplaceOp1, Layout, Tensor};
+use rayon::prelude::*;
+
+use crate::error::{Result, TrainerError};
+
+/// A target that adds no loss: SFT's prompt tokens.
+pub const IGNORE: i64 = -100;
+
+/// Floats of logits held at once: 32 Mi (128 MiB in f32).
+pub const CHUNK_FLOATS: usize = 32 << 20;
+
+/// Rows per chunk for a vocabulary of `vocab` ids: at least 1, at most 4096.
+pub fn chunk_rows(vocab: usize) -> usize {
+    (CHUNK_FLOATS / vocab.max(1)).clamp(1, 4096)
+}
+
+/// The loss and the gradients of the head.
+pub struct HeadGrads {
+    /// Mean cross-entropy over the counted tokens (unscaled).
+    pub loss: f64,
+    /// Tokens counted (targets other than [`IGNORE`]).
+    pub counted: usize,
+    /// `∂(scale · loss)/∂hidden`, `[N, H]`, f32.
+    pub hidden: Tensor,
+    /// `∂(scale · loss)/∂W`, `[V, H]`, f32.
+    pub weight: Tensor,
+}
+
+/// The mean cross-entropy of `targets` (`[N]`, i64) under logits
+/// `hidden · weightᵀ` (`hidden` `[N, H]`, `weight` `[V, H]`), and the
+/// gradients of `scale ×` that mean, `rows` tokens at a time. Neither input
+/// is tracked by autograd: the caller carries the gradients on.
+pub fn linear_cross_entropy(
+    hidden: &Tensor,
+    weight: &Tensor,
+    targets: &[i64],
+    scale: f64,
+    rows: usize,
+) -> Result<HeadGrads> {
+    let (n, h) = hidden.dims2()?;
+    let (v, _) = weight.dims2()?;
+    check_targets(targets, n, v)?;
+    let counted = targets.iter().filter(|&&t| t != IGNORE).count();
+    let s = match counted {
+        0 => 0.0,
+        c => scale / c as f64,
+    };
+    let w = weight.to_dtype(DType::F32)?;
+    let hidden = hidden.to_dtype(DType::F32)?;
+    let rows = rows.max(1);
+    let mut loss_sum = 0f64;
+    let mut d_hidden = Vec::new();
+    let mut d_weight = Tensor::zeros((v, h), DType::F32, weight.device())?;
+    for start in (0..n).step_by(rows) {
+        let c = rows.min(n - start);
+        let hc = hidden.narrow(0, start, c)?;
+        let z = hc.matmul(&w.t()?)?;
+        let (sum, g) = softmax_grad(&z, &targets[start..start + c], s as f32)?;
+        loss_sum += sum;
+        d_hidden.push(g.matmul(&w)?);
+        d_weight = (d_weight + g.t()?.matmul(&hc)?)?;
+    }
+    Ok(HeadGrads {
+        loss: if counted == 0 {
+            0.0
+        } else {
+            loss_sum / counted as f64
+        },
+        counted,
+        hidden: Tensor::cat(&d_hidden, 0)?,
+        weight: d_weight,
+    })
+}
+
+/// The sum of the cross-entropy of `targets` under `hidden · weightᵀ`, and
+/// the number of tokens counted, without gradients (evaluation), `rows`
+/// tokens at a time.
+pub fn linear_cross_entropy_sum(
+    hidden: &Tensor,
+    weight: &Tensor,
+    targets: &[i64],
+    rows: usize,
+) -> Result<(f64, usize)> {
+    let (n, _) = hidden.dims2()?;
+    let (v, _) = weight.dims2()?;
+    check_targets(targets, n, v)?;
+    let w = weight.to_dtype(DType::F32)?;
+    let hidden = hidden.to_dtype(DType::F32)?;
+    let rows = rows.max(1);
+    let mut sum = 0f64;
+    for start in (0..n).step_by(rows) {
+        let c = rows.min(n - start);
+        let z = hidden.narrow(0, start, c)?.matmul(&w.t()?)?;
+        sum += softmax_grad(&z, &targets[start..start + c], 0.0)?.0;
+    }
+    Ok((sum, targets.iter().filter(|&&t| t != IGNORE).count()))
+}
+
+fn check_targets(targets: &[i64], n: usize, vocab: usize) -> Result<()> {
+    if targets.len() != n {
+        return Err(TrainerError::Shape(format!(
+            "{} targets for {n} hidden states",
+            targets.len()
+        )));
+    }
+    match targets
+        .iter()
+        .find(|&&t| t != IGNORE && !(0..vocab as i64).contains(&t))
+    {
+        Some(t) => Err(TrainerError::Shape(format!(
+            "target {t} is outside the vocabulary of {vocab} ids"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// For logits `z` (`[c, V]`, f32): the summed loss of the counted rows, and
+/// `s · (softmax(z) − onehot(target))` (zero rows for ignored targets).
+fn softmax_grad(z: &Tensor, targets: &[i64], s: f32) -> Result<(f64, Tensor)> {
+    match z.device() {
+        Device::Cpu => softmax_grad_cpu(z, targets, s),
+        _ => softmax_grad_ops(z, targets, s),
+    }
+}
+
+/// The CPU kernel, in place in the logits' buffer: per row (rows in
+/// parallel), one pass for the maximum, one for `exp` and its sum, one for
+/// the gradient.
+fn softmax_grad_cpu(z: &Tensor, targets: &[i64], s: f32) -> Result<(f64, Tensor)> {
+    let op = SoftmaxGrad {
+        targets,
+        s,
+        losses: Mutex::new(Vec::new()),
+    };
+    z.inplace_op1(&op)?;
+    let losses = op.losses.into_inner().unwrap_or_default();
+    Ok((losses.iter().sum(), z.clone()))
+}
+
+/// Turns a chunk of logits into `s · (softmax − onehot)` in place, keeping
+/// each row's loss.
+struct SoftmaxGrad<'a> {
+    targets: &'a [i64],
+    s: f32,
+    losses: Mutex<Vec<f64>>,
+}
+
+impl InplaceOp1 for SoftmaxGrad<'_> {
+    fn name(&self) -> &'static str {
+        "softmax-cross-entropy-grad"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
+        let (CpuStorage::F32(data), Some((o1, o2))) = (storage, layout.contiguous_offsets()) else {
+            candle_core::bail!("logits must be contiguous f32");
+        };
+        let v = layout.dims()[1];
+        // Rows in parallel, losses kept in row order: the sum does not depend
+        // on the thread count.
+        let losses: Vec<f64> = data[o1..o2]
+            .par_chunks_mut(v)
+            .zip(self.targets.par_iter())
+            .map(|(row, &t)| row_softmax_grad(row, t, self.s))
+            .collect();
+        *self
+            .losses
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("poisoned".into()))? = losses;
+        Ok(())
+    }
+}
+
+/// Lanes the row loops keep separate, so that the compiler vectorizes them.
+const LANES: usize = 16;
+
+/// Turns one row of logits into its gradient in place; returns its loss.
+fn row_softmax_grad(row: &mut [f32], target: i64, s: f32) -> f64 {
+    if target == IGNORE {
+        row.fill(0.0);
+        return 0.0;
+    }
+    let z_t = row[target as usize];
+    let max = row_max(row);
+    let sum = exp_in_place(row, max);
+    let k = (s as f64 / sum) as f32;
+    for x in row.iter_mut() {
+        *x *= k;
+    }
+    row[target as usize] -= s;
+    (max as f64 + sum.ln()) - z_t as f64
+}
+
+fn row_max(row: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let mut chunks = row.chunks_exact(LANES);
+    for c in &mut chunks {
+        for (m, &x) in lanes.iter_mut().zip(c) {
+            *m = m.max(x);
+        }
+    }
+    let tail = chunks.remainder().iter().copied();
+    lanes
+        .into_iter()
+        .chain(tail)
+        .fold(f32::NEG_INFINITY, f32::max)
+}
+
+/// `row[i] = exp(row[i] − max)`; returns their sum, added up in f64 lanes.
+fn exp_in_place(row: &mut [f32], max: f32) -> f64 {
+    let mut lanes = [0f64; LANES];
+    let mut chunks = row.chunks_exact_mut(LANES);
+    for c in &mut chunks {
+        for (acc, x) in lanes.iter_mut().zip(c.iter_mut()) {
+            *x = fast_exp(*x - max);
+            *acc += *x as f64;
+        }
+    }
+    let mut sum: f64 = lanes.iter().sum();
+    for x in chunks.into_remainder() {
+        *x = fast_exp(*x - max);
+        sum += *x as f64;
+    }
+    sum
+}
+
+/// `exp(x)` for `x ≤ 0`, to about 2 ulp, in straight-line code that the
+/// compiler vectorizes: `x = n·ln 2 + r`, `exp(r)` by its degree-6 Taylor
+/// polynomial on `|r| ≤ ln 2 / 2`, times `2^n` put into the exponent.
+#[inline(always)]
+fn fast_exp(x: f32) -> f32 {
+    let x = x.max(-87.0);
+    let n = (x * std::f32::consts::LOG2_E + 0.5).floor();
+    let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    f32::from_bits(((n as i32 + 127) as u32) << 23) * p
+}
+
+/// The same as [`softmax_grad_cpu`], as tensor ops (CUDA and others).
+fn softmax_grad_ops(z: &Tensor, targets: &[i64], s: f32) -> Result<(f64, Tensor)> {
+    let device = z.device();
+    let (c, _) = z.dims2()?;
+    let keep: Vec<f32> = targets
+        .iter()
+        .map(|&t| (t != IGNORE) as u8 as f32)
+        .collect();
+    let keep = Tensor::from_vec(keep, (c, 1), device)?;
+    let idx: Vec<u32> = targets.iter().map(|&t| t.max(0) as u32).collect();
+    let idx = Tensor::from_vec(idx, (c, 1), device)?;
+    let lse = z.log_sum_exp(1)?.unsqueeze(1)?;
+    let z_t = z.gather(&idx, 1)?;
+    let loss = ((lse.clone() - z_t)? * &keep)?.sum_all()?;
+    let p = z.broadcast_sub(&lse)?.exp()?;
+    let minus = Tensor::full(-1f32, (c, 1), device)?;
+    let g = p
+        .scatter_add(&idx, &minus, 1)?
+        .broadcast_mul(&(keep * s as f64)?)?;
+    let loss = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    Ok((loss, g))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Var;
+
+    /// Deterministic values in [-1, 1).
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    /// The plain computation: whole logits, log-softmax, the mean over the
+    /// counted tokens, and autograd.
+    fn plain(h: &Tensor, w: &Tensor, targets: &[i64], scale: f64) -> (f64, Tensor, Tensor) {
+        let (hv, wv) = (Var::from_tensor(h).unwrap(), Var::from_tensor(w).unwrap());
+        let logits = hv.as_tensor().matmul(&wv.as_tensor().t().unwrap()).unwrap();
+        let logp = candle_nn::ops::log_softmax(&logits, 1).unwrap();
+        let n = targets.len();
+        let keep: Vec<f32> = targets
+            .iter()
+            .map(|&t| (t != IGNORE) as u8 as f32)
+            .collect();
+        let idx: Vec<u32> = targets.iter().map(|&t| t.max(0) as u32).collect();
+        let keep = Tensor::from_vec(keep, (n, 1), &Device::Cpu).unwrap();
+        let idx = Tensor::from_vec(idx, (n, 1), &Device::Cpu).unwrap();
+        let counted = targets.iter().filter(|&&t| t != IGNORE).count() as f64;
+        let picked = (logp.gather(&idx, 1).unwrap() * keep).unwrap();
+        let loss = (picked.sum_all().unwrap() * (-1.0 / counted)).unwrap();
+        let grads = (&loss * scale).unwrap().backward().unwrap();
+        let value = loss.to_scalar::<f32>().unwrap() as f64;
+        let dh = grads.get(hv.as_tensor()).unwrap().clone();
+        let dw = grads.get(wv.as_tensor()).unwrap().clone();
+        (value, dh, dw)
+    }
+
+    /// `max |a − b| ≤ tol · max |b|`.
+    fn close(a: &Tensor, b: &Tensor, tol: f32) {
+        let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let top = b.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let worst = a
+            .iter()
+            .zip(&b)
+            .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(worst <= tol * top, "max diff {worst}, max {top}");
+    }
+
+    fn case(n: usize, h: usize, v: usize) -> (Tensor, Tensor, Vec<i64>) {
+        let hid = Tensor::from_vec(values(n * h, 1), (n, h), &Device::Cpu).unwrap();
+        let w = (Tensor::from_vec(values(v * h, 2), (v, h), &Device::Cpu).unwrap() * 3.0).unwrap();
+        let targets = (0..n)
+            .map(|i| match i % 5 {
+                3 => IGNORE,
+                _ => ((i * 7919) % v) as i64,
+            })
+            .collect();
+        (hid, w, targets)
+    }
+
+    #[test]
+    fn fused_loss_and_gradients_equal_the_plain_computation() {
+        let (hid, w, targets) = case(37, 16, 1003);
+        let (loss, dh, dw) = plain(&hid, &w, &targets, 0.25);
+        for rows in [1, 5, 37, 4096] {
+            let g = linear_cross_entropy(&hid, &w, &targets, 0.25, rows).unwrap();
+            assert!(
+                (g.loss - loss).abs() <= 1e-5 * loss.abs(),
+                "{} vs {loss}",
+                g.loss
+            );
+            assert_eq!(g.counted, 30);
+            close(&g.hidden, &dh, 1e-5);
+            close(&g.weight, &dw, 1e-5);
+            let (sum, counted) = linear_cross_entropy_sum(&hid, &w, &targets, rows).unwrap();
+            assert!((sum / counted as f64 - loss).abs() <= 1e-5 * loss.abs());
+        }
+        // Ignored rows get no gradient.
+        let rows = g_rows(
+            &linear_cross_entropy(&hid, &w, &targets, 1.0, 5)
+                .unwrap()
+                .hidden,
+        );
+        assert!(rows[3].iter().all(|&x| x == 0.0) && rows[0].iter().any(|&x| x != 0.0));
+    }
+
+    fn g_rows(t: &Tensor) -> Vec<Vec<f32>> {
+        t.to_vec2::<f32>().unwrap()
+    }
+
+    #[test]
+    fn the_tensor_op_path_equals_the_cpu_kernel() {
+        let (hid, w, targets) = case(11, 8, 300);
+        let z = hid.matmul(&w.t().unwrap()).unwrap();
+        let (a, ga) = softmax_grad_ops(&z, &targets, 0.5).unwrap();
+        let (b, gb) = softmax_grad_cpu(&z.copy().unwrap(), &targets, 0.5).unwrap();
+        assert!((a - b).abs() <= 1e-5 * b.abs(), "{a} vs {b}");
+        close(&ga, &gb, 1e-5);
+    }
+
+    #[test]
+    fn targets_outside_the_vocabulary_are_errors() {
+        let (hid, w, mut targets) = case(4, 8, 10);
+        targets[2] = 10;
+        let e = linear_cross_entropy(&hid, &w, &targets, 1.0, 2)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("target 10"), "{e}");
+        assert!(linear_cross_entropy(&hid, &w, &targets[..3], 1.0, 2).is_err());
+    }
+
+    #[test]
+    fn fast_exp_is_close_to_exp() {
+        for i in 0..=100_000 {
+            let x = -88.0 * i as f32 / 100_000.0;
+            let (a, b) = (fast_exp(x), x.exp());
+            assert!(
+                (a - b).abs() <= 4e-7 * b + f32::MIN_POSITIVE,
+                "{x}: {a} vs {b}"
+            );
+        }
+    }
+
+    #[test]
+    fn chunks_hold_about_32_mi_floats() {
+        assert_eq!(chunk_rows(128_256), 261);
+        assert_eq!(chunk_rows(50), 4096);
+        assert_eq!(chunk_rows(1 << 30), 1);
+    }
+}
