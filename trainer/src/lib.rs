@@ -5,7 +5,8 @@
 //! sweeps), validation loss per language, and evaluation.
 //!
 //! Data flow: [`config`] → [`model`] (weights from [`checkpoint`]; the head
-//! fused with the loss in [`loss`]) → [`data`] (samples through
+//! fused with the loss in [`loss`]; fused attention softmax in [`ops`]; both
+//! on the row kernels of [`kernels`]) → [`data`] (samples through
 //! `almr::mixfile::MixIndex`) → [`train`] ([`schedule`], [`optim`]) →
 //! [`eval`]. [`device`] holds the device and dtype choices, and
 //! every fallible function returns a [`TrainerError`].
@@ -16,8 +17,10 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod eval;
+pub mod kernels;
 pub mod loss;
 pub mod model;
+pub mod ops;
 pub mod optim;
 pub mod schedule;
 pub mod train;

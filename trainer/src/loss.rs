@@ -32,6 +32,8 @@
 use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
 use rayon::prelude::*;
 
+use crate::kernels;
+
 use crate::error::{Result, TrainerError};
 
 /// A target that adds no loss: SFT's prompt tokens.
@@ -308,119 +310,15 @@ fn rows_softmax_grad(z: &mut [f32], v: usize, targets: &[i64], s: f32) -> f64 {
     let losses: Vec<f64> = z
         .par_chunks_mut(v)
         .zip(targets.par_iter())
-        .map(|(row, &t)| row_softmax_grad(row, t, s))
+        .map(|(row, &t)| {
+            let target = (t != IGNORE).then_some(t as usize);
+            kernels::xent_grad_row(row, target, s)
+        })
         .collect();
     losses.iter().sum()
 }
 
-/// Lanes the row loops keep separate, so that the compiler vectorizes them.
-const LANES: usize = 16;
-
-/// Turns one row of logits into its gradient in place; returns its loss.
-/// Runs the same code compiled for the widest vector unit the CPU has (the
-/// lanes fix the order of every sum, so the result does not depend on it).
-fn row_softmax_grad(row: &mut [f32], target: i64, s: f32) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F, checked above.
-            return unsafe { row_avx512(row, target, s) };
-        }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has AVX2 and FMA, checked above.
-            return unsafe { row_avx2(row, target, s) };
-        }
-    }
-    row_portable(row, target, s)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn row_avx512(row: &mut [f32], target: i64, s: f32) -> f64 {
-    row_portable(row, target, s)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn row_avx2(row: &mut [f32], target: i64, s: f32) -> f64 {
-    row_portable(row, target, s)
-}
-
-#[inline(always)]
-fn row_portable(row: &mut [f32], target: i64, s: f32) -> f64 {
-    if target == IGNORE {
-        row.fill(0.0);
-        return 0.0;
-    }
-    let z_t = row[target as usize];
-    let max = row_max(row);
-    let sum = exp_in_place(row, max);
-    let k = (s as f64 / sum) as f32;
-    for x in row.iter_mut() {
-        *x *= k;
-    }
-    row[target as usize] -= s;
-    (max as f64 + sum.ln()) - z_t as f64
-}
-
-#[inline(always)]
-fn row_max(row: &[f32]) -> f32 {
-    let mut lanes = [f32::NEG_INFINITY; LANES];
-    let mut chunks = row.chunks_exact(LANES);
-    for c in &mut chunks {
-        for (m, &x) in lanes.iter_mut().zip(c) {
-            *m = m.max(x);
-        }
-    }
-    let tail = chunks.remainder().iter().copied();
-    lanes
-        .into_iter()
-        .chain(tail)
-        .fold(f32::NEG_INFINITY, f32::max)
-}
-
-/// `row[i] = exp(row[i] − max)`; returns their sum, added up in f64 lanes.
-#[inline(always)]
-fn exp_in_place(row: &mut [f32], max: f32) -> f64 {
-    let mut lanes = [0f64; LANES];
-    let mut chunks = row.chunks_exact_mut(LANES);
-    for c in &mut chunks {
-        for (acc, x) in lanes.iter_mut().zip(c.iter_mut()) {
-            *x = fast_exp(*x - max);
-            *acc += *x as f64;
-        }
-    }
-    let mut sum: f64 = lanes.iter().sum();
-    for x in chunks.into_remainder() {
-        *x = fast_exp(*x - max);
-        sum += *x as f64;
-    }
-    sum
-}
-
-/// 1.5 · 2²³: adding it rounds an f32 below 2²² to an integer, which then
-/// sits in the low bits of the sum.
-const ROUND: f32 = 12_582_912.0;
-
-/// `exp(x)` for `x ≤ 0`, to about 2 ulp, in straight-line code that the
-/// compiler vectorizes: `x = n·ln 2 + r` with `n` rounded by [`ROUND`],
-/// `exp(r)` by its degree-6 Taylor polynomial on `|r| ≤ ln 2 / 2`, times
-/// `2ⁿ` put into the exponent bits.
-#[inline(always)]
-fn fast_exp(x: f32) -> f32 {
-    let x = x.max(-87.0);
-    let t = x * std::f32::consts::LOG2_E + ROUND;
-    let n = t - ROUND;
-    let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    let two_n = (t.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127)) << 23;
-    f32::from_bits(two_n) * p
-}
-
-/// The same as [`softmax_grad_cpu`], as tensor ops (CUDA and others).
+/// The arithmetic of [`kernels::xent_grad_row`] on a chunk, as tensor ops (CUDA and others).
 fn softmax_grad_ops(z: &Tensor, targets: &[i64], s: f32) -> Result<(f64, Tensor)> {
     let device = z.device();
     let (c, _) = z.dims2()?;
@@ -566,28 +464,6 @@ mod tests {
             .unwrap();
         assert!(e.to_string().contains("target 10"), "{e}");
         assert!(linear_cross_entropy(&hid, &w, &targets[..3], 1.0, 2).is_err());
-    }
-
-    #[test]
-    fn every_vector_width_gives_the_same_bits() {
-        let row: Vec<f32> = values(100_003, 9).iter().map(|x| x * 20.0).collect();
-        let (mut a, mut b) = (row.clone(), row);
-        let la = row_softmax_grad(&mut a, 77, 0.01);
-        let lb = row_portable(&mut b, 77, 0.01);
-        assert_eq!(la.to_bits(), lb.to_bits());
-        assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
-    }
-
-    #[test]
-    fn fast_exp_is_close_to_exp() {
-        for i in 0..=100_000 {
-            let x = -88.0 * i as f32 / 100_000.0;
-            let (a, b) = (fast_exp(x), x.exp());
-            assert!(
-                (a - b).abs() <= 4e-7 * b + f32::MIN_POSITIVE,
-                "{x}: {a} vs {b}"
-            );
-        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::config::LlamaConfig;
 use crate::error::{Result, TrainerError};
 use crate::loss;
+use crate::ops;
 
 /// How a parameter is initialised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,12 +167,10 @@ impl RmsNorm {
 }
 
 /// What attention needs for sequences of `t` tokens: the cosines and sines
-/// of the RoPE angles (`[t, head_dim]`, in the compute dtype) and the causal
-/// mask (`[t, t]`, f32).
+/// of the RoPE angles (`[t, head_dim]`, in the compute dtype).
 struct Positions {
     cos: Tensor,
     sin: Tensor,
-    mask: Tensor,
 }
 
 impl Positions {
@@ -190,13 +189,9 @@ impl Positions {
             }
         }
         let shape = (t, 2 * half);
-        let mask: Vec<f32> = (0..t)
-            .flat_map(|i| (0..t).map(move |j| if j > i { -1e9 } else { 0.0 }))
-            .collect();
         Ok(Positions {
             cos: Tensor::from_vec(cos, shape, device)?.to_dtype(dtype)?,
             sin: Tensor::from_vec(sin, shape, device)?.to_dtype(dtype)?,
-            mask: Tensor::from_vec(mask, (t, t), device)?,
         })
     }
 
@@ -251,10 +246,8 @@ impl Attention {
         let v = heads(&self.v_proj, nkv)?;
         let (k, v) = (repeat_kv(k, nh / nkv)?, repeat_kv(v, nh / nkv)?);
         let scale = 1.0 / (hd as f64).sqrt();
-        let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?
-            .to_dtype(DType::F32)?
-            .broadcast_add(&pos.mask)?;
-        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?.to_dtype(v.dtype())?;
+        let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?.to_dtype(DType::F32)?;
+        let probs = ops::causal_softmax(&scores)?.to_dtype(v.dtype())?;
         let y = probs
             .matmul(&v)?
             .transpose(1, 2)?
