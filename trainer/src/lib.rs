@@ -7,7 +7,8 @@
 //! Data flow: [`config`] → [`model`] (weights from [`checkpoint`]; the head
 //! fused with the loss in [`loss`]) → [`data`] (samples through
 //! `almr::mixfile::MixIndex`) → [`train`] ([`schedule`], [`optim`]) →
-//! [`eval`]. [`device`] holds the device and dtype choices, and
+//! [`eval`]. [`device`] holds the device and dtype choices, [`memory`]
+//! estimates a step's peak memory and checks it before the first, and
 //! every fallible function returns a [`TrainerError`].
 
 pub mod checkpoint;
@@ -17,6 +18,7 @@ pub mod device;
 pub mod error;
 pub mod eval;
 pub mod loss;
+pub mod memory;
 pub mod model;
 pub mod optim;
 pub mod schedule;
