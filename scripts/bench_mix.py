@@ -275,7 +275,7 @@ def make_big(args):
 def run_mix(almr, seq_len, args):
     """One timed `almr mix`: (wall s, peak RSS KiB, user s, sys s, stdout)."""
     cmd = [almr, "mix", BIG, "--name", MIX_NAME, "--almr", str(args.almr),
-           "--seq-len", str(seq_len), "--tokens", args.mix_tokens]
+           "--seq-len", str(seq_len), "--tokens", args.mix_tokens, "--force"]
     gnu_time = "/usr/bin/time"
     if os.access(gnu_time, os.X_OK):
         with tempfile.NamedTemporaryFile("r", dir=BENCH, suffix=".time") as tf:

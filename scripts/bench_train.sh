@@ -40,7 +40,7 @@ if [ ! -f "$work/build/manifest.json" ]; then
   "$almr" build pipelines/tokenize_only.toml --out "$work/build" --json >/dev/null
 fi
 samples=$(( steps * micro ))
-"$almr" mix "$work/build" --name "s$seq" --almr 0.5 --seq-len "$seq" --samples "$samples" --json >/dev/null
+"$almr" mix "$work/build" --name "s$seq" --almr 0.5 --seq-len "$seq" --samples "$samples" --force --json >/dev/null
 
 run="$work/run-$config-$device-$dtype"
 rm -rf "$run"

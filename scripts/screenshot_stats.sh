@@ -13,8 +13,8 @@ command -v chromium >/dev/null || { echo "needs chromium: apt-get install chromi
 cargo build --release --quiet
 almr=target/release/almr
 $almr build pipelines/default.toml --out "$out/build" --json >/dev/null
-$almr mix "$out/build" --name almr10 --almr 0.1 --seq-len 512 --tokens 1M >/dev/null
-$almr mix "$out/build" --name almr33 --almr 0.33 --seq-len 512 --tokens 2M >/dev/null
+$almr mix "$out/build" --name almr10 --almr 0.1 --seq-len 512 --tokens 1M --force >/dev/null
+$almr mix "$out/build" --name almr33 --almr 0.33 --seq-len 512 --tokens 2M --force >/dev/null
 $almr stats "$out/build" --html "$out/stats.html" >/dev/null
 profile=$(mktemp -d)
 trap 'rm -rf "$profile"' EXIT

@@ -149,6 +149,9 @@ struct MixArgs {
     /// Also write the equivalent weights for another trainer.
     #[arg(long, value_enum)]
     export: Option<ExportKind>,
+    /// Overwrite a mix of the same name (a training run may be reading it).
+    #[arg(long)]
+    force: bool,
     /// Print the sidecar as JSON instead of a summary table.
     #[arg(long)]
     json: bool,
@@ -171,6 +174,7 @@ impl MixArgs {
             valid_share: DEFAULT_VALID_SHARE,
             valid_shares: BTreeMap::new(),
             max_epochs: self.max_epochs,
+            force: self.force,
         };
         for v in &self.valid_shares {
             match v {

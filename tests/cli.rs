@@ -209,6 +209,31 @@ fn mix_and_stats_print_their_tables() {
     assert_eq!(sources[0]["valid_share"], 0.02);
     assert_eq!(sources[2]["valid_share"], 0.05);
 
+    // The same name again is refused, naming the files and the flag, and
+    // leaves the mix as it was; --force overwrites it.
+    let again = mix(&[]);
+    assert_eq!(again.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&again.stderr);
+    for part in [
+        format!("{out_s}/mix/m.mix"),
+        format!("{out_s}/mix/m.json"),
+        "--force".to_string(),
+    ] {
+        assert!(err.contains(&part), "{part}: {err}");
+    }
+    let kept: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("mix/m.json")).unwrap()).unwrap();
+    assert_eq!(kept["sources"][0]["group_weight"], 3.0);
+    let forced = mix(&["--force"]);
+    assert!(
+        forced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    let sidecar: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("mix/m.json")).unwrap()).unwrap();
+    assert_ne!(sidecar["sources"][0]["group_weight"], 3.0);
+
     // A malformed pair is a usage error, named by clap.
     let bad = mix(&["--weight", "zh_news"]);
     assert_eq!(bad.status.code(), Some(2));

@@ -73,6 +73,7 @@ fn mix_options() -> MixOptions {
         valid_share: 0.01,
         valid_shares: BTreeMap::new(),
         max_epochs: None,
+        force: false,
     }
 }
 

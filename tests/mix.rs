@@ -33,6 +33,7 @@ fn options(name: &str, almr: f64, seq_len: u64, samples: u64) -> MixOptions {
         valid_share: 0.05,
         valid_shares: Default::default(),
         max_epochs: None,
+        force: false,
     }
 }
 
@@ -95,15 +96,40 @@ fn the_same_mix_twice_gives_identical_bytes() {
     };
     mix(build(), &options("twice", 0.3, 256, 2000)).unwrap();
     let first = files("twice");
-    mix(build(), &options("twice", 0.3, 256, 2000)).unwrap();
+    let mut again = options("twice", 0.3, 256, 2000);
+    again.force = true;
+    mix(build(), &again).unwrap();
     assert!(first == files("twice"), "a rebuilt mix differs");
-    let mut other = options("twice", 0.3, 256, 2000);
+    let mut other = again.clone();
     other.seed = 99;
     mix(build(), &other).unwrap();
     assert!(
         first[0] != files("twice")[0],
         "another seed gives the same index"
     );
+}
+
+#[test]
+fn an_existing_mix_is_overwritten_only_with_force() {
+    let files = |name: &str| {
+        ["mix", "json"].map(|ext| std::fs::read(stem(name).with_extension(ext)).unwrap())
+    };
+    mix(build(), &options("kept", 0.3, 128, 300)).unwrap();
+    let first = files("kept");
+    let mut other = options("kept", 0.5, 128, 300);
+    let e = mix(build(), &other).unwrap_err().to_string();
+    for part in ["kept.mix", "kept.json", "--force", "training run"] {
+        assert!(e.contains(part), "{part}: {e}");
+    }
+    assert!(first == files("kept"), "a refused mix changed the files");
+    // Either file alone is enough to refuse.
+    std::fs::remove_file(stem("kept").with_extension("mix")).unwrap();
+    let e = mix(build(), &other).unwrap_err().to_string();
+    assert!(e.contains("kept.json") && !e.contains("kept.mix"), "{e}");
+    other.force = true;
+    let report = mix(build(), &other).unwrap();
+    assert_eq!(report.target_almr, 0.5);
+    assert!(first[1] != files("kept")[1]);
 }
 
 fn docs_of(index: &MixIndex, split: Split) -> BTreeSet<(usize, usize, usize)> {

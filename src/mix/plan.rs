@@ -13,7 +13,7 @@ use super::{blend, stream};
 use crate::error::{Error, Result};
 use crate::fsutil::sha256_hex;
 use crate::manifest::Manifest;
-use crate::mixfile::index::SourceLists;
+use crate::mixfile::index::{SourceLists, DIR};
 use crate::mixfile::report::MixShard;
 use crate::shard::ShardReader;
 
@@ -58,6 +58,10 @@ pub struct MixOptions {
     /// Refuse to repeat any source's training tokens more than this many
     /// times.
     pub max_epochs: Option<f64>,
+    /// Overwrite a mix of the same name. Without it, an existing
+    /// `OUT/mix/NAME.mix` or `NAME.json` is an error: a training run may be
+    /// reading it.
+    pub force: bool,
 }
 
 /// A source as the mixer sees it.
@@ -116,6 +120,8 @@ pub(super) struct MixPlan<'a> {
 impl<'a> MixPlan<'a> {
     /// Plans the mix `opts` over the build in `out`.
     pub fn new(out: &Path, opts: &'a MixOptions) -> Result<MixPlan<'a>> {
+        check_name(opts)?;
+        check_overwrite(out, opts)?;
         let manifest = Manifest::load(out)?;
         let manifest_bytes = std::fs::read(out.join(crate::manifest::FILE_NAME))?;
         let catalog = catalog(out, &manifest)?;
@@ -227,8 +233,8 @@ fn catalog(out: &Path, manifest: &Manifest) -> Result<Vec<Catalog>> {
     Ok(sources)
 }
 
-/// Checks the options that do not depend on the sources' sizes.
-fn check_options(opts: &MixOptions, sources: &[Catalog]) -> Result<()> {
+/// Checks that the mix's name makes file names under `OUT/mix`.
+fn check_name(opts: &MixOptions) -> Result<()> {
     require(
         !opts.name.is_empty()
             && opts
@@ -242,7 +248,29 @@ fn check_options(opts: &MixOptions, sources: &[Catalog]) -> Result<()> {
                 opts.name
             )
         },
-    )?;
+    )
+}
+
+/// Refuses to overwrite an existing mix of the same name unless
+/// `opts.force`: a training run may be reading it.
+fn check_overwrite(out: &Path, opts: &MixOptions) -> Result<()> {
+    let existing: Vec<String> = ["mix", "json"]
+        .iter()
+        .map(|ext| out.join(DIR).join(format!("{}.{ext}", opts.name)))
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
+    require(opts.force || existing.is_empty(), || {
+        format!(
+            "mix {:?} exists ({}), and a training run may be reading it: pass --force to overwrite it, or choose another --name",
+            opts.name,
+            existing.join(", ")
+        )
+    })
+}
+
+/// Checks the options that do not depend on the sources' sizes.
+fn check_options(opts: &MixOptions, sources: &[Catalog]) -> Result<()> {
     require((0.0..=1.0).contains(&opts.almr), || {
         format!("--almr {}: must lie in [0, 1]", opts.almr)
     })?;

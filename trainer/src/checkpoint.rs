@@ -4,9 +4,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::fs::File;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
+use safetensors::tensor::{Metadata, TensorInfo};
+use safetensors::{SafeTensorError, View};
 use serde::{Deserialize, Serialize};
 
 use crate::config::LlamaConfig;
@@ -125,15 +129,72 @@ fn named_tensors(model: &Llama, dtype: Precision) -> Result<Vec<(String, Tensor)
 
 /// Writes named tensors to one safetensors file, with the metadata
 /// `{"format": "pt"}` that `transformers` expects.
+///
+/// The bytes are those of `safetensors::serialize`, but the file is written
+/// here, a tensor at a time, rather than by `safetensors::serialize_to_file`:
+/// that one writes a `tempfile::NamedTempFile` and renames it, and a temp
+/// file is created with mode 0600 whatever the umask, so checkpoints were
+/// unreadable to the rest of a group. This file is created as any other,
+/// `0666 & !umask`. (A checkpoint is written under a temporary directory
+/// name and renamed when complete, see [`save`], so the file needs no
+/// temporary name of its own.)
 pub fn write_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-    let data: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
-    safetensors::serialize_to_file(data, Some(metadata), path).map_err(|source| {
-        TrainerError::WriteTensors {
-            path: path.to_path_buf(),
-            source,
+    let fail = |source| TrainerError::WriteTensors {
+        path: path.to_path_buf(),
+        source,
+    };
+    let header = safetensors_header(tensors, metadata).map_err(fail)?;
+    let write = || -> std::io::Result<()> {
+        let mut file = std::io::BufWriter::with_capacity(1 << 20, File::create(path)?);
+        file.write_all(&(header.bytes.len() as u64).to_le_bytes())?;
+        file.write_all(&header.bytes)?;
+        for &k in &header.order {
+            file.write_all(&View::data(&tensors[k].1))?;
         }
-    })
+        file.flush()
+    };
+    write().map_err(|e| fail(SafeTensorError::IoError(e)))
+}
+
+/// A safetensors header and the order of the tensors after it.
+struct Header {
+    /// The JSON, padded with spaces to a multiple of 8 bytes.
+    bytes: Vec<u8>,
+    /// Indexes into the tensors, in file order.
+    order: Vec<usize>,
+}
+
+/// The header `safetensors::serialize` writes: tensors ordered by dtype
+/// (widest alignment first), then by name, each with its byte range.
+fn safetensors_header(
+    tensors: &[(String, Tensor)],
+    metadata: HashMap<String, String>,
+) -> std::result::Result<Header, SafeTensorError> {
+    let mut order: Vec<usize> = (0..tensors.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (na, ta) = &tensors[a];
+        let (nb, tb) = &tensors[b];
+        View::dtype(tb).cmp(&View::dtype(ta)).then(na.cmp(nb))
+    });
+    let mut offset = 0;
+    let infos = order
+        .iter()
+        .map(|&k| {
+            let (name, t) = &tensors[k];
+            let n = View::data_len(t);
+            let info = TensorInfo {
+                dtype: View::dtype(t),
+                shape: t.dims().to_vec(),
+                data_offsets: (offset, offset + n),
+            };
+            offset += n;
+            (name.clone(), info)
+        })
+        .collect();
+    let mut bytes = serde_json::to_vec(&Metadata::new(Some(metadata), infos)?)?;
+    bytes.resize(bytes.len().next_multiple_of(8), b' ');
+    Ok(Header { bytes, order })
 }
 
 /// Bytes of a tensor's data.
@@ -184,16 +245,26 @@ fn write_weights(dir: &Path, shards: &[Vec<(String, Tensor)>]) -> Result<()> {
     std::fs::write(&path, text).at("writing", &path)
 }
 
+/// A file [`save`] writes beside the weights.
+pub enum Extra<'a> {
+    /// A file of these bytes (`trainer_state.json`).
+    Bytes(&'a str, Vec<u8>),
+    /// A safetensors file of these tensors (`optimizer.safetensors`),
+    /// written a tensor at a time like the weights.
+    Tensors(&'a str, Vec<(String, Tensor)>),
+}
+
 /// Saves `model` to `dir` in `dtype` (f32 reloads bit-exactly), as one file
 /// or as shards of at most `max_shard_bytes` with an index. The directory is
 /// written under a temporary name and renamed when complete; `extra` files
-/// (name, bytes) are written beside the weights.
+/// are written beside the weights. Every file gets the mode of any other new
+/// file, `0666 & !umask` (see [`write_safetensors`]).
 pub fn save(
     model: &Llama,
     dir: &Path,
     dtype: Precision,
     max_shard_bytes: u64,
-    extra: &[(&str, Vec<u8>)],
+    extra: &[Extra<'_>],
 ) -> Result<()> {
     let tmp = partial(dir);
     if tmp.exists() {
@@ -207,9 +278,14 @@ pub fn save(
         .insert("torch_dtype".into(), dtype.torch_name().into());
     let path = tmp.join(CONFIG);
     std::fs::write(&path, config.to_json()).at("writing", &path)?;
-    for (name, bytes) in extra {
-        let path = tmp.join(name);
-        std::fs::write(&path, bytes).at("writing", &path)?;
+    for file in extra {
+        match file {
+            Extra::Bytes(name, bytes) => {
+                let path = tmp.join(name);
+                std::fs::write(&path, bytes).at("writing", &path)?;
+            }
+            Extra::Tensors(name, tensors) => write_safetensors(&tmp.join(name), tensors)?,
+        }
     }
     if dir.exists() {
         std::fs::remove_dir_all(dir).at("replacing", dir)?;
@@ -283,6 +359,55 @@ mod tests {
         assert_eq!(t["model.norm.weight"].dtype(), DType::BF16);
         let c = LlamaConfig::load(&dir.path().join("b").join(CONFIG)).unwrap();
         assert_eq!(c.extra["torch_dtype"], "bfloat16");
+    }
+
+    #[test]
+    fn safetensors_are_written_as_the_crate_serializes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = |v: Vec<f32>, dtype: DType| {
+            let n = v.len();
+            Tensor::from_vec(v, n, &Device::Cpu)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap()
+        };
+        // Mixed dtypes and names out of order: the crate sorts them.
+        let tensors = vec![
+            ("b".to_string(), t(vec![1.0, 2.0, 3.0], DType::BF16)),
+            ("a".to_string(), t(vec![4.0; 5], DType::F32)),
+            ("c".to_string(), t(vec![-1.5], DType::F32)),
+        ];
+        let path = dir.path().join("x.safetensors");
+        write_safetensors(&path, &tensors).unwrap();
+        let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+        let expected =
+            safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata))
+                .unwrap();
+        assert!(std::fs::read(&path).unwrap() == expected);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn checkpoint_files_get_the_mode_of_any_new_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, b"x").unwrap();
+        let m = Llama::init(&tiny(), 5, &Device::Cpu, DType::F32).unwrap();
+        let moments = vec![(
+            "exp_avg.x".to_string(),
+            Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap(),
+        )];
+        for (name, max) in [("one", MAX_SHARD_BYTES), ("sharded", 40_000)] {
+            let d = dir.path().join(name);
+            let extra = [Extra::Tensors("optimizer.safetensors", moments.clone())];
+            save(&m, &d, Precision::F32, max, &extra).unwrap();
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                assert_eq!(mode(&p), mode(&plain), "{}", p.display());
+            }
+        }
     }
 
     #[test]

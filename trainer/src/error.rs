@@ -160,12 +160,35 @@ pub enum TrainerError {
         /// The run directory.
         out: PathBuf,
     },
+    /// `--resume` for a directory without `run.json`.
+    #[error("--resume: {} holds no run to continue (no run.json): start the run without --resume", out.display())]
+    NoRunToResume {
+        /// The run directory.
+        out: PathBuf,
+    },
+    /// `--resume` for a run that has saved no checkpoint yet.
+    #[error(
+        "--resume: {} has no checkpoint to continue from (the run {saves}, and stopped before the first): remove the directory and start the run again without --resume",
+        out.display()
+    )]
+    NoCheckpoint {
+        /// The run directory.
+        out: PathBuf,
+        /// When the run saves: `saves every N steps and at --stop-at`.
+        saves: String,
+    },
     /// `--resume` with settings other than those in `run.json`.
     #[error("--resume with other settings than the run's: {} differ", keys.join(", "))]
     ResumeMismatch {
         /// The settings that differ.
         keys: Vec<String>,
     },
+    /// A training step would need more memory than there is.
+    #[error("{0}")]
+    OutOfMemory(Box<crate::memory::Refusal>),
+    /// A memory size other than a number with an optional K, M, G or T.
+    #[error("memory size {0:?}: use a number of bytes with an optional K, M, G or T (powers of 1024), e.g. 2.5G or 800M")]
+    BadSize(String),
     /// A device name other than `cpu`, `cuda` or `cuda:N`.
     #[error("device {0:?}: use cpu, cuda or cuda:N")]
     BadDevice(String),

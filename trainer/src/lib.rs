@@ -8,7 +8,8 @@
 //! fused with the loss in [`loss`]; fused attention softmax in [`ops`]; both
 //! on the row kernels of [`kernels`]) → [`data`] (samples through
 //! `almr::mixfile::MixIndex`) → [`train`] ([`schedule`], [`optim`]) →
-//! [`eval`]. [`device`] holds the device and dtype choices, and
+//! [`eval`]. [`device`] holds the device and dtype choices, [`memory`]
+//! estimates a step's peak memory and checks it before the first, and
 //! every fallible function returns a [`TrainerError`].
 
 pub mod checkpoint;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod eval;
 pub mod kernels;
 pub mod loss;
+pub mod memory;
 pub mod model;
 pub mod ops;
 pub mod optim;

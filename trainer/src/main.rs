@@ -13,6 +13,7 @@ use almr_trainer::config::LlamaConfig;
 use almr_trainer::data::MixData;
 use almr_trainer::device::{DeviceSpec, Precision};
 use almr_trainer::eval::{shard_loss, valid_loss, Losses};
+use almr_trainer::memory::ByteSize;
 use almr_trainer::optim::AdamWConfig;
 use almr_trainer::schedule::{Kind, Schedule};
 use almr_trainer::train::{train, RunOptions, RunSpec, Start};
@@ -130,10 +131,14 @@ struct TrainArgs {
     /// Continue the run in --out from its latest checkpoint.
     #[arg(long)]
     resume: bool,
-    /// Stop after this step (as a job with a time limit would); --resume
-    /// continues later.
+    /// Stop after this step, saving a checkpoint there (as a job with a
+    /// time limit would); --resume continues from it.
     #[arg(long)]
     stop_at: Option<u64>,
+    /// Memory a training step may use (e.g. 2.5G, 800M; powers of 1024),
+    /// instead of what the device has free.
+    #[arg(long, value_name = "SIZE")]
+    max_memory: Option<ByteSize>,
 }
 
 #[derive(clap::Args)]
@@ -254,6 +259,7 @@ fn train_run(a: &TrainArgs) -> Result<()> {
         resume: a.resume,
         stop_at: a.stop_at,
         progress: std::io::stderr().is_terminal(),
+        max_memory: a.max_memory.map(|s| s.0),
     };
     println!("{}", train(&spec, &options)?);
     Ok(())

@@ -7,10 +7,16 @@
 //! ```text
 //! RUN/run.json                  what defines the run (checked on --resume)
 //! RUN/metrics.jsonl             one line per step
+//! RUN/memory.jsonl              one line per process: estimated and peak memory
 //! RUN/checkpoint-000100/        config.json, model.safetensors (f32),
 //!                               optimizer.safetensors, trainer_state.json
 //! RUN/final/                    the last weights, in --save-dtype
 //! ```
+//!
+//! A new run needs a directory without a run; `--resume` needs the run's
+//! `run.json`, the same settings and a checkpoint, and is an error
+//! otherwise, before anything is written. A run stopped by `--stop-at`
+//! saves a checkpoint at that step, so `--resume` continues from it.
 //!
 //! Training draws no random numbers after initialisation: the data order is
 //! the index's and there is no dropout. So a checkpoint's weights, optimizer
@@ -30,12 +36,13 @@ use serde::{Deserialize, Serialize};
 
 use almr::mixfile::Split;
 
-use crate::checkpoint;
+use crate::checkpoint::{self, Extra};
 use crate::config::LlamaConfig;
 use crate::data::MixData;
 use crate::device::Precision;
 use crate::error::{IoContext, Result, TrainerError};
 use crate::eval::valid_loss;
+use crate::memory::{self, Limit, Source, Workload};
 use crate::model::Llama;
 use crate::optim::{clip_grad_norm, AdamW, AdamWConfig};
 use crate::schedule::Schedule;
@@ -97,10 +104,15 @@ pub struct RunOptions {
     pub device: Device,
     /// Continue from the latest checkpoint in `out`.
     pub resume: bool,
-    /// Stop after this step, as a job with a time limit would; resume later.
+    /// Stop after this step, saving a checkpoint there, as a job with a
+    /// time limit would; `resume` continues from it. A step at or before
+    /// the one a resumed run starts from is already passed.
     pub stop_at: Option<u64>,
     /// Show a progress bar (when stderr is a terminal).
     pub progress: bool,
+    /// The memory a step may use, in bytes, instead of what the device has
+    /// ([`memory::available`]).
+    pub max_memory: Option<u64>,
 }
 
 /// One line of `metrics.jsonl`.
@@ -146,6 +158,8 @@ pub struct Outcome {
     pub stopped: bool,
     /// `RUN/metrics.jsonl`.
     pub metrics_path: PathBuf,
+    /// Estimated and measured memory, as written to `RUN/memory.jsonl`.
+    pub memory: memory::Record,
 }
 
 impl fmt::Display for Outcome {
@@ -227,27 +241,99 @@ fn check(spec: &RunSpec, data: &MixData) -> Result<()> {
     Ok(())
 }
 
-/// Prepares the run directory: a new run writes `run.json`; `--resume`
-/// checks it against `spec` and returns the latest checkpoint, if any.
-fn open_run(spec: &RunSpec, opts: &RunOptions) -> Result<Option<(u64, PathBuf)>> {
-    std::fs::create_dir_all(&opts.out).at("creating", &opts.out)?;
-    let run_json = opts.out.join("run.json");
-    if !run_json.exists() {
-        let text = serde_json::to_string_pretty(spec).expect("a RunSpec serializes") + "\n";
-        std::fs::write(&run_json, text).at("writing", &run_json)?;
-        return Ok(None);
+/// What the run directory holds, as the options need it.
+enum RunDir {
+    /// No run yet: a new one starts.
+    New,
+    /// The run to continue: its latest checkpoint, saved after this step.
+    Resume(u64, PathBuf),
+}
+
+/// When a run saves checkpoints, for messages.
+fn saves(spec: &RunSpec) -> String {
+    match spec.save_every {
+        0 => "saves a checkpoint only at --stop-at".to_string(),
+        n => format!("saves a checkpoint every {n} steps and at --stop-at"),
     }
+}
+
+/// Checks the run directory against the options, writing nothing. A new
+/// run needs a directory without `run.json` or `metrics.jsonl`; `--resume`
+/// needs `run.json` with the same settings as `spec`, and a checkpoint.
+fn inspect_run(spec: &RunSpec, opts: &RunOptions) -> Result<RunDir> {
+    let out = &opts.out;
+    let run_json = out.join("run.json");
     if !opts.resume {
-        return Err(TrainerError::RunExists {
-            out: opts.out.clone(),
-        });
+        if run_json.exists() || out.join("metrics.jsonl").exists() {
+            return Err(TrainerError::RunExists { out: out.clone() });
+        }
+        return Ok(RunDir::New);
+    }
+    if !run_json.exists() {
+        return Err(TrainerError::NoRunToResume { out: out.clone() });
     }
     let stored: RunSpec = read_json(&run_json)?;
     let keys = differing_keys(&stored, spec);
     if !keys.is_empty() {
         return Err(TrainerError::ResumeMismatch { keys });
     }
-    latest_checkpoint(&opts.out)
+    match latest_checkpoint(out)? {
+        Some((step, dir)) => Ok(RunDir::Resume(step, dir)),
+        None => Err(TrainerError::NoCheckpoint {
+            out: out.clone(),
+            saves: saves(spec),
+        }),
+    }
+}
+
+/// Creates the directory of a new run and writes its `run.json`.
+fn write_run_json(spec: &RunSpec, out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out).at("creating", out)?;
+    let path = out.join("run.json");
+    let text = serde_json::to_string_pretty(spec).expect("a RunSpec serializes") + "\n";
+    std::fs::write(&path, text).at("writing", &path)
+}
+
+/// The model configuration a run starts from.
+fn model_config(spec: &RunSpec) -> Result<LlamaConfig> {
+    match &spec.start {
+        Start::Scratch { config, .. } => Ok(config.clone()),
+        Start::Checkpoint(dir) => LlamaConfig::load(&dir.join(checkpoint::CONFIG)),
+    }
+}
+
+/// Estimates a step's peak memory, prints it on stderr, and refuses the run
+/// if it passes `--max-memory` or what the device has.
+fn check_memory(spec: &RunSpec, opts: &RunOptions, data: &MixData) -> Result<memory::Check> {
+    let workload = Workload {
+        micro_batch: spec.micro_batch,
+        grad_accum: spec.grad_accum,
+        seq_len: data.seq_len(),
+        compute: spec.compute_dtype,
+        cuda: !opts.device.is_cpu(),
+    };
+    let limit = match opts.max_memory {
+        Some(bytes) => Some(Limit {
+            bytes,
+            source: Source::MaxMemory,
+        }),
+        None => memory::available(&opts.device),
+    };
+    let check = memory::check(&model_config(spec)?, workload, limit)?;
+    eprintln!("{check}");
+    Ok(check)
+}
+
+/// Appends `record` to `RUN/memory.jsonl`.
+fn log_memory(out: &Path, record: &memory::Record) -> Result<()> {
+    let path = out.join("memory.jsonl");
+    let line = serde_json::to_string(record).expect("a memory record serializes");
+    File::options()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| writeln!(f, "{line}"))
+        .at("writing", &path)
 }
 
 /// `RUN/metrics.jsonl`, appended to line by line.
@@ -319,10 +405,18 @@ struct Trainer<'a> {
 
 impl<'a> Trainer<'a> {
     /// Starts the run, or resumes it from its latest checkpoint.
-    fn start(spec: &'a RunSpec, opts: &RunOptions, data: MixData) -> Result<Trainer<'a>> {
-        match open_run(spec, opts)? {
-            Some((step, dir)) => Trainer::resume(spec, opts, data, &dir, step),
-            None => Trainer::fresh(spec, opts, data),
+    fn start(
+        spec: &'a RunSpec,
+        opts: &RunOptions,
+        data: MixData,
+        run: RunDir,
+    ) -> Result<Trainer<'a>> {
+        match run {
+            RunDir::Resume(step, dir) => Trainer::resume(spec, opts, data, &dir, step),
+            RunDir::New => {
+                write_run_json(spec, &opts.out)?;
+                Trainer::fresh(spec, opts, data)
+            }
         }
     }
 
@@ -439,24 +533,16 @@ impl<'a> Trainer<'a> {
         Ok(())
     }
 
-    /// Saves `RUN/checkpoint-N` (f32 weights, optimizer moments, counters)
-    /// every `save_every` steps, except after the last.
-    fn save_if_due(&self, out: &Path) -> Result<()> {
+    /// Whether a checkpoint is due after this step: every `save_every`
+    /// steps except after the last, and at `stop_at`.
+    fn save_due(&self, stop_at: Option<u64>) -> bool {
         let spec = self.spec;
-        if spec.save_every == 0
-            || !self.step.is_multiple_of(spec.save_every)
-            || self.step >= spec.steps
-        {
-            return Ok(());
-        }
-        let dir = checkpoint_dir(out, self.step);
-        let moments = self.opt.state()?;
-        let moments: Vec<(&str, &Tensor)> = moments.iter().map(|(n, t)| (n.as_str(), t)).collect();
-        let optimizer =
-            safetensors::serialize(moments, None).map_err(|source| TrainerError::WriteTensors {
-                path: dir.join("optimizer.safetensors"),
-                source,
-            })?;
+        let every = spec.save_every > 0 && self.step.is_multiple_of(spec.save_every);
+        (every || stop_at == Some(self.step)) && self.step < spec.steps
+    }
+
+    /// Saves `RUN/checkpoint-N`: f32 weights, optimizer moments, counters.
+    fn save(&self, out: &Path) -> Result<()> {
         let state = TrainerState {
             step: self.step,
             tokens: self.tokens,
@@ -464,59 +550,81 @@ impl<'a> Trainer<'a> {
         let state = serde_json::to_vec_pretty(&state).expect("the state serializes");
         checkpoint::save(
             &self.model,
-            &dir,
+            &checkpoint_dir(out, self.step),
             Precision::F32,
             checkpoint::MAX_SHARD_BYTES,
             &[
-                ("optimizer.safetensors", optimizer),
-                ("trainer_state.json", state),
+                Extra::Tensors("optimizer.safetensors", self.opt.state()?),
+                Extra::Bytes("trainer_state.json", state),
             ],
         )
     }
 }
 
-/// Runs (or resumes) training.
-pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Outcome> {
+/// Refuses settings that cannot run, before anything is read.
+fn check_options(spec: &RunSpec, opts: &RunOptions) -> Result<()> {
     if spec.micro_batch == 0 || spec.grad_accum == 0 {
         return Err(TrainerError::NotPositive("micro-batch and grad-accum"));
     }
+    if opts.stop_at == Some(0) {
+        return Err(TrainerError::NotPositive("--stop-at"));
+    }
+    Ok(())
+}
+
+/// Runs (or resumes) training: checks the options, the run directory and
+/// the memory a step needs (printing the estimate on stderr) before writing
+/// anything, then trains to `spec.steps` or `opts.stop_at`, and appends the
+/// estimated and measured memory to `RUN/memory.jsonl`.
+pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Outcome> {
+    check_options(spec, opts)?;
     let data = MixData::open(&spec.mix)?;
     check(spec, &data)?;
-    let mut trainer = Trainer::start(spec, opts, data)?;
+    let run = inspect_run(spec, opts)?;
+    let mem = check_memory(spec, opts, &data)?;
+    let mut trainer = Trainer::start(spec, opts, data, run)?;
     let mut log = MetricsLog::open(&opts.out, trainer.step)?;
     let bar = progress_bar(opts, spec.steps, trainer.step);
-    let mut out = Outcome {
-        resumed_from: trainer.step,
-        last_step: trainer.step,
-        steps: spec.steps,
-        metrics: Vec::new(),
-        stopped: false,
-        metrics_path: log.path.clone(),
-    };
-    while trainer.step < spec.steps {
+    let from = trainer.step;
+    let mut metrics = Vec::new();
+    let mut stopped = false;
+    while trainer.step < spec.steps && !stopped {
         let mut m = trainer.optimizer_step()?;
         trainer.evaluate_if_due(&mut m)?;
         log.append(&m)?;
         bar.set_message(format!("loss {:.4} lr {:.2e}", m.loss, m.lr));
         bar.inc(1);
-        out.metrics.push(m);
-        out.last_step = trainer.step;
-        trainer.save_if_due(&opts.out)?;
-        if opts.stop_at == Some(trainer.step) && trainer.step < spec.steps {
-            out.stopped = true;
-            bar.abandon();
-            return Ok(out);
+        metrics.push(m);
+        if trainer.save_due(opts.stop_at) {
+            trainer.save(&opts.out)?;
         }
+        stopped = opts.stop_at == Some(trainer.step) && trainer.step < spec.steps;
     }
-    if out.last_step == spec.steps {
-        checkpoint::save(
-            &trainer.model,
-            &opts.out.join("final"),
-            spec.save_dtype,
-            checkpoint::MAX_SHARD_BYTES,
-            &[],
-        )?;
+    if stopped {
+        bar.abandon();
+    } else {
+        if trainer.step == spec.steps {
+            let final_dir = opts.out.join("final");
+            checkpoint::save(
+                &trainer.model,
+                &final_dir,
+                spec.save_dtype,
+                checkpoint::MAX_SHARD_BYTES,
+                &[],
+            )?;
+        }
+        bar.finish();
     }
-    bar.finish();
-    Ok(out)
+    let record = memory::Record::measure(&mem, &opts.device, from, trainer.step);
+    eprintln!("{record}");
+    log_memory(&opts.out, &record)?;
+    Ok(Outcome {
+        resumed_from: from,
+        last_step: trainer.step,
+        steps: spec.steps,
+        metrics,
+        stopped,
+        metrics_path: log.path.clone(),
+        memory: record,
+    })
 }

@@ -1,12 +1,19 @@
-//! The `almr-train` binary: a run killed part-way (SIGKILL) and resumed ends
-//! with the same loss curve and weights as an uninterrupted one; `init` and
-//! `eval` and training from a checkpoint work from the command line.
+//! The `almr-train` binary: a run killed part-way (SIGKILL), or stopped by
+//! `--stop-at` as a job with a time limit is, and resumed ends with the same
+//! loss curve and weights as an uninterrupted one; `--resume` needs a run;
+//! memory is estimated, refused with advice and measured; checkpoints get
+//! the umask's mode; `init` and `eval` and training from a checkpoint work
+//! from the command line.
 
 mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use almr_trainer::config::LlamaConfig;
+use almr_trainer::device::Precision;
+use almr_trainer::memory::{self, Workload};
 
 const BIN: &str = env!("CARGO_BIN_EXE_almr-train");
 
@@ -95,6 +102,138 @@ fn a_killed_run_resumes_to_the_same_curve() {
     let a = std::fs::read(whole.join("final/model.safetensors")).unwrap();
     let b = std::fs::read(killed.join("final/model.safetensors")).unwrap();
     assert!(a == b, "final weights differ");
+}
+
+/// Runs `almr-train ARGS`; returns (success, stdout, stderr).
+fn run_bin(args: &[String]) -> (bool, String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_job_stopped_at_a_step_resumes_from_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mix = common::fixture_mix(dir.path(), "stop", 16, 100);
+    let whole = dir.path().join("whole");
+    let (ok, _, err) = run_bin(&train_args(&mix, &whole));
+    assert!(ok, "{err}");
+    assert!(err.contains("memory: estimated peak "), "{err}");
+    assert!(err.contains("memory: peak RSS "), "{err}");
+
+    // The job script's command line, as Slurm runs it twice: the first job
+    // stops at step 7 (between the checkpoints of steps 4 and 8), the
+    // second adds --resume.
+    let job = dir.path().join("job");
+    let mut args = train_args(&mix, &job);
+    args.extend(["--stop-at".to_string(), "7".to_string()]);
+    let (ok, out, err) = run_bin(&args);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("step 7/12") && out.contains("--resume continues"),
+        "{out}"
+    );
+    assert!(job.join("checkpoint-000007").exists());
+    assert!(!job.join("final").exists());
+    args.push("--resume".into());
+    let (ok, _, err) = run_bin(&args);
+    assert!(ok, "{err}");
+
+    assert_eq!(curve(&job), curve(&whole));
+    let a = std::fs::read(whole.join("final/model.safetensors")).unwrap();
+    let b = std::fs::read(job.join("final/model.safetensors")).unwrap();
+    assert!(a == b, "final weights differ");
+    // memory.jsonl: one line per process; the second started at step 7.
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(job.join("memory.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let steps: Vec<(u64, u64)> = lines
+        .iter()
+        .map(|v| {
+            (
+                v["from_step"].as_u64().unwrap(),
+                v["to_step"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(steps, [(0, 7), (7, 12)]);
+    assert!(lines[1]["peak_rss_bytes"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn resume_without_a_run_and_too_little_memory_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mix = common::fixture_mix(dir.path(), "errors", 16, 100);
+    let none = dir.path().join("none");
+    let mut args = train_args(&mix, &none);
+    args.push("--resume".into());
+    let (ok, _, err) = run_bin(&args);
+    assert!(!ok);
+    assert!(
+        err.contains("holds no run to continue (no run.json): start the run without --resume"),
+        "{err}"
+    );
+    assert!(!none.exists());
+
+    // A limit (in bytes) that one sample per forward pass fits and two do
+    // not: the advice keeps the 6 samples per step.
+    let small = dir.path().join("small");
+    let one = Workload {
+        micro_batch: 1,
+        grad_accum: 6,
+        seq_len: 16,
+        compute: Precision::F32,
+        cuda: false,
+    };
+    let tiny = LlamaConfig::preset_or_file("tiny").unwrap();
+    let limit = memory::estimate(&tiny, &one).total().to_string();
+    let mut args = train_args(&mix, &small);
+    args.extend(["--grad-accum", "3", "--max-memory", &limit].map(String::from));
+    let (ok, _, err) = run_bin(&args);
+    assert!(!ok);
+    assert!(
+        err.contains("at --micro-batch 2 (seq-len 16), more than the")
+            && err.contains("limit (--max-memory): use --micro-batch 1 --grad-accum 6 (the same 6 samples per step"),
+        "{err}"
+    );
+    assert!(!small.exists());
+    // A size clap cannot parse is a usage error that shows the forms.
+    let mut args = train_args(&mix, &small);
+    args.extend(["--max-memory", "2.5X"].map(String::from));
+    let out = Command::new(BIN).args(&args).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("e.g. 2.5G or 800M"));
+}
+
+#[cfg(unix)]
+#[test]
+fn checkpoints_get_the_mode_the_umask_gives() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    for (umask, mode) in [("022", 0o644), ("027", 0o640), ("002", 0o664)] {
+        let ckpt = dir.path().join(format!("init-{umask}"));
+        let status = Command::new("sh")
+            .args(["-c", &format!("umask {umask} && exec \"$0\" \"$@\"")])
+            .arg(BIN)
+            .args(["init", "--config", "tiny", "--out", ckpt.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        for file in ["model.safetensors", "config.json"] {
+            let m = std::fs::metadata(ckpt.join(file))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(m, mode, "{file} under umask {umask}: {m:o}");
+        }
+    }
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! Training on the fixture shards, on CPU: the loss falls, a resumed run
-//! continues exactly as an uninterrupted one, and eval reads a shard.
+//! continues exactly as an uninterrupted one (from its --stop-at step),
+//! --resume needs a run and a checkpoint, memory is checked and measured,
+//! and eval reads a shard.
 
 mod common;
 
@@ -59,6 +61,7 @@ fn try_run(
             resume,
             stop_at,
             progress: false,
+            max_memory: None,
         },
     )
 }
@@ -119,9 +122,11 @@ fn a_resumed_run_continues_exactly() {
     assert_eq!(whole.len(), 6);
 
     let parts = dir.path().join("parts");
-    // Stop after step 3; the last checkpoint is at step 2.
+    // Stop after step 3, between the checkpoints of steps 2 and 4: the stop
+    // saves one of its own.
     let first = run(&s, &parts, false, Some(3));
     assert_eq!(first.len(), 3);
+    assert!(parts.join("checkpoint-000003/trainer_state.json").exists());
     let e = try_run(&s, &parts, false, None).err().unwrap();
     assert!(e.to_string().contains("--resume"), "{e}");
     let mut other = s.clone();
@@ -129,12 +134,16 @@ fn a_resumed_run_continues_exactly() {
     let e = try_run(&other, &parts, true, None).err().unwrap();
     assert!(e.to_string().contains("clip"), "{e}");
 
-    let rest = run(&s, &parts, true, None);
+    // The same stop again, as a job script repeats its command line: step 3
+    // is passed, and the run goes on to the end.
+    let rest = try_run(&s, &parts, true, Some(3)).unwrap();
     assert_eq!(
-        rest.first().unwrap().step,
-        3,
-        "resumes after the step-2 checkpoint"
+        rest.resumed_from, 3,
+        "resumes from the --stop-at checkpoint"
     );
+    assert_eq!(rest.memory.from_step, 3);
+    let rest = rest.metrics;
+    assert_eq!(rest.first().unwrap().step, 4);
     assert_eq!(curve(&read_metrics(&parts)), curve(&whole));
     assert!(whole.iter().any(|m| !m.val_loss.is_empty()));
 
@@ -152,6 +161,104 @@ fn a_resumed_run_continues_exactly() {
         };
         assert!(bits(t) == bits(&b[name]), "{name} differs");
     }
+}
+
+#[test]
+fn resume_needs_a_run_and_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let mix = common::fixture_mix(dir.path(), "needs", 16, 100);
+    let mut s = spec(&mix, 6, 2e-3);
+    s.micro_batch = 2;
+    s.save_every = 4;
+    s.eval_samples = 0;
+
+    // No run.json: an error that says how to start, and nothing written.
+    let none = dir.path().join("none");
+    let e = try_run(&s, &none, true, None).err().unwrap().to_string();
+    assert!(
+        e.contains("no run.json") && e.contains("without --resume"),
+        "{e}"
+    );
+    assert!(!none.exists(), "a refused --resume made the directory");
+
+    // A run killed before its first checkpoint: run.json and two lines of
+    // metrics, no checkpoint. --resume refuses and keeps the metrics.
+    let early = dir.path().join("early");
+    run(&s, &early, false, Some(2));
+    std::fs::remove_dir_all(early.join("checkpoint-000002")).unwrap();
+    let metrics = std::fs::read(early.join("metrics.jsonl")).unwrap();
+    let e = try_run(&s, &early, true, None).err().unwrap().to_string();
+    assert!(
+        e.contains("no checkpoint") && e.contains("every 4 steps") && e.contains("remove"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(early.join("metrics.jsonl")).unwrap(), metrics);
+    // Nor does a new run start over it.
+    let e = try_run(&s, &early, false, None).err().unwrap().to_string();
+    assert!(e.contains("already holds a run"), "{e}");
+}
+
+#[test]
+fn memory_is_estimated_refused_and_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let mix = common::fixture_mix(dir.path(), "memory", 16, 100);
+    let mut s = spec(&mix, 2, 2e-3);
+    s.eval_samples = 0;
+    s.save_every = 0;
+    let limited = |out: &Path, max_memory| {
+        train(
+            &s,
+            &RunOptions {
+                out: out.to_path_buf(),
+                device: Device::Cpu,
+                resume: false,
+                stop_at: None,
+                progress: false,
+                max_memory,
+            },
+        )
+    };
+    // A limit below the estimate: refused with advice, before anything is
+    // written, so the advised command line can start the run.
+    let out = dir.path().join("small");
+    let e = limited(&out, Some(1 << 20)).err().unwrap().to_string();
+    assert!(e.contains("a training step needs about"), "{e}");
+    assert!(e.contains("limit (--max-memory)"), "{e}");
+    assert!(!out.exists(), "a refused run wrote {}", out.display());
+
+    let out = dir.path().join("run");
+    let done = limited(&out, Some(64 << 30)).unwrap();
+    let m = &done.memory;
+    assert_eq!((m.from_step, m.to_step), (0, 2));
+    assert_eq!(m.limit_bytes, Some(64 << 30));
+    assert_eq!(m.limit_source.as_deref(), Some("--max-memory"));
+    assert!(m.estimate_bytes > 16 * common::tiny(2).parameters() as u64);
+    if cfg!(target_os = "linux") {
+        assert!(m.peak_rss_bytes.unwrap() > 0);
+    }
+    let line = std::fs::read_to_string(out.join("memory.jsonl")).unwrap();
+    let logged: almr_trainer::memory::Record = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(&logged, m);
+    // metrics.jsonl keeps its fields.
+    let first: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(out.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let mut keys: Vec<&str> = first
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["grad_norm", "loss", "lr", "step", "tokens", "tokens_per_s"]
+    );
 }
 
 #[test]
