@@ -7,8 +7,9 @@
 //! Data flow: [`config`] → [`model`] (weights from [`checkpoint`]; the head
 //! fused with the loss in [`loss`]) → [`data`] (samples through
 //! `almr::mixfile::MixIndex`) → [`train`] ([`schedule`], [`optim`]) →
-//! [`eval`]. [`device`] holds the device and dtype choices, and
-//! every fallible function returns a [`TrainerError`].
+//! [`eval`]; [`report`] reads what runs wrote and draws their curves.
+//! [`device`] holds the device and dtype choices, and every fallible
+//! function returns a [`TrainerError`].
 
 pub mod checkpoint;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod eval;
 pub mod loss;
 pub mod model;
 pub mod optim;
+pub mod report;
 pub mod schedule;
 pub mod train;
 
