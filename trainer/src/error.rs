@@ -32,6 +32,29 @@ pub enum TrainerError {
         #[source]
         source: serde_json::Error,
     },
+    /// A directory given to `almr-train report` is not a training run.
+    #[error("{} is not a training run: {why}", dir.display())]
+    NotARun {
+        /// The directory.
+        dir: PathBuf,
+        /// What it lacks.
+        why: &'static str,
+    },
+    /// A line of a run's `metrics.jsonl` does not parse, and it is not a
+    /// partial last line.
+    #[error("{}:{line}: not a metrics line", path.display())]
+    MetricsLine {
+        /// `RUN/metrics.jsonl`.
+        path: PathBuf,
+        /// The line number, from 1.
+        line: usize,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A chart of the HTML report could not be drawn.
+    #[error("drawing a chart")]
+    Chart(#[from] plotters::drawing::DrawingAreaErrorKind<std::io::Error>),
     /// A safetensors file could not be read.
     #[error("reading {}", path.display())]
     ReadTensors {

@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 use almr::mixfile::Split;
 use almr::shard::ShardReader;
 
 use crate::data::{to_batch, Batch, MixData};
-use crate::error::{Result, TrainerError};
+use crate::error::{IoContext, Result, TrainerError};
 use crate::model::Llama;
 
 /// A mean loss and what it was measured over. The fields are in
@@ -141,4 +141,84 @@ pub fn valid_loss(model: &Llama, data: &MixData, limit: usize, batch: usize) -> 
         out.push((lang, meter.finish()));
     }
     Ok(Losses(out))
+}
+
+/// A language whose validation loss is measured over fewer windows than
+/// this is noise, and is warned about.
+pub const MIN_WINDOWS: usize = 8;
+
+/// The validation windows (samples of `seq_len + 1` tokens) an evaluation
+/// of a mix measures, per language. A training run records them in
+/// `RUN/valid.json` ([`ValidWindows::FILE`]), for `almr-train report`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidWindows {
+    /// Tokens each window predicts.
+    pub seq_len: usize,
+    /// Windows per language: every language of the mix's sources, 0 for
+    /// one with no validation samples.
+    pub windows: BTreeMap<String, usize>,
+}
+
+impl ValidWindows {
+    /// The file in a run directory.
+    pub const FILE: &'static str = "valid.json";
+
+    /// The windows [`valid_loss`] measures with `limit` samples per
+    /// language.
+    pub fn count(data: &MixData, limit: usize) -> Result<ValidWindows> {
+        let mut windows: BTreeMap<String, usize> = (data.index().report().sources.iter())
+            .map(|s| (s.language.clone(), 0))
+            .collect();
+        for (lang, samples) in data.valid_by_language(limit)? {
+            windows.insert(lang, samples.len());
+        }
+        Ok(ValidWindows {
+            seq_len: data.seq_len(),
+            windows,
+        })
+    }
+
+    /// The languages with fewer than [`MIN_WINDOWS`] windows, and their
+    /// counts.
+    pub fn few(&self) -> Vec<(&str, usize)> {
+        (self.windows.iter())
+            .filter(|(_, &n)| n < MIN_WINDOWS)
+            .map(|(l, &n)| (l.as_str(), n))
+            .collect()
+    }
+
+    /// One warning per language in [`ValidWindows::few`].
+    pub fn warnings(&self) -> Vec<String> {
+        (self.few().into_iter())
+            .map(|(lang, n)| {
+                format!(
+                    "validation loss of {lang} is over {n} window{} of {} tokens \
+                     (fewer than {MIN_WINDOWS}): it is noise; a larger validation split \
+                     (almr mix --valid-share) or more samples per language gives more",
+                    if n == 1 { "" } else { "s" },
+                    self.seq_len
+                )
+            })
+            .collect()
+    }
+
+    /// Writes `RUN/valid.json`.
+    pub fn write(&self, run: &Path) -> Result<()> {
+        let path = run.join(Self::FILE);
+        let text = serde_json::to_string_pretty(self).expect("windows serialize") + "\n";
+        std::fs::write(&path, text).at("writing", &path)
+    }
+
+    /// Reads `RUN/valid.json`, if the run has one (runs made before it was
+    /// written, or that never evaluate, do not).
+    pub fn read(run: &Path) -> Result<Option<ValidWindows>> {
+        let path = run.join(Self::FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&path).at("reading", &path)?;
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|source| TrainerError::Json { path, source })
+    }
 }

@@ -8,9 +8,10 @@
 //! fused with the loss in [`loss`]; fused attention softmax in [`ops`]; both
 //! on the row kernels of [`kernels`]) → [`data`] (samples through
 //! `almr::mixfile::MixIndex`) → [`train`] ([`schedule`], [`optim`]) →
-//! [`eval`]. [`device`] holds the device and dtype choices, [`memory`]
-//! estimates a step's peak memory and checks it before the first, and
-//! every fallible function returns a [`TrainerError`].
+//! [`eval`]; [`report`] reads what runs wrote and draws their curves.
+//! [`device`] holds the device and dtype choices, [`memory`] estimates a
+//! step's peak memory and checks it before the first, and every fallible
+//! function returns a [`TrainerError`].
 
 pub mod checkpoint;
 pub mod config;
@@ -24,6 +25,7 @@ pub mod memory;
 pub mod model;
 pub mod ops;
 pub mod optim;
+pub mod report;
 pub mod schedule;
 pub mod train;
 

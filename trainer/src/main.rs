@@ -12,9 +12,10 @@ use almr_trainer::checkpoint;
 use almr_trainer::config::LlamaConfig;
 use almr_trainer::data::MixData;
 use almr_trainer::device::{DeviceSpec, Precision};
-use almr_trainer::eval::{shard_loss, valid_loss, Losses};
+use almr_trainer::eval::{shard_loss, valid_loss, Losses, ValidWindows};
 use almr_trainer::memory::ByteSize;
 use almr_trainer::optim::AdamWConfig;
+use almr_trainer::report::{self, Report};
 use almr_trainer::schedule::{Kind, Schedule};
 use almr_trainer::train::{train, RunOptions, RunSpec, Start};
 
@@ -35,6 +36,9 @@ enum Command {
     /// Mean next-token loss of a checkpoint over a shard or a mix's
     /// validation split.
     Eval(EvalArgs),
+    /// Curves of training runs: a summary per run, and charts of loss,
+    /// validation loss, learning rate and speed in an HTML file.
+    Report(ReportArgs),
 }
 
 #[derive(clap::Args)]
@@ -170,6 +174,19 @@ struct EvalArgs {
     json: bool,
 }
 
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// Run directories (each the --out of almr-train train).
+    #[arg(required = true)]
+    runs: Vec<PathBuf>,
+    /// Write a self-contained HTML page with the charts here.
+    #[arg(long)]
+    html: Option<PathBuf>,
+    /// Print the summaries as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 impl TrainArgs {
     /// The run these arguments define.
     fn run_spec(&self) -> Result<RunSpec> {
@@ -229,6 +246,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Init(a) => init(&a),
         Command::Train(a) => train_run(&a),
         Command::Eval(a) => eval(&a),
+        Command::Report(a) => report_runs(&a),
     }
 }
 
@@ -273,13 +291,35 @@ fn eval(a: &EvalArgs) -> Result<()> {
             "shard".to_string(),
             shard_loss(&model, prefix, a.seq_len, a.batch)?,
         )]),
-        (None, Some(m)) => valid_loss(&model, &MixData::open(m)?, a.samples, a.batch)?,
+        (None, Some(m)) => {
+            let data = MixData::open(m)?;
+            for w in ValidWindows::count(&data, a.samples)?.warnings() {
+                eprintln!("warning: {w}");
+            }
+            valid_loss(&model, &data, a.samples, a.batch)?
+        }
         (None, None) => bail!("give --shard or --mix"),
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&losses)?);
     } else {
         print_lines(losses);
+    }
+    Ok(())
+}
+
+fn report_runs(a: &ReportArgs) -> Result<()> {
+    let runs = Report::load(&a.runs)?;
+    if let Some(path) = &a.html {
+        report::html::write(&runs, path)?;
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&runs)?);
+        return Ok(());
+    }
+    print!("{runs}");
+    if let Some(path) = &a.html {
+        println!("report: {}", path.display());
     }
     Ok(())
 }

@@ -8,6 +8,7 @@
 //! RUN/run.json                  what defines the run (checked on --resume)
 //! RUN/metrics.jsonl             one line per step
 //! RUN/memory.jsonl              one line per process: estimated and peak memory
+//! RUN/valid.json                validation windows per language
 //! RUN/checkpoint-000100/        config.json, model.safetensors (f32),
 //!                               optimizer.safetensors, trainer_state.json
 //! RUN/final/                    the last weights, in --save-dtype
@@ -41,7 +42,7 @@ use crate::config::LlamaConfig;
 use crate::data::MixData;
 use crate::device::Precision;
 use crate::error::{IoContext, Result, TrainerError};
-use crate::eval::valid_loss;
+use crate::eval::{valid_loss, ValidWindows};
 use crate::memory::{self, Limit, Source, Workload};
 use crate::model::Llama;
 use crate::optim::{clip_grad_norm, AdamW, AdamWConfig};
@@ -561,6 +562,22 @@ impl<'a> Trainer<'a> {
     }
 }
 
+/// Records the validation windows per language in `RUN/valid.json` and
+/// warns on stderr, once per call, of each language with too few: they
+/// depend only on the mix and `eval_samples`, so they are known before the
+/// first step.
+fn note_valid_windows(spec: &RunSpec, data: &MixData, out: &Path) -> Result<()> {
+    if spec.eval_samples == 0 {
+        return Ok(());
+    }
+    let windows = ValidWindows::count(data, spec.eval_samples)?;
+    windows.write(out)?;
+    for w in windows.warnings() {
+        eprintln!("warning: {w}");
+    }
+    Ok(())
+}
+
 /// Refuses settings that cannot run, before anything is read.
 fn check_options(spec: &RunSpec, opts: &RunOptions) -> Result<()> {
     if spec.micro_batch == 0 || spec.grad_accum == 0 {
@@ -583,6 +600,7 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Outcome> {
     let run = inspect_run(spec, opts)?;
     let mem = check_memory(spec, opts, &data)?;
     let mut trainer = Trainer::start(spec, opts, data, run)?;
+    note_valid_windows(spec, &trainer.data, &opts.out)?;
     let mut log = MetricsLog::open(&opts.out, trainer.step)?;
     let bar = progress_bar(opts, spec.steps, trainer.step);
     let from = trainer.step;
