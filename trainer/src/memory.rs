@@ -715,6 +715,12 @@ mod tests {
             text.contains("more than the") && text.contains("(--max-memory)"),
             "{text}"
         );
+        assert!(text.ends_with("or raise --max-memory"), "{text}");
+        let available = Some(Limit {
+            bytes: fits,
+            source: Source::MemAvailable,
+        });
+        let text = check(&c, w, available).unwrap_err().to_string();
         assert!(
             text.ends_with("or set the limit with --max-memory SIZE"),
             "{text}"

@@ -106,10 +106,13 @@ fn train(dir: &Path, mix: &Path, name: &str, steps: u64, lr: &str) -> (PathBuf, 
     (run, stderr)
 }
 
+/// The complete lines of `run`'s metrics (a partial last line, as a
+/// killed run leaves, is not one).
 fn metrics(run: &Path) -> Vec<Metrics> {
     std::fs::read_to_string(run.join("metrics.jsonl"))
         .unwrap()
-        .lines()
+        .split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
