@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use candle_core::{DType, Tensor, Var};
+use candle_core::{CpuStorage, DType, InplaceOp2, InplaceOp3, Layout, Tensor, Var};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainerError};
@@ -29,6 +30,148 @@ struct Slot {
     decay: bool,
 }
 
+/// The step's constants for one parameter: `θ ← decay·θ − lr·m̂/(√v̂ + ε)`
+/// with `m̂ = m/bias.0` and `v̂ = v/bias.1`.
+struct Update {
+    lr: f64,
+    decay: f64,
+    bias: (f64, f64),
+    eps: f64,
+}
+
+impl Slot {
+    /// The update as three in-place passes over the CPU buffers.
+    fn update_in_place(&self, g: &Tensor, c: &AdamWConfig, scale: f64, u: &Update) -> Result<()> {
+        let moment = |beta: f64, square: bool| Moment {
+            beta,
+            scale,
+            square,
+        };
+        self.exp_avg.inplace_op2(g, &moment(c.beta1, false))?;
+        self.exp_avg_sq.inplace_op2(g, &moment(c.beta2, true))?;
+        let theta = self.var.as_tensor();
+        theta.inplace_op3(&self.exp_avg, &self.exp_avg_sq, u)?;
+        Ok(())
+    }
+
+    /// The same update as tensor ops (CUDA).
+    fn update_with_ops(
+        &mut self,
+        g: &Tensor,
+        c: &AdamWConfig,
+        scale: f64,
+        u: &Update,
+    ) -> Result<()> {
+        let g = if scale == 1.0 {
+            g.clone()
+        } else {
+            (g * scale)?
+        };
+        let m = ((&self.exp_avg * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
+        let v = ((&self.exp_avg_sq * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
+        let theta = (self.var.as_tensor() * u.decay)?;
+        let denom = ((&v / u.bias.1)?.sqrt()? + u.eps)?;
+        let update = ((&m / u.bias.0)? / denom)?;
+        self.var.set(&(theta - (update * u.lr)?)?)?;
+        self.exp_avg = m;
+        self.exp_avg_sq = v;
+        Ok(())
+    }
+}
+
+/// A contiguous f32 CPU buffer's elements.
+fn f32s<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
+        _ => candle_core::bail!("AdamW needs contiguous f32 tensors"),
+    }
+}
+
+/// The same, mutable.
+fn f32s_mut<'a>(s: &'a mut CpuStorage, l: &Layout) -> candle_core::Result<&'a mut [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((a, b))) => Ok(&mut v[a..b]),
+        _ => candle_core::bail!("AdamW needs contiguous f32 tensors"),
+    }
+}
+
+/// Elements per parallel task of the in-place passes.
+const PASS_CHUNK: usize = 1 << 15;
+
+/// `m ← β·m + (1 − β)·(s·g)`, or with `(s·g)²`: a moment, in place.
+struct Moment {
+    beta: f64,
+    scale: f64,
+    square: bool,
+}
+
+impl InplaceOp2 for Moment {
+    fn name(&self) -> &'static str {
+        "adamw-moment"
+    }
+
+    fn cpu_fwd(
+        &self,
+        m: &mut CpuStorage,
+        lm: &Layout,
+        g: &CpuStorage,
+        lg: &Layout,
+    ) -> candle_core::Result<()> {
+        let (m, g) = (f32s_mut(m, lm)?, f32s(g, lg)?);
+        if m.len() != g.len() {
+            candle_core::bail!("AdamW: a gradient of another shape");
+        }
+        let (beta, rest) = (self.beta as f32, (1.0 - self.beta) as f32);
+        let (scale, square) = (self.scale as f32, self.square);
+        m.par_chunks_mut(PASS_CHUNK)
+            .zip(g.par_chunks(PASS_CHUNK))
+            .for_each(|(m, g)| {
+                for (m, &g) in m.iter_mut().zip(g) {
+                    // As the tensor ops round: a scalar product is x·a + 0.
+                    let g = if scale == 1.0 { g } else { g * scale + 0.0 };
+                    let g = if square { g * g } else { g };
+                    *m = (*m * beta + 0.0) + (g * rest + 0.0);
+                }
+            });
+        Ok(())
+    }
+}
+
+impl InplaceOp3 for Update {
+    fn name(&self) -> &'static str {
+        "adamw-update"
+    }
+
+    fn cpu_fwd(
+        &self,
+        theta: &mut CpuStorage,
+        lt: &Layout,
+        m: &CpuStorage,
+        lm: &Layout,
+        v: &CpuStorage,
+        lv: &Layout,
+    ) -> candle_core::Result<()> {
+        let (theta, m, v) = (f32s_mut(theta, lt)?, f32s(m, lm)?, f32s(v, lv)?);
+        if theta.len() != m.len() || theta.len() != v.len() {
+            candle_core::bail!("AdamW: moments of another shape");
+        }
+        let decay = self.decay as f32;
+        let (inv1, inv2) = ((1.0 / self.bias.0) as f32, (1.0 / self.bias.1) as f32);
+        let (eps, lr) = (self.eps as f32, self.lr as f32);
+        theta
+            .par_chunks_mut(PASS_CHUNK)
+            .zip(m.par_chunks(PASS_CHUNK).zip(v.par_chunks(PASS_CHUNK)))
+            .for_each(|(theta, (m, v))| {
+                for ((t, &m), &v) in theta.iter_mut().zip(m).zip(v) {
+                    let denom = (v * inv2 + 0.0).sqrt() * 1.0 + eps;
+                    let update = (m * inv1 + 0.0) / denom;
+                    *t = (*t * decay + 0.0) - (update * lr + 0.0);
+                }
+            });
+        Ok(())
+    }
+}
+
 /// The optimizer.
 pub struct AdamW {
     config: AdamWConfig,
@@ -49,14 +192,16 @@ impl AdamW {
     ) -> Result<AdamW> {
         let mut slots = BTreeMap::new();
         for (name, var) in params {
-            let zeros = var.as_tensor().zeros_like()?;
+            // Two buffers: the CPU update writes the moments in place.
+            let exp_avg = var.as_tensor().zeros_like()?;
+            let exp_avg_sq = var.as_tensor().zeros_like()?;
             let decay = decays(&name);
             slots.insert(
                 name,
                 Slot {
                     var,
-                    exp_avg: zeros.clone(),
-                    exp_avg_sq: zeros,
+                    exp_avg,
+                    exp_avg_sq,
                     decay,
                 },
             );
@@ -73,29 +218,40 @@ impl AdamW {
         self.steps
     }
 
-    /// One update with learning rate `lr` from `grads` (by parameter name).
-    pub fn step(&mut self, grads: &BTreeMap<String, Tensor>, lr: f64) -> Result<()> {
+    /// One update with learning rate `lr` from `grads` (by parameter name),
+    /// each multiplied by `grad_scale` first (the clipping factor of
+    /// [`clip_scale`]). On the CPU the moments and the weights are updated
+    /// in place, one pass each and no temporaries; elsewhere as tensor ops.
+    /// Both round as the tensor ops do, in f32.
+    pub fn step(
+        &mut self,
+        grads: &BTreeMap<String, Tensor>,
+        lr: f64,
+        grad_scale: f64,
+    ) -> Result<()> {
         self.steps += 1;
         let c = &self.config;
         let t = self.steps as i32;
-        let (bc1, bc2) = (1.0 - c.beta1.powi(t), 1.0 - c.beta2.powi(t));
+        let bias = (1.0 - c.beta1.powi(t), 1.0 - c.beta2.powi(t));
         for (name, slot) in &mut self.slots {
             let Some(g) = grads.get(name) else {
                 continue;
             };
-            let m = ((&slot.exp_avg * c.beta1)? + (g * (1.0 - c.beta1))?)?;
-            let v = ((&slot.exp_avg_sq * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
-            let theta = slot.var.as_tensor();
-            let theta = if slot.decay {
-                (theta * (1.0 - lr * c.weight_decay))?
-            } else {
-                theta.clone()
+            let update = Update {
+                lr,
+                decay: if slot.decay {
+                    1.0 - lr * c.weight_decay
+                } else {
+                    1.0
+                },
+                bias,
+                eps: c.eps,
             };
-            let denom = ((&v / bc2)?.sqrt()? + c.eps)?;
-            let update = ((&m / bc1)? / denom)?;
-            slot.var.set(&(theta - (update * lr)?)?)?;
-            slot.exp_avg = m;
-            slot.exp_avg_sq = v;
+            if g.device().is_cpu() {
+                slot.update_in_place(g, c, grad_scale, &update)?;
+            } else {
+                slot.update_with_ops(g, c, grad_scale, &update)?;
+            }
         }
         Ok(())
     }
@@ -147,25 +303,43 @@ impl AdamW {
     }
 }
 
-/// Scales `grads` in place so that their global L2 norm is at most `max`
-/// (no clipping when `max <= 0`); returns the norm before clipping.
-pub fn clip_grad_norm(grads: &mut BTreeMap<String, Tensor>, max: f64) -> Result<f64> {
+/// The global L2 norm of `grads`, summed in f64.
+pub fn grad_norm(grads: &BTreeMap<String, Tensor>) -> Result<f64> {
     let mut sum = 0f64;
     for g in grads.values() {
-        sum += g
-            .sqr()?
-            .sum_all()?
-            .to_dtype(DType::F64)?
-            .to_scalar::<f64>()?;
+        sum += sum_of_squares(g)?;
     }
-    let norm = sum.sqrt();
-    if max > 0.0 && norm > max {
-        let scale = max / (norm + 1e-6);
-        for g in grads.values_mut() {
-            *g = (&*g * scale)?;
+    Ok(sum.sqrt())
+}
+
+/// `Σ g²` in f64: on the CPU straight from the buffer, elsewhere as tensor
+/// ops.
+fn sum_of_squares(g: &Tensor) -> Result<f64> {
+    {
+        let (storage, layout) = g.storage_and_layout();
+        if let candle_core::Storage::Cpu(s) = &*storage {
+            if let Ok(values) = f32s(s, layout) {
+                return Ok(values
+                    .par_chunks(PASS_CHUNK)
+                    .map(|c| c.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>())
+                    .sum());
+            }
         }
     }
-    Ok(norm)
+    Ok(g.to_dtype(DType::F64)?
+        .sqr()?
+        .sum_all()?
+        .to_scalar::<f64>()?)
+}
+
+/// The factor that brings a global gradient norm `norm` down to `max`: 1
+/// when it is not above `max`, or when `max <= 0` (no clipping).
+pub fn clip_scale(norm: f64, max: f64) -> f64 {
+    if max > 0.0 && norm > max {
+        max / (norm + 1e-6)
+    } else {
+        1.0
+    }
 }
 
 #[cfg(test)]
@@ -201,7 +375,7 @@ mod tests {
             ("w.weight".to_string(), g(0.5)),
             ("norm.weight".to_string(), g(-2.0)),
         ]);
-        opt.step(&grads, 0.1).unwrap();
+        opt.step(&grads, 0.1, 1.0).unwrap();
         let value = |n: &str| params[n].as_tensor().to_vec1::<f32>().unwrap()[0];
         // Bias-corrected first step: m̂/√v̂ = sign(g); decay 1 − lr·wd.
         assert!((value("w.weight") - (0.99 - 0.1)).abs() < 1e-6);
@@ -216,13 +390,71 @@ mod tests {
     #[test]
     fn clipping_scales_to_the_limit() {
         let d = candle_core::Device::Cpu;
-        let mut g = BTreeMap::from([
+        let g = BTreeMap::from([
             ("a".to_string(), Tensor::new(&[3f32], &d).unwrap()),
             ("b".to_string(), Tensor::new(&[4f32], &d).unwrap()),
         ]);
-        assert_eq!(clip_grad_norm(&mut g, 10.0).unwrap(), 5.0);
-        assert_eq!(clip_grad_norm(&mut g, 1.0).unwrap(), 5.0);
-        let after = clip_grad_norm(&mut g, 0.0).unwrap();
-        assert!((after - 1.0).abs() < 1e-5, "{after}");
+        let norm = grad_norm(&g).unwrap();
+        assert_eq!(norm, 5.0);
+        assert_eq!(clip_scale(norm, 10.0), 1.0);
+        assert_eq!(clip_scale(norm, 0.0), 1.0);
+        assert!((clip_scale(norm, 1.0) * norm - 1.0).abs() < 1e-6);
+    }
+
+    /// The in-place CPU update equals the tensor ops bit for bit, clipped
+    /// or not, with and without decay, over several steps.
+    #[test]
+    fn the_in_place_update_equals_the_tensor_ops() {
+        use rand::{RngExt, SeedableRng};
+        let d = candle_core::Device::Cpu;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let mut values =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random::<f32>() - 0.5).collect() };
+        let n = 100_003;
+        let start = values(n);
+        let params = |decayed: &str| {
+            BTreeMap::from([(
+                decayed.to_string(),
+                Var::from_tensor(&Tensor::from_vec(start.clone(), n, &d).unwrap()).unwrap(),
+            )])
+        };
+        let config = AdamWConfig {
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+            weight_decay: 0.1,
+        };
+        for name in ["w.weight", "norm.weight"] {
+            let (a, b) = (params(name), params(name));
+            let mut in_place = AdamW::new(a.clone(), config.clone()).unwrap();
+            let mut ops = AdamW::new(b.clone(), config.clone()).unwrap();
+            for (step, scale) in [1.0, 0.37, 1.0].into_iter().enumerate() {
+                let g = Tensor::from_vec(values(n), n, &d).unwrap();
+                let grads = BTreeMap::from([(name.to_string(), g.clone())]);
+                in_place.step(&grads, 3e-3, scale).unwrap();
+                ops.steps += 1;
+                let c = &ops.config;
+                let t = ops.steps as i32;
+                let u = Update {
+                    lr: 3e-3,
+                    decay: if decays(name) {
+                        1.0 - 3e-3 * c.weight_decay
+                    } else {
+                        1.0
+                    },
+                    bias: (1.0 - c.beta1.powi(t), 1.0 - c.beta2.powi(t)),
+                    eps: c.eps,
+                };
+                let c = c.clone();
+                ops.slots
+                    .get_mut(name)
+                    .unwrap()
+                    .update_with_ops(&g, &c, scale, &u)
+                    .unwrap();
+                let got = a[name].as_tensor().to_vec1::<f32>().unwrap();
+                let want = b[name].as_tensor().to_vec1::<f32>().unwrap();
+                assert!(got == want, "{name}, step {step}");
+            }
+        }
     }
 }

@@ -45,7 +45,7 @@ use crate::error::{IoContext, Result, TrainerError};
 use crate::eval::{valid_loss, ValidWindows};
 use crate::memory::{self, Limit, Source, Workload};
 use crate::model::Llama;
-use crate::optim::{clip_grad_norm, AdamW, AdamWConfig};
+use crate::optim::{clip_scale, grad_norm, AdamW, AdamWConfig};
 use crate::schedule::Schedule;
 
 /// Where the initial weights come from.
@@ -472,9 +472,10 @@ impl<'a> Trainer<'a> {
         let spec = self.spec;
         let t0 = Instant::now();
         let lr = spec.schedule.lr(self.step);
-        let (mut grads, loss_sum) = self.gradients()?;
-        let grad_norm = clip_grad_norm(&mut grads, spec.clip)?;
-        self.opt.step(&grads, lr)?;
+        let (grads, loss_sum) = self.gradients()?;
+        let grad_norm = grad_norm(&grads)?;
+        self.opt
+            .step(&grads, lr, clip_scale(grad_norm, spec.clip))?;
         drop(grads);
         let step_tokens = (spec.micro_batch * spec.grad_accum) as u64 * self.data.seq_len() as u64;
         self.tokens += step_tokens;
