@@ -24,6 +24,13 @@ mkdir -p "$OUT"
 WORK=$(mktemp -d)
 exec > >(tee "$OUT/log.txt") 2>&1
 
+# PyTorch's CUDA 13 libraries serve the binary (DEVELOPERS.md).
+CUDA_LIBS=$(python3 -c 'import nvidia, os; print(os.path.join(list(nvidia.__path__)[0], "cu13", "lib"))')
+export LD_LIBRARY_PATH=$CUDA_LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+if [[ $BIN == *.gz ]]; then
+  gunzip -c "$BIN" >"$WORK/almr-train" && chmod +x "$WORK/almr-train"
+  BIN=$WORK/almr-train
+fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
 nproc
@@ -56,7 +63,7 @@ bench() { # config micro seq steps
   local config=$1 micro=$2 seq=$3 steps=$4 run="$WORK/run-$1-$2x$3" start
   echo "== $config ${micro}x$seq bf16"
   start=$(lines)
-  if timeout 240 "$BIN" train --mix "$BUILD/mix/s$seq" --out "$run" --config "$config" \
+  if timeout 150 "$BIN" train --mix "$BUILD/mix/s$seq" --out "$run" --config "$config" \
       --steps "$steps" --micro-batch "$micro" --device cuda --compute-dtype bf16 \
       --eval-samples 0 --save-every 0 >/dev/null 2>"$run.err"; then
     python3 - "$run/metrics.jsonl" "$config" "$micro" "$seq" "$(peak_since "$start")" \
@@ -76,7 +83,7 @@ PY
   sleep 1
   start=$(lines)
   local t
-  if t=$(timeout 240 python3 scripts/bench_train_torch.py --config "$config" --micro-batch "$micro" \
+  if t=$(timeout 150 python3 scripts/bench_train_torch.py --config "$config" --micro-batch "$micro" \
       --seq-len "$seq" --steps $((steps - 3)) --device cuda --dtype bf16 --json); then
     python3 - "$t" "$(peak_since "$start")" <<'PY' | tee -a "$OUT/results.jsonl"
 import json, sys
@@ -95,5 +102,6 @@ PY
 bench tiny 8 512 30
 bench proxy-125m 4 512 30
 bench proxy-125m 16 1024 25
-bench proxy-1b 4 2048 20
+bench proxy-1b 2 1024 15
+bench proxy-1b 4 2048 15
 echo "== done"

@@ -175,6 +175,64 @@ pub fn fast_exp(x: f32) -> f32 {
     f32::from_bits(two_n) * p
 }
 
+/// `dst (m × n, row-major) = [dst +] scale · a · b`, where `a` is `m × k`
+/// and `b` is `k × n`, each given with its (row, column) strides; on
+/// rayon's threads when `parallel`.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_into(
+    dst: &mut [f32],
+    accumulate: bool,
+    (m, n, k): (usize, usize, usize),
+    a: &[f32],
+    (a_rs, a_cs): (usize, usize),
+    b: &[f32],
+    (b_rs, b_cs): (usize, usize),
+    scale: f32,
+    parallel: bool,
+) {
+    let last = |rows: usize, cols: usize, rs: usize, cs: usize| {
+        (rows.max(1) - 1) * rs + (cols.max(1) - 1) * cs
+    };
+    assert!(dst.len() >= m * n, "gemm: destination too small");
+    assert!(
+        m * k == 0 || last(m, k, a_rs, a_cs) < a.len(),
+        "gemm: lhs too small"
+    );
+    assert!(
+        k * n == 0 || last(k, n, b_rs, b_cs) < b.len(),
+        "gemm: rhs too small"
+    );
+    // SAFETY: the asserts above keep every index gemm reads or writes inside
+    // the three slices, and `dst` is borrowed mutably, apart from `a` and `b`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
+            1.0,
+            scale,
+            false,
+            false,
+            false,
+            if parallel {
+                gemm::Parallelism::Rayon(0)
+            } else {
+                gemm::Parallelism::None
+            },
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

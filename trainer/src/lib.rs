@@ -13,6 +13,7 @@
 //! step's peak memory and checks it before the first, and every fallible
 //! function returns a [`TrainerError`].
 
+pub mod attention;
 pub mod checkpoint;
 pub mod config;
 pub mod data;

@@ -158,14 +158,14 @@ impl Head<'_> {
             let c = self.rows.min(n - start);
             let (z, hc) = (&mut z[..c * v], &hidden[start * h..(start + c) * h]);
             // z = h_c · Wᵀ
-            gemm_into(z, false, (c, v, h), hc, (h, 1), weight, (1, h));
+            kernels::gemm_into(z, false, (c, v, h), hc, (h, 1), weight, (1, h), 1.0, true);
             let targets = &self.targets[start..start + c];
             loss += rows_softmax_grad(z, v, targets, s.unwrap_or(0.0));
             if s.is_some() {
                 // ∂h_c = g · W;  ∂W += gᵀ · h_c
                 let dh = &mut dh[start * h..(start + c) * h];
-                gemm_into(dh, false, (c, h, v), z, (v, 1), weight, (h, 1));
-                gemm_into(&mut dw, true, (v, h, c), z, (1, v), hc, (h, 1));
+                kernels::gemm_into(dh, false, (c, h, v), z, (v, 1), weight, (h, 1), 1.0, true);
+                kernels::gemm_into(&mut dw, true, (v, h, c), z, (1, v), hc, (h, 1), 1.0, true);
             }
         }
         let (dh, dw) = match s {
@@ -232,56 +232,6 @@ impl<G: std::ops::Deref<Target = Storage>> CpuSlice<G> {
                 "the head needs contiguous f32 tensors".into(),
             )),
         }
-    }
-}
-
-/// `dst (m × n, row-major) = [dst +] a · b`, where `a` is `m × k` and `b`
-/// is `k × n`, each given with its (row, column) strides.
-fn gemm_into(
-    dst: &mut [f32],
-    accumulate: bool,
-    (m, n, k): (usize, usize, usize),
-    a: &[f32],
-    (a_rs, a_cs): (usize, usize),
-    b: &[f32],
-    (b_rs, b_cs): (usize, usize),
-) {
-    let last = |rows: usize, cols: usize, rs: usize, cs: usize| {
-        (rows.max(1) - 1) * rs + (cols.max(1) - 1) * cs
-    };
-    assert!(dst.len() >= m * n, "gemm: destination too small");
-    assert!(
-        m * k == 0 || last(m, k, a_rs, a_cs) < a.len(),
-        "gemm: lhs too small"
-    );
-    assert!(
-        k * n == 0 || last(k, n, b_rs, b_cs) < b.len(),
-        "gemm: rhs too small"
-    );
-    // SAFETY: the asserts above keep every index gemm reads or writes inside
-    // the three slices, and `dst` is borrowed mutably, apart from `a` and `b`.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.as_ptr(),
-            a_cs as isize,
-            a_rs as isize,
-            b.as_ptr(),
-            b_cs as isize,
-            b_rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::Rayon(0),
-        )
     }
 }
 

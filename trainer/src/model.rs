@@ -16,10 +16,10 @@ use candle_core::{DType, Device, Tensor, Var, D};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::attention;
 use crate::config::LlamaConfig;
 use crate::error::{Result, TrainerError};
 use crate::loss;
-use crate::ops;
 
 /// How a parameter is initialised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,10 +246,7 @@ impl Attention {
         let v = heads(&self.v_proj, nkv)?;
         let (k, v) = (repeat_kv(k, nh / nkv)?, repeat_kv(v, nh / nkv)?);
         let scale = 1.0 / (hd as f64).sqrt();
-        let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?.to_dtype(DType::F32)?;
-        let probs = ops::causal_softmax(&scores)?.to_dtype(v.dtype())?;
-        let y = probs
-            .matmul(&v)?
+        let y = attention::causal(&q, &k, &v, scale)?
             .transpose(1, 2)?
             .contiguous()?
             .reshape((b, t, nh * hd))?;
