@@ -20,6 +20,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod eval;
+pub mod fused;
 pub mod kernels;
 pub mod loss;
 pub mod memory;

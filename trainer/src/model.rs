@@ -19,6 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::attention;
 use crate::config::LlamaConfig;
 use crate::error::{Result, TrainerError};
+use crate::fused;
 use crate::loss;
 
 /// How a parameter is initialised.
@@ -159,6 +160,9 @@ impl RmsNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let dtype = x.dtype();
         let w = self.weight.cast(dtype)?;
+        if fused::applies(x) {
+            return fused::rms_norm(x, &w, self.eps);
+        }
         let x = x.to_dtype(DType::F32)?;
         let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
         let normed = x.broadcast_div(&(ms + self.eps)?.sqrt()?)?;
@@ -171,6 +175,8 @@ impl RmsNorm {
 struct Positions {
     cos: Tensor,
     sin: Tensor,
+    /// The same angles for the fused CPU path.
+    angles: fused::Angles,
 }
 
 impl Positions {
@@ -190,9 +196,27 @@ impl Positions {
         }
         let shape = (t, 2 * half);
         Ok(Positions {
-            cos: Tensor::from_vec(cos, shape, device)?.to_dtype(dtype)?,
-            sin: Tensor::from_vec(sin, shape, device)?.to_dtype(dtype)?,
+            cos: Tensor::from_vec(cos.clone(), shape, device)?.to_dtype(dtype)?,
+            sin: Tensor::from_vec(sin.clone(), shape, device)?.to_dtype(dtype)?,
+            angles: fused::Angles {
+                cos: cos.into(),
+                sin: sin.into(),
+            },
         })
+    }
+
+    /// Splits a projection `x` of shape `[b, t, heads·d]` into heads and
+    /// rotates them by the RoPE angles: `[b, heads, t, d]`.
+    fn rope_heads(&self, x: &Tensor, heads: usize) -> Result<Tensor> {
+        if fused::applies(x) {
+            return fused::rope_heads(x, heads, &self.angles);
+        }
+        let (b, t, hd) = x.dims3()?;
+        let x = x
+            .reshape((b, t, heads, hd / heads))?
+            .transpose(1, 2)?
+            .contiguous()?;
+        self.rope(&x)
     }
 
     /// Rotates `x` of shape `[b, heads, t, d]` by the RoPE angles (Hugging
@@ -241,8 +265,8 @@ impl Attention {
                 .transpose(1, 2)?
                 .contiguous()?)
         };
-        let q = pos.rope(&heads(&self.q_proj, nh)?)?;
-        let k = pos.rope(&heads(&self.k_proj, nkv)?)?;
+        let q = pos.rope_heads(&self.q_proj.forward(x)?, nh)?;
+        let k = pos.rope_heads(&self.k_proj.forward(x)?, nkv)?;
         let v = heads(&self.v_proj, nkv)?;
         let (k, v) = (repeat_kv(k, nh / nkv)?, repeat_kv(v, nh / nkv)?);
         let scale = 1.0 / (hd as f64).sqrt();
@@ -292,9 +316,13 @@ impl Mlp {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gate = self.gate_proj.forward(x)?.silu()?;
-        let up = self.up_proj.forward(x)?;
-        self.down_proj.forward(&(gate * up)?)
+        let (gate, up) = (self.gate_proj.forward(x)?, self.up_proj.forward(x)?);
+        let act = if fused::applies(&gate) {
+            fused::swiglu(&gate, &up)?
+        } else {
+            (gate.silu()? * up)?
+        };
+        self.down_proj.forward(&act)
     }
 
     fn params(&self) -> [&Param; 3] {
