@@ -12,8 +12,9 @@ use crate::error::Result;
 use crate::kernels::{self, gemm_into};
 use crate::ops;
 
-/// Causal attention of `q`, `k`, `v`, each `[b, heads, t, head_dim]` (keys
-/// and values already repeated to every query head), scores scaled by
+/// Causal attention of `q` (`[b, heads, t, head_dim]`) over `k` and `v`
+/// (`[b, kv_heads, t, head_dim]`, `heads` a multiple of `kv_heads`: query
+/// head `h` uses key/value head `h / (heads / kv_heads)`), scores scaled by
 /// `scale`. Returns `[b, heads, t, head_dim]`.
 pub fn causal(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> {
     let f32_cpu = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
@@ -21,9 +22,23 @@ pub fn causal(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> 
         let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
         return Ok(q.apply_op3(&k, &v, CausalAttention { scale })?);
     }
+    let rep = q.dim(1)? / k.dim(1)?.max(1);
+    let (k, v) = (repeat_kv(k, rep)?, repeat_kv(v, rep)?);
     let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?.to_dtype(DType::F32)?;
     let probs = ops::causal_softmax(&scores)?.to_dtype(v.dtype())?;
-    Ok(probs.matmul(v)?)
+    Ok(probs.matmul(&v)?)
+}
+
+/// `[b, kv, t, d]` → `[b, kv·n, t, d]`, each head repeated `n` times.
+fn repeat_kv(x: &Tensor, n: usize) -> Result<Tensor> {
+    if n == 1 {
+        return Ok(x.clone());
+    }
+    let (b, kv, t, d) = x.dims4()?;
+    Ok(x.unsqueeze(2)?
+        .broadcast_as((b, kv, n, t, d))?
+        .contiguous()?
+        .reshape((b, kv * n, t, d))?)
 }
 
 /// The fused operation; its backward pass is [`CausalAttention::grads`].
@@ -31,12 +46,47 @@ struct CausalAttention {
     scale: f64,
 }
 
-/// `(heads, t, head_dim)` of a `[b, heads, t, head_dim]` layout, `heads`
-/// counting every batch row's.
-fn dims(layout: &Layout) -> candle_core::Result<(usize, usize, usize)> {
-    match layout.dims() {
-        [b, h, t, d] if *t > 0 && *d > 0 => Ok((b * h, *t, *d)),
-        dims => candle_core::bail!("attention: q, k, v of shape {dims:?}"),
+/// Query rows per block: a block of rows `i0..i1` needs the keys `..i1`
+/// only, which halves the work of a full `t × t` product.
+const BLOCK: usize = 64;
+
+/// The row blocks of `t` rows: `(i0, i1)`.
+fn blocks(t: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..t)
+        .step_by(BLOCK)
+        .map(move |i0| (i0, (i0 + BLOCK).min(t)))
+}
+
+/// The shape of the operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Dims {
+    /// Query heads per key/value head.
+    rep: usize,
+    t: usize,
+    d: usize,
+}
+
+impl Dims {
+    /// Checks `q` `[b, h, t, d]` against `k` and `v` `[b, kv, t, d]`.
+    fn of(l: [&[usize]; 3]) -> candle_core::Result<Dims> {
+        match l {
+            [[b, h, t, d], k, v]
+                if k == v
+                    && k.len() == 4
+                    && (k[0], k[2], k[3]) == (*b, *t, *d)
+                    && k[1] > 0
+                    && h % k[1] == 0
+                    && *t > 0
+                    && *d > 0 =>
+            {
+                Ok(Dims {
+                    rep: h / k[1],
+                    t: *t,
+                    d: *d,
+                })
+            }
+            _ => candle_core::bail!("attention: q, k, v of shapes {l:?}"),
+        }
     }
 }
 
@@ -48,7 +98,7 @@ fn f32s<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a
     }
 }
 
-/// One head's `q`, `k` or `v`: `t × d`, row-major.
+/// One query head and its key/value head, `t × d` row-major each.
 struct Head<'a> {
     q: &'a [f32],
     k: &'a [f32],
@@ -58,90 +108,139 @@ struct Head<'a> {
 }
 
 impl Head<'_> {
-    /// `p = causal_softmax(scale · q·kᵀ)`, `t × t`.
-    fn probs(&self, p: &mut [f32], scale: f32) {
-        let (t, d) = (self.t, self.d);
+    /// The probabilities of rows `i0..i1` over keys `..i1`, into `p`
+    /// (`(i1 − i0) × i1`): `causal_softmax(scale · q·kᵀ)`.
+    fn probs(&self, (i0, i1): (usize, usize), p: &mut [f32], scale: f32) {
+        let (d, rows) = (self.d, i1 - i0);
+        let q = &self.q[i0 * d..i1 * d];
         gemm_into(
             p,
             false,
-            (t, t, d),
-            self.q,
+            (rows, i1, d),
+            q,
             (d, 1),
             self.k,
             (1, d),
             scale,
             false,
         );
-        for (i, row) in p.chunks_exact_mut(t).enumerate() {
-            kernels::causal_softmax_row(row, i + 1);
+        for (r, row) in p[..rows * i1].chunks_exact_mut(i1).enumerate() {
+            kernels::causal_softmax_row(row, i0 + r + 1);
+        }
+    }
+
+    /// `y = p·v`, one row block at a time.
+    fn forward(&self, y: &mut [f32], p: &mut [f32], scale: f32) {
+        let d = self.d;
+        for (i0, i1) in blocks(self.t) {
+            self.probs((i0, i1), p, scale);
+            let (rows, y) = (i1 - i0, &mut y[i0 * d..i1 * d]);
+            gemm_into(
+                y,
+                false,
+                (rows, d, i1),
+                p,
+                (i1, 1),
+                self.v,
+                (d, 1),
+                1.0,
+                false,
+            );
+        }
+    }
+
+    /// This head's part of the gradients, given `dy`, its output's: `dq`
+    /// written, `dk` and `dv` added to. Per row block, the probabilities
+    /// again, then `dv += pᵀ·dy`, `dp = dy·vᵀ`, `ds = p ⊙ (dp − Σ p ⊙ dp)`,
+    /// `dq = scale · ds·k`, `dk += scale · dsᵀ·q`.
+    fn backward(
+        &self,
+        dy: &[f32],
+        grads: [&mut [f32]; 3],
+        buffers: &mut [Vec<f32>; 3],
+        scale: f32,
+    ) {
+        let [dq, dk, dv] = grads;
+        let [p, dp, ds] = buffers;
+        let d = self.d;
+        for (i0, i1) in blocks(self.t) {
+            let rows = i1 - i0;
+            let (dy, q) = (&dy[i0 * d..i1 * d], &self.q[i0 * d..i1 * d]);
+            self.probs((i0, i1), p, scale);
+            gemm_into(dv, true, (i1, d, rows), p, (1, i1), dy, (d, 1), 1.0, false);
+            gemm_into(
+                dp,
+                false,
+                (rows, i1, d),
+                dy,
+                (d, 1),
+                self.v,
+                (1, d),
+                1.0,
+                false,
+            );
+            let m = rows * i1;
+            let pairs = p[..m].chunks_exact(i1).zip(dp[..m].chunks_exact(i1));
+            for (r, ((p, dp), ds)) in pairs.zip(ds[..m].chunks_exact_mut(i1)).enumerate() {
+                kernels::softmax_grad_row(p, dp, ds, i0 + r + 1);
+            }
+            let dq = &mut dq[i0 * d..i1 * d];
+            gemm_into(
+                dq,
+                false,
+                (rows, d, i1),
+                ds,
+                (i1, 1),
+                self.k,
+                (d, 1),
+                scale,
+                false,
+            );
+            gemm_into(
+                dk,
+                true,
+                (i1, d, rows),
+                ds,
+                (1, i1),
+                q,
+                (d, 1),
+                scale,
+                false,
+            );
         }
     }
 }
 
 impl CausalAttention {
-    /// Checks that `q`, `k` and `v` have one shape; returns it.
-    fn shape(l: [&Layout; 3]) -> candle_core::Result<(usize, usize, usize)> {
-        let s = dims(l[0])?;
-        if dims(l[1])? != s || dims(l[2])? != s {
-            candle_core::bail!("attention: q, k and v of different shapes");
-        }
-        Ok(s)
-    }
-
-    /// The gradients of `q`, `k` and `v` given `dy`, the output's, all
-    /// `heads × t × d` f32: per head, the probabilities again, then
-    /// `dv = pᵀ·dy`, `dp = dy·vᵀ`, `ds = p ⊙ (dp − Σ p ⊙ dp)`,
-    /// `dq = scale · ds·k`, `dk = scale · dsᵀ·q`.
-    fn grads(&self, [q, k, v, dy]: [&[f32]; 4], (t, d): (usize, usize)) -> [Vec<f32>; 3] {
+    /// The gradients of `q`, `k` and `v` given `dy`, the output's. One task
+    /// per key/value head, which runs its query heads in order, so that
+    /// its `dk` and `dv` are summed in the same order on any number of
+    /// threads.
+    fn grads(&self, [q, k, v, dy]: [&[f32]; 4], Dims { rep, t, d }: Dims) -> [Vec<f32>; 3] {
         let scale = self.scale as f32;
-        let mut dq = vec![0f32; q.len()];
-        let mut dk = vec![0f32; q.len()];
-        let mut dv = vec![0f32; q.len()];
         let n = t * d;
-        dq.par_chunks_mut(n)
+        let mut dq = vec![0f32; q.len()];
+        let mut dk = vec![0f32; k.len()];
+        let mut dv = vec![0f32; k.len()];
+        let buffer = || vec![0f32; BLOCK * t];
+        dq.par_chunks_mut(rep * n)
             .zip(dk.par_chunks_mut(n).zip(dv.par_chunks_mut(n)))
             .enumerate()
             .for_each_init(
-                || [vec![0f32; t * t], vec![0f32; t * t], vec![0f32; t * t]],
-                |[p, dp, ds], (i, (dq, (dk, dv)))| {
-                    let r = i * n..(i + 1) * n;
-                    let head = Head {
-                        q: &q[r.clone()],
-                        k: &k[r.clone()],
-                        v: &v[r.clone()],
-                        t,
-                        d,
-                    };
-                    let dy = &dy[r];
-                    head.probs(p, scale);
-                    gemm_into(dv, false, (t, d, t), p, (1, t), dy, (d, 1), 1.0, false);
-                    gemm_into(dp, false, (t, t, d), dy, (d, 1), head.v, (1, d), 1.0, false);
-                    let rows = p.chunks_exact(t).zip(dp.chunks_exact(t));
-                    for (j, ((p, dp), ds)) in rows.zip(ds.chunks_exact_mut(t)).enumerate() {
-                        kernels::softmax_grad_row(p, dp, ds, j + 1);
+                || [buffer(), buffer(), buffer()],
+                |buffers, (g, (dq, (dk, dv)))| {
+                    for (j, dq) in dq.chunks_mut(n).enumerate() {
+                        let h = g * rep + j;
+                        let head = Head {
+                            q: &q[h * n..(h + 1) * n],
+                            k: &k[g * n..(g + 1) * n],
+                            v: &v[g * n..(g + 1) * n],
+                            t,
+                            d,
+                        };
+                        let dy = &dy[h * n..(h + 1) * n];
+                        head.backward(dy, [dq, &mut *dk, &mut *dv], buffers, scale);
                     }
-                    gemm_into(
-                        dq,
-                        false,
-                        (t, d, t),
-                        ds,
-                        (t, 1),
-                        head.k,
-                        (d, 1),
-                        scale,
-                        false,
-                    );
-                    gemm_into(
-                        dk,
-                        false,
-                        (t, d, t),
-                        ds,
-                        (1, t),
-                        head.q,
-                        (d, 1),
-                        scale,
-                        false,
-                    );
                 },
             );
         [dq, dk, dv]
@@ -162,24 +261,22 @@ impl CustomOp3 for CausalAttention {
         v: &CpuStorage,
         lv: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (_, t, d) = CausalAttention::shape([lq, lk, lv])?;
+        let Dims { rep, t, d } = Dims::of([lq.dims(), lk.dims(), lv.dims()])?;
         let (q, k, v) = (f32s(q, lq)?, f32s(k, lk)?, f32s(v, lv)?);
-        let scale = self.scale as f32;
-        let n = t * d;
+        let (scale, n) = (self.scale as f32, t * d);
         let mut y = vec![0f32; q.len()];
         y.par_chunks_mut(n).enumerate().for_each_init(
-            || vec![0f32; t * t],
-            |p, (i, y)| {
-                let r = i * n..(i + 1) * n;
+            || vec![0f32; BLOCK * t],
+            |p, (h, y)| {
+                let g = h / rep;
                 let head = Head {
-                    q: &q[r.clone()],
-                    k: &k[r.clone()],
-                    v: &v[r],
+                    q: &q[h * n..(h + 1) * n],
+                    k: &k[g * n..(g + 1) * n],
+                    v: &v[g * n..(g + 1) * n],
                     t,
                     d,
                 };
-                head.probs(p, scale);
-                gemm_into(y, false, (t, d, t), p, (t, 1), head.v, (d, 1), 1.0, false);
+                head.forward(y, p, scale);
             },
         );
         Ok((CpuStorage::F32(y), lq.shape().clone()))
@@ -194,7 +291,11 @@ impl CustomOp3 for CausalAttention {
         grad_res: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let dy = grad_res.contiguous()?;
-        let grads = {
+        let dims = Dims::of([q.dims(), k.dims(), v.dims()])?;
+        if dy.dims() != q.dims() {
+            candle_core::bail!("attention: gradient of another shape");
+        }
+        let [dq, dk, dv] = {
             let guards = [q, k, v, &dy].map(|t| t.storage_and_layout());
             let mut slices = Vec::with_capacity(4);
             for (storage, layout) in &guards {
@@ -203,15 +304,13 @@ impl CustomOp3 for CausalAttention {
                     _ => candle_core::bail!("attention: the backward pass runs on the CPU"),
                 }
             }
-            let shape = CausalAttention::shape([guards[0].1, guards[1].1, guards[2].1])?;
-            if dims(guards[3].1)? != shape {
-                candle_core::bail!("attention: gradient of another shape");
-            }
-            let (_, t, d) = shape;
-            self.grads([slices[0], slices[1], slices[2], slices[3]], (t, d))
+            self.grads([slices[0], slices[1], slices[2], slices[3]], dims)
         };
-        let [dq, dk, dv] = grads.map(|g| Tensor::from_vec(g, q.shape(), q.device()));
-        Ok((Some(dq?), Some(dk?), Some(dv?)))
+        Ok((
+            Some(Tensor::from_vec(dq, q.shape(), q.device())?),
+            Some(Tensor::from_vec(dk, k.shape(), k.device())?),
+            Some(Tensor::from_vec(dv, v.shape(), v.device())?),
+        ))
     }
 }
 
@@ -230,15 +329,23 @@ mod tests {
     /// The fused attention and its gradients equal the composed tensor ops.
     #[test]
     fn fused_attention_equals_the_composed_ops_and_their_gradients() {
-        let (b, h, t, d) = (2, 3, 17, 8);
-        let n = b * h * t * d;
-        let var = |salt| Var::from_vec(values(n, salt), (b, h, t, d), &Device::Cpu).unwrap();
-        let (q, k, v) = (var(1), var(2), var(3));
-        let w = Tensor::from_vec(values(n, 4), (b, h, t, d), &Device::Cpu).unwrap();
+        // Grouped-query heads (6 query heads over 2), and more rows than a
+        // block.
+        let (b, h, kv, t, d) = (2, 6, 2, BLOCK + 17, 8);
+        let var = |heads, salt| {
+            let n = b * heads * t * d;
+            Var::from_vec(values(n, salt), (b, heads, t, d), &Device::Cpu).unwrap()
+        };
+        let (q, k, v) = (var(h, 1), var(kv, 2), var(kv, 3));
+        let w = Tensor::from_vec(values(b * h * t * d, 4), (b, h, t, d), &Device::Cpu).unwrap();
         let scale = 1.0 / (d as f64).sqrt();
         let fused = causal(&q, &k, &v, scale).unwrap();
-        let scores = (q.matmul(&k.t().unwrap()).unwrap() * scale).unwrap();
-        let plain = ops::causal_softmax(&scores).unwrap().matmul(&v).unwrap();
+        let (kr, vr) = (
+            repeat_kv(&k, h / kv).unwrap(),
+            repeat_kv(&v, h / kv).unwrap(),
+        );
+        let scores = (q.matmul(&kr.t().unwrap()).unwrap() * scale).unwrap();
+        let plain = ops::causal_softmax(&scores).unwrap().matmul(&vr).unwrap();
         let close = |a: &Tensor, b: &Tensor, what: &str| {
             let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
             let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();

@@ -268,7 +268,6 @@ impl Attention {
         let q = pos.rope_heads(&self.q_proj.forward(x)?, nh)?;
         let k = pos.rope_heads(&self.k_proj.forward(x)?, nkv)?;
         let v = heads(&self.v_proj, nkv)?;
-        let (k, v) = (repeat_kv(k, nh / nkv)?, repeat_kv(v, nh / nkv)?);
         let scale = 1.0 / (hd as f64).sqrt();
         let y = attention::causal(&q, &k, &v, scale)?
             .transpose(1, 2)?
@@ -285,18 +284,6 @@ impl Attention {
             &self.o_proj.weight,
         ]
     }
-}
-
-/// Repeats each key/value head `n` times: `[b, kv, t, d]` → `[b, kv·n, t, d]`.
-fn repeat_kv(x: Tensor, n: usize) -> Result<Tensor> {
-    if n == 1 {
-        return Ok(x);
-    }
-    let (b, kv, t, d) = x.dims4()?;
-    Ok(x.unsqueeze(2)?
-        .broadcast_as((b, kv, n, t, d))?
-        .contiguous()?
-        .reshape((b, kv * n, t, d))?)
 }
 
 /// The SwiGLU MLP: `down(silu(gate(x)) · up(x))`.
