@@ -390,6 +390,9 @@ def main():
         "final_loss": round(losses[-1], 5),
         "fused_adamw": fused,
     }
+    if device == "cpu":
+        import resource  # ru_maxrss: KiB on Linux
+        res["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
     if device == "cuda":
         res["peak_memory_gib"] = round(torch.cuda.max_memory_allocated(dev) / 2**30, 3)
         res["peak_tflops"] = a.peak_tflops

@@ -206,9 +206,10 @@ pub enum TrainerError {
         /// The settings that differ.
         keys: Vec<String>,
     },
-    /// A training step would need more memory than there is.
+    /// A training step would need more memory than there is: the
+    /// estimate, the limit and the advice, as the memory check words them.
     #[error("{0}")]
-    OutOfMemory(Box<crate::memory::Refusal>),
+    OutOfMemory(String),
     /// A memory size other than a number with an optional K, M, G or T.
     #[error("memory size {0:?}: use a number of bytes with an optional K, M, G or T (powers of 1024), e.g. 2.5G or 800M")]
     BadSize(String),

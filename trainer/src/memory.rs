@@ -612,10 +612,8 @@ pub fn check(config: &LlamaConfig, w: Workload, limit: Option<Limit>) -> Result<
     match &check.limit {
         Some(l) if check.estimate.total() > l.bytes => {
             let advice = advise(config, &w, l.bytes);
-            Err(TrainerError::OutOfMemory(Box::new(Refusal {
-                check,
-                advice,
-            })))
+            let refusal = Refusal { check, advice };
+            Err(TrainerError::OutOfMemory(refusal.to_string()))
         }
         _ => Ok(check),
     }
