@@ -174,6 +174,15 @@ fn a_report_of_two_runs_draws_every_curve_and_sums_up_their_metrics() {
     check_summary(&runs[0], &alpha, 6);
     check_summary(&runs[1], &beta, 4);
     assert_eq!(runs[1]["skipped_partial_line"], true);
+    // The peak resident size each run recorded in its memory.jsonl.
+    for (i, run) in [&alpha, &beta].iter().enumerate() {
+        let line = std::fs::read_to_string(run.join("memory.jsonl")).unwrap();
+        let record: serde_json::Value = serde_json::from_str(line.trim_end()).unwrap();
+        assert_eq!(
+            runs[i]["peak"]["peak_rss_bytes"].as_f64(),
+            record["peak_rss_bytes"].as_f64()
+        );
+    }
     let recorded: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(alpha.join("valid.json")).unwrap()).unwrap();
     assert_eq!(recorded["windows"], serde_json::json!({"en": 7, "zh": 8}));

@@ -219,8 +219,34 @@ fn read_run(dir: &Path) -> Result<Run> {
     })?;
     let (records, skipped_partial_line) = read_metrics(dir)?;
     let windows = ValidWindows::read(dir)?;
-    let summary = summarize(dir, header, &records, windows, skipped_partial_line);
+    let mut summary = summarize(dir, header, &records, windows, skipped_partial_line);
+    if let Some(rss) = peak_rss(dir)? {
+        summary.peak.insert("peak_rss_bytes".into(), rss);
+    }
     Ok(Run { summary, records })
+}
+
+/// The largest `peak_rss_bytes` of `RUN/memory.jsonl` (one line per
+/// process of the run), if the run wrote one; a partial last line, as a
+/// killed process leaves, is skipped.
+fn peak_rss(dir: &Path) -> Result<Option<f64>> {
+    let path = dir.join("memory.jsonl");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).at("reading", &path)?;
+    let mut peak: Option<f64> = None;
+    for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|source| TrainerError::Json {
+                path: path.clone(),
+                source,
+            })?;
+        if let Some(x) = v["peak_rss_bytes"].as_f64() {
+            peak = Some(peak.map_or(x, |p: f64| p.max(x)));
+        }
+    }
+    Ok(peak)
 }
 
 /// The median of the finite values of `xs`.
