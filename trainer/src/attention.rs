@@ -90,14 +90,6 @@ impl Dims {
     }
 }
 
-/// The contiguous f32 elements of a CPU storage.
-fn f32s<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
-    match (storage, layout.contiguous_offsets()) {
-        (CpuStorage::F32(data), Some((a, b))) => Ok(&data[a..b]),
-        _ => candle_core::bail!("attention: contiguous f32 only"),
-    }
-}
-
 /// One query head and its key/value head, `t × d` row-major each.
 struct Head<'a> {
     q: &'a [f32],
@@ -262,7 +254,11 @@ impl CustomOp3 for CausalAttention {
         lv: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let Dims { rep, t, d } = Dims::of([lq.dims(), lk.dims(), lv.dims()])?;
-        let (q, k, v) = (f32s(q, lq)?, f32s(k, lk)?, f32s(v, lv)?);
+        let (q, k, v) = (
+            kernels::f32s(q, lq, "attention")?,
+            kernels::f32s(k, lk, "attention")?,
+            kernels::f32s(v, lv, "attention")?,
+        );
         let (scale, n) = (self.scale as f32, t * d);
         let mut y = vec![0f32; q.len()];
         y.par_chunks_mut(n).enumerate().for_each_init(
@@ -300,7 +296,7 @@ impl CustomOp3 for CausalAttention {
             let mut slices = Vec::with_capacity(4);
             for (storage, layout) in &guards {
                 match &**storage {
-                    Storage::Cpu(s) => slices.push(f32s(s, layout)?),
+                    Storage::Cpu(s) => slices.push(kernels::f32s(s, layout, "attention")?),
                     _ => candle_core::bail!("attention: the backward pass runs on the CPU"),
                 }
             }

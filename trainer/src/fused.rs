@@ -8,18 +8,11 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Storag
 use rayon::prelude::*;
 
 use crate::error::Result;
+use crate::kernels;
 
 /// Whether `t` takes the fused path: f32 on the CPU.
 pub fn applies(t: &Tensor) -> bool {
     t.device().is_cpu() && t.dtype() == DType::F32
-}
-
-/// The contiguous f32 elements of a CPU storage.
-fn f32s<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
-    match (storage, layout.contiguous_offsets()) {
-        (CpuStorage::F32(data), Some((a, b))) => Ok(&data[a..b]),
-        _ => candle_core::bail!("fused op: contiguous f32 only"),
-    }
 }
 
 /// Runs `f` on the f32 elements of CPU tensors (made contiguous).
@@ -35,7 +28,7 @@ fn with_f32s<R>(
     let mut slices = Vec::with_capacity(guards.len());
     for (storage, layout) in &guards {
         match &**storage {
-            Storage::Cpu(s) => slices.push(f32s(s, layout)?),
+            Storage::Cpu(s) => slices.push(kernels::f32s(s, layout, "fused op")?),
             _ => candle_core::bail!("fused op: CPU tensors only"),
         }
     }
@@ -82,7 +75,10 @@ impl CustomOp2 for RmsNorm {
         w: &CpuStorage,
         lw: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (x, w) = (f32s(x, lx)?, f32s(w, lw)?);
+        let (x, w) = (
+            kernels::f32s(x, lx, "fused op")?,
+            kernels::f32s(w, lw, "fused op")?,
+        );
         let h = w.len();
         if lx.dims().last() != Some(&h) {
             candle_core::bail!("rms-norm: weight of {h} for rows of {:?}", lx.dims());
@@ -235,7 +231,7 @@ impl CustomOp1 for Rope {
 
     fn cpu_fwd(&self, x: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let (b, t, d) = self.dims(l.dims())?;
-        let x = f32s(x, l)?;
+        let x = kernels::f32s(x, l, "fused op")?;
         let mut y = vec![0f32; x.len()];
         let h = d / 2;
         self.map((t, d), x, &mut y, true, |x, cos, sin, y| {
@@ -292,7 +288,10 @@ impl CustomOp2 for SwiGlu {
         u: &CpuStorage,
         lu: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (g, u) = (f32s(g, lg)?, f32s(u, lu)?);
+        let (g, u) = (
+            kernels::f32s(g, lg, "fused op")?,
+            kernels::f32s(u, lu, "fused op")?,
+        );
         if g.len() != u.len() {
             candle_core::bail!("swiglu: gate and up of different shapes");
         }

@@ -7,6 +7,8 @@
 //! vectorizes them without reassociating anything: every width gives the
 //! same bits.
 
+use candle_core::{CpuStorage, Layout};
+
 /// Lanes the row loops keep separate.
 const LANES: usize = 16;
 
@@ -230,6 +232,31 @@ pub fn gemm_into(
                 gemm::Parallelism::None
             },
         )
+    }
+}
+
+/// The contiguous f32 elements of a CPU storage, as a fused operation
+/// (`op`) reads them.
+pub fn f32s<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> candle_core::Result<&'a [f32]> {
+    match (storage, layout.contiguous_offsets()) {
+        (CpuStorage::F32(data), Some((a, b))) => Ok(&data[a..b]),
+        _ => candle_core::bail!("{op}: contiguous f32 tensors only"),
+    }
+}
+
+/// The same, to write in place.
+pub fn f32s_mut<'a>(
+    storage: &'a mut CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> candle_core::Result<&'a mut [f32]> {
+    match (storage, layout.contiguous_offsets()) {
+        (CpuStorage::F32(data), Some((a, b))) => Ok(&mut data[a..b]),
+        _ => candle_core::bail!("{op}: contiguous f32 tensors only"),
     }
 }
 

@@ -32,14 +32,6 @@ struct CausalSoftmax;
 /// Backward: [`kernels::softmax_grad_row`] on every row.
 struct CausalSoftmaxGrad;
 
-/// The contiguous f32 elements of a CPU storage.
-fn f32s<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
-    match (storage, layout.contiguous_offsets()) {
-        (CpuStorage::F32(data), Some((a, b))) => Ok(&data[a..b]),
-        _ => candle_core::bail!("causal softmax: contiguous f32 only"),
-    }
-}
-
 /// The length `t` of the rows of a `[.., t, t]` layout.
 fn row_len(layout: &Layout) -> candle_core::Result<usize> {
     match layout.dims() {
@@ -59,7 +51,7 @@ impl CustomOp1 for CausalSoftmax {
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let t = row_len(layout)?;
-        let mut y = f32s(storage, layout)?.to_vec();
+        let mut y = kernels::f32s(storage, layout, "causal softmax")?.to_vec();
         y.par_chunks_mut(t)
             .enumerate()
             .for_each(|(k, row)| kernels::causal_softmax_row(row, k % t + 1));
@@ -90,7 +82,10 @@ impl CustomOp2 for CausalSoftmaxGrad {
         dy_layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let t = row_len(y_layout)?;
-        let (y, dy) = (f32s(y, y_layout)?, f32s(dy, dy_layout)?);
+        let (y, dy) = (
+            kernels::f32s(y, y_layout, "causal softmax")?,
+            kernels::f32s(dy, dy_layout, "causal softmax")?,
+        );
         if y.len() != dy.len() {
             candle_core::bail!("causal softmax: gradient of another shape");
         }

@@ -9,6 +9,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainerError};
+use crate::kernels;
 
 /// Hyper-parameters other than the learning rate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,22 +80,6 @@ impl Slot {
     }
 }
 
-/// A contiguous f32 CPU buffer's elements.
-fn f32s<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => candle_core::bail!("AdamW needs contiguous f32 tensors"),
-    }
-}
-
-/// The same, mutable.
-fn f32s_mut<'a>(s: &'a mut CpuStorage, l: &Layout) -> candle_core::Result<&'a mut [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&mut v[a..b]),
-        _ => candle_core::bail!("AdamW needs contiguous f32 tensors"),
-    }
-}
-
 /// Elements per parallel task of the in-place passes.
 const PASS_CHUNK: usize = 1 << 15;
 
@@ -117,7 +102,10 @@ impl InplaceOp2 for Moment {
         g: &CpuStorage,
         lg: &Layout,
     ) -> candle_core::Result<()> {
-        let (m, g) = (f32s_mut(m, lm)?, f32s(g, lg)?);
+        let (m, g) = (
+            kernels::f32s_mut(m, lm, "AdamW")?,
+            kernels::f32s(g, lg, "AdamW")?,
+        );
         if m.len() != g.len() {
             candle_core::bail!("AdamW: a gradient of another shape");
         }
@@ -151,7 +139,11 @@ impl InplaceOp3 for Update {
         v: &CpuStorage,
         lv: &Layout,
     ) -> candle_core::Result<()> {
-        let (theta, m, v) = (f32s_mut(theta, lt)?, f32s(m, lm)?, f32s(v, lv)?);
+        let (theta, m, v) = (
+            kernels::f32s_mut(theta, lt, "AdamW")?,
+            kernels::f32s(m, lm, "AdamW")?,
+            kernels::f32s(v, lv, "AdamW")?,
+        );
         if theta.len() != m.len() || theta.len() != v.len() {
             candle_core::bail!("AdamW: moments of another shape");
         }
@@ -318,7 +310,7 @@ fn sum_of_squares(g: &Tensor) -> Result<f64> {
     {
         let (storage, layout) = g.storage_and_layout();
         if let candle_core::Storage::Cpu(s) = &*storage {
-            if let Ok(values) = f32s(s, layout) {
+            if let Ok(values) = kernels::f32s(s, layout, "AdamW") {
                 return Ok(values
                     .par_chunks(PASS_CHUNK)
                     .map(|c| c.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>())
