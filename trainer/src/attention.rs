@@ -5,7 +5,7 @@
 //! output, and none of the scores. Elsewhere (CUDA, bf16) it is composed of
 //! tensor ops, with [`ops::causal_softmax`].
 
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::error::Result;
@@ -286,22 +286,14 @@ impl CustomOp3 for CausalAttention {
         _res: &Tensor,
         grad_res: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let dy = grad_res.contiguous()?;
+        let dy = grad_res;
         let dims = Dims::of([q.dims(), k.dims(), v.dims()])?;
         if dy.dims() != q.dims() {
             candle_core::bail!("attention: gradient of another shape");
         }
-        let [dq, dk, dv] = {
-            let guards = [q, k, v, &dy].map(|t| t.storage_and_layout());
-            let mut slices = Vec::with_capacity(4);
-            for (storage, layout) in &guards {
-                match &**storage {
-                    Storage::Cpu(s) => slices.push(kernels::f32s(s, layout, "attention")?),
-                    _ => candle_core::bail!("attention: the backward pass runs on the CPU"),
-                }
-            }
-            self.grads([slices[0], slices[1], slices[2], slices[3]], dims)
-        };
+        let [dq, dk, dv] = kernels::with_f32s(&[q, k, v, dy], "attention", |s| {
+            Ok(self.grads([s[0], s[1], s[2], s[3]], dims))
+        })?;
         Ok((
             Some(Tensor::from_vec(dq, q.shape(), q.device())?),
             Some(Tensor::from_vec(dk, k.shape(), k.device())?),
@@ -313,14 +305,8 @@ impl CustomOp3 for CausalAttention {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{same, values};
     use candle_core::{Device, Var};
-
-    /// Values in [-1, 1) from a simple hash of the index.
-    fn values(n: usize, salt: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| (((i * 2654435761 + salt * 40503) % 1000) as f32 / 500.0) - 1.0)
-            .collect()
-    }
 
     /// The fused attention and its gradients equal the composed tensor ops.
     #[test]
@@ -333,7 +319,6 @@ mod tests {
             Var::from_vec(values(n, salt), (b, heads, t, d), &Device::Cpu).unwrap()
         };
         let (q, k, v) = (var(h, 1), var(kv, 2), var(kv, 3));
-        let w = Tensor::from_vec(values(b * h * t * d, 4), (b, h, t, d), &Device::Cpu).unwrap();
         let scale = 1.0 / (d as f64).sqrt();
         let fused = causal(&q, &k, &v, scale).unwrap();
         let (kr, vr) = (
@@ -342,20 +327,6 @@ mod tests {
         );
         let scores = (q.matmul(&kr.t().unwrap()).unwrap() * scale).unwrap();
         let plain = ops::causal_softmax(&scores).unwrap().matmul(&vr).unwrap();
-        let close = |a: &Tensor, b: &Tensor, what: &str| {
-            let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            let worst = a
-                .iter()
-                .zip(&b)
-                .fold(0f32, |m, (p, q)| m.max((p - q).abs()));
-            assert!(worst < 1e-5, "{what}: {worst}");
-        };
-        close(&fused, &plain, "output");
-        let gf = (fused * &w).unwrap().sum_all().unwrap().backward().unwrap();
-        let gp = (plain * &w).unwrap().sum_all().unwrap().backward().unwrap();
-        for (x, what) in [(&q, "dq"), (&k, "dk"), (&v, "dv")] {
-            close(gf.get(x).unwrap(), gp.get(x).unwrap(), what);
-        }
+        same(fused, plain, &[&q, &k, &v], 1e-5);
     }
 }

@@ -40,12 +40,14 @@ pub enum TrainerError {
         /// What it lacks.
         why: &'static str,
     },
-    /// A line of a run's `metrics.jsonl` does not parse, and it is not a
-    /// partial last line.
-    #[error("{}:{line}: not a metrics line", path.display())]
-    MetricsLine {
-        /// `RUN/metrics.jsonl`.
+    /// A line of a run's `metrics.jsonl` or `memory.jsonl` does not parse,
+    /// and it is not a partial last line.
+    #[error("{}:{line}: not a {what} line", path.display())]
+    JsonLine {
+        /// The file.
         path: PathBuf,
+        /// What its lines are: `metrics`, `memory`.
+        what: &'static str,
         /// The line number, from 1.
         line: usize,
         /// The cause.

@@ -4,7 +4,7 @@
 //! split into heads), and SwiGLU's `silu(gate) · up`. In f32 on the CPU
 //! only; elsewhere the model composes tensor ops (see [`crate::model`]).
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::error::Result;
@@ -13,26 +13,6 @@ use crate::kernels;
 /// Whether `t` takes the fused path: f32 on the CPU.
 pub fn applies(t: &Tensor) -> bool {
     t.device().is_cpu() && t.dtype() == DType::F32
-}
-
-/// Runs `f` on the f32 elements of CPU tensors (made contiguous).
-fn with_f32s<R>(
-    tensors: &[&Tensor],
-    f: impl FnOnce(&[&[f32]]) -> candle_core::Result<R>,
-) -> candle_core::Result<R> {
-    let owned: Vec<Tensor> = tensors
-        .iter()
-        .map(|t| t.contiguous())
-        .collect::<candle_core::Result<_>>()?;
-    let guards: Vec<_> = owned.iter().map(|t| t.storage_and_layout()).collect();
-    let mut slices = Vec::with_capacity(guards.len());
-    for (storage, layout) in &guards {
-        match &**storage {
-            Storage::Cpu(s) => slices.push(kernels::f32s(s, layout, "fused op")?),
-            _ => candle_core::bail!("fused op: CPU tensors only"),
-        }
-    }
-    f(&slices)
 }
 
 /// Rows per parallel task where a weight's gradient is summed over rows: a
@@ -102,7 +82,7 @@ impl CustomOp2 for RmsNorm {
         _res: &Tensor,
         dy: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw) = with_f32s(&[x, w, dy], |s| {
+        let (dx, dw) = kernels::with_f32s(&[x, w, dy], "rms-norm", |s| {
             let (x, w, dy) = (s[0], s[1], s[2]);
             let h = w.len();
             let mut dx = vec![0f32; x.len()];
@@ -248,7 +228,7 @@ impl CustomOp1 for Rope {
     fn bwd(&self, x: &Tensor, _res: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
         let (_, t, d) = self.dims(x.dims())?;
         let h = d / 2;
-        let dx = with_f32s(&[dy], |s| {
+        let dx = kernels::with_f32s(&[dy], "rope", |s| {
             let mut dx = vec![0f32; s[0].len()];
             self.map((t, d), s[0], &mut dx, false, |dy, cos, sin, dx| {
                 for j in 0..h {
@@ -314,7 +294,7 @@ impl CustomOp2 for SwiGlu {
         _res: &Tensor,
         dy: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dg, du) = with_f32s(&[g, u, dy], |s| {
+        let (dg, du) = kernels::with_f32s(&[g, u, dy], "swiglu", |s| {
             let (g, u, dy) = (s[0], s[1], s[2]);
             let mut dg = vec![0f32; g.len()];
             let mut du = vec![0f32; g.len()];
@@ -341,45 +321,12 @@ impl CustomOp2 for SwiGlu {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{same, values};
     use candle_core::{Device, Var, D};
-
-    fn values(n: usize, salt: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| (((i * 2654435761 + salt * 40503) % 1000) as f32 / 500.0) - 1.0)
-            .collect()
-    }
 
     fn var(shape: &[usize], salt: usize) -> Var {
         let n = shape.iter().product();
         Var::from_vec(values(n, salt), shape, &Device::Cpu).unwrap()
-    }
-
-    /// The largest absolute difference of two tensors' elements.
-    fn worst(a: &Tensor, b: &Tensor) -> f32 {
-        let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(&b)
-            .fold(0f32, |m, (p, q)| m.max((p - q).abs()))
-    }
-
-    /// `fused` and `plain` agree to `tol`, and so do the gradients of
-    /// `Σ out ⊙ w` with respect to each of `inputs`.
-    fn same(fused: Tensor, plain: Tensor, inputs: &[&Var], tol: f32) {
-        assert!(
-            worst(&fused, &plain) < tol,
-            "output: {}",
-            worst(&fused, &plain)
-        );
-        let w =
-            Tensor::from_vec(values(plain.elem_count(), 9), plain.shape(), &Device::Cpu).unwrap();
-        let gf = (fused * &w).unwrap().sum_all().unwrap().backward().unwrap();
-        let gp = (plain * &w).unwrap().sum_all().unwrap().backward().unwrap();
-        for (i, x) in inputs.iter().enumerate() {
-            let d = worst(gf.get(x).unwrap(), gp.get(x).unwrap());
-            assert!(d < tol, "gradient {i}: {d}");
-        }
     }
 
     #[test]

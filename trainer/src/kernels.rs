@@ -7,7 +7,7 @@
 //! vectorizes them without reassociating anything: every width gives the
 //! same bits.
 
-use candle_core::{CpuStorage, Layout};
+use candle_core::{CpuStorage, Layout, Storage, Tensor};
 
 /// Lanes the row loops keep separate.
 const LANES: usize = 16;
@@ -258,6 +258,28 @@ pub fn f32s_mut<'a>(
         (CpuStorage::F32(data), Some((a, b))) => Ok(&mut data[a..b]),
         _ => candle_core::bail!("{op}: contiguous f32 tensors only"),
     }
+}
+
+/// Runs `f` on the f32 elements of CPU tensors (made contiguous), as the
+/// backward pass of a fused operation (`op`) reads them.
+pub fn with_f32s<R>(
+    tensors: &[&Tensor],
+    op: &str,
+    f: impl FnOnce(&[&[f32]]) -> candle_core::Result<R>,
+) -> candle_core::Result<R> {
+    let owned: Vec<Tensor> = tensors
+        .iter()
+        .map(|t| t.contiguous())
+        .collect::<candle_core::Result<_>>()?;
+    let guards: Vec<_> = owned.iter().map(|t| t.storage_and_layout()).collect();
+    let mut slices = Vec::with_capacity(guards.len());
+    for (storage, layout) in &guards {
+        match &**storage {
+            Storage::Cpu(s) => slices.push(f32s(s, layout, op)?),
+            _ => candle_core::bail!("{op}: CPU tensors only"),
+        }
+    }
+    f(&slices)
 }
 
 #[cfg(test)]

@@ -29,6 +29,8 @@ pub mod ops;
 pub mod optim;
 pub mod report;
 pub mod schedule;
+#[cfg(test)]
+mod testing;
 pub mod train;
 
 pub use error::{Result, TrainerError};

@@ -70,26 +70,23 @@ pub fn linear_cross_entropy(
     scale: f64,
     rows: usize,
 ) -> Result<HeadGrads> {
+    let head = Head::new(hidden, weight, targets, rows)?;
     let (n, h) = hidden.dims2()?;
     let (v, _) = weight.dims2()?;
-    check_targets(targets, n, v)?;
     let counted = targets.iter().filter(|&&t| t != IGNORE).count();
     let s = match counted {
         0 => 0.0,
         c => scale / c as f64,
     };
-    let (hidden, w) = (hidden.to_dtype(DType::F32)?, weight.to_dtype(DType::F32)?);
-    let head = Head {
-        hidden: &hidden,
-        weight: &w,
-        targets,
-        rows: rows.max(1),
-    };
     let (loss_sum, d_hidden, d_weight) = match hidden.device() {
         Device::Cpu => head.cpu(Some(s as f32))?,
         _ => head.ops(s as f32)?,
     };
-    let device = hidden.device();
+    // Zeros only where a path gave no gradient, never allocated beforehand.
+    let or_zeros = |g: Option<Tensor>, shape: (usize, usize)| match g {
+        Some(g) => Ok(g),
+        None => Tensor::zeros(shape, DType::F32, hidden.device()),
+    };
     Ok(HeadGrads {
         loss: if counted == 0 {
             0.0
@@ -97,8 +94,8 @@ pub fn linear_cross_entropy(
             loss_sum / counted as f64
         },
         counted,
-        hidden: d_hidden.unwrap_or(Tensor::zeros((n, h), DType::F32, device)?),
-        weight: d_weight.unwrap_or(Tensor::zeros((v, h), DType::F32, device)?),
+        hidden: or_zeros(d_hidden, (n, h))?,
+        weight: or_zeros(d_weight, (v, h))?,
     })
 }
 
@@ -111,16 +108,7 @@ pub fn linear_cross_entropy_sum(
     targets: &[i64],
     rows: usize,
 ) -> Result<(f64, usize)> {
-    let (n, _) = hidden.dims2()?;
-    let (v, _) = weight.dims2()?;
-    check_targets(targets, n, v)?;
-    let (hidden, w) = (hidden.to_dtype(DType::F32)?, weight.to_dtype(DType::F32)?);
-    let head = Head {
-        hidden: &hidden,
-        weight: &w,
-        targets,
-        rows: rows.max(1),
-    };
+    let head = Head::new(hidden, weight, targets, rows)?;
     let sum = match hidden.device() {
         Device::Cpu => head.cpu(None)?.0,
         _ => head.ops_sum()?,
@@ -131,10 +119,25 @@ pub fn linear_cross_entropy_sum(
 /// One head computation: f32 hidden states `[N, H]`, weight `[V, H]`, the
 /// targets and the chunk size.
 struct Head<'a> {
-    hidden: &'a Tensor,
-    weight: &'a Tensor,
+    hidden: Tensor,
+    weight: Tensor,
     targets: &'a [i64],
     rows: usize,
+}
+
+impl<'a> Head<'a> {
+    /// Checks the targets against the shapes, and casts to f32.
+    fn new(hidden: &Tensor, weight: &Tensor, targets: &'a [i64], rows: usize) -> Result<Head<'a>> {
+        let (n, _) = hidden.dims2()?;
+        let (v, _) = weight.dims2()?;
+        check_targets(targets, n, v)?;
+        Ok(Head {
+            hidden: hidden.to_dtype(DType::F32)?,
+            weight: weight.to_dtype(DType::F32)?,
+            targets,
+            rows: rows.max(1),
+        })
+    }
 }
 
 /// The summed loss, and the gradients of the hidden states and the weight
@@ -148,7 +151,7 @@ impl Head<'_> {
     fn cpu(&self, s: Option<f32>) -> Result<HeadOut> {
         let (n, h) = self.hidden.dims2()?;
         let (v, _) = self.weight.dims2()?;
-        let (hidden, weight) = (CpuSlice::of(self.hidden)?, CpuSlice::of(self.weight)?);
+        let (hidden, weight) = (CpuSlice::of(&self.hidden)?, CpuSlice::of(&self.weight)?);
         let (hidden, weight) = (hidden.slice()?, weight.slice()?);
         let mut z = vec![0f32; self.rows.min(n) * v];
         let mut dh = vec![0f32; if s.is_some() { n * h } else { 0 }];
@@ -191,7 +194,7 @@ impl Head<'_> {
             let z = hc.matmul(&self.weight.t()?)?;
             let (sum, g) = softmax_grad_ops(&z, &self.targets[start..start + c], s)?;
             loss += sum;
-            d_hidden.push(g.matmul(self.weight)?);
+            d_hidden.push(g.matmul(&self.weight)?);
             d_weight = (d_weight + g.t()?.matmul(&hc)?)?;
         }
         Ok((loss, Some(Tensor::cat(&d_hidden, 0)?), Some(d_weight)))
@@ -390,12 +393,7 @@ mod tests {
     #[test]
     fn the_tensor_op_path_equals_the_cpu_kernel() {
         let (hid, w, targets) = case(11, 8, 300);
-        let head = Head {
-            hidden: &hid,
-            weight: &w,
-            targets: &targets,
-            rows: 4,
-        };
+        let head = Head::new(&hid, &w, &targets, 4).unwrap();
         let (a, ha, wa) = head.ops(0.5).unwrap();
         let (b, hb, wb) = head.cpu(Some(0.5)).unwrap();
         assert!((a - b).abs() <= 1e-5 * b.abs(), "{a} vs {b}");

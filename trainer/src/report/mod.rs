@@ -171,23 +171,32 @@ impl Report {
 /// Reads `RUN/metrics.jsonl`: every line, except a partial last one
 /// (returned as `true`); none if the run has not written it yet.
 pub fn read_metrics(run: &Path) -> Result<(Vec<Record>, bool)> {
-    let path = run.join("metrics.jsonl");
+    read_lines(&run.join("metrics.jsonl"), "metrics")
+}
+
+/// The JSON lines of `path` (none if it does not exist), and whether a
+/// partial last line, as a killed process leaves, was skipped.
+fn read_lines<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &'static str,
+) -> Result<(Vec<T>, bool)> {
     if !path.exists() {
         return Ok((Vec::new(), false));
     }
-    let text = std::fs::read_to_string(&path).at("reading", &path)?;
+    let text = std::fs::read_to_string(path).at("reading", path)?;
     let lines: Vec<&str> = text.lines().collect();
     let mut records = Vec::with_capacity(lines.len());
     for (i, line) in lines.iter().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        match serde_json::from_str::<Record>(line) {
+        match serde_json::from_str::<T>(line) {
             Ok(r) => records.push(r),
             Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => return Ok((records, true)),
             Err(source) => {
-                return Err(TrainerError::MetricsLine {
-                    path,
+                return Err(TrainerError::JsonLine {
+                    path: path.to_path_buf(),
+                    what,
                     line: i + 1,
                     source,
                 })
@@ -227,26 +236,13 @@ fn read_run(dir: &Path) -> Result<Run> {
 }
 
 /// The largest `peak_rss_bytes` of `RUN/memory.jsonl` (one line per
-/// process of the run), if the run wrote one; a partial last line, as a
-/// killed process leaves, is skipped.
+/// process of the run), if the run wrote one.
 fn peak_rss(dir: &Path) -> Result<Option<f64>> {
-    let path = dir.join("memory.jsonl");
-    if !path.exists() {
-        return Ok(None);
-    }
-    let text = std::fs::read_to_string(&path).at("reading", &path)?;
-    let mut peak: Option<f64> = None;
-    for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
-        let v: serde_json::Value =
-            serde_json::from_str(line).map_err(|source| TrainerError::Json {
-                path: path.clone(),
-                source,
-            })?;
-        if let Some(x) = v["peak_rss_bytes"].as_f64() {
-            peak = Some(peak.map_or(x, |p: f64| p.max(x)));
-        }
-    }
-    Ok(peak)
+    let (lines, _) = read_lines::<serde_json::Value>(&dir.join("memory.jsonl"), "memory")?;
+    Ok(lines
+        .iter()
+        .filter_map(|v| v["peak_rss_bytes"].as_f64())
+        .reduce(f64::max))
 }
 
 /// The median of the finite values of `xs`.
