@@ -1,4 +1,4 @@
-//! File helpers: checksumming writers and atomic writes.
+//! File helpers: checksumming readers and writers, and atomic writes.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
@@ -73,25 +73,48 @@ pub fn finish_hashed(w: HashingWriter<BufWriter<File>>) -> io::Result<FileDigest
     Ok(digest)
 }
 
+/// A reader that hashes and counts everything read through it, so a file's
+/// checksum comes out of a pass that also decodes it.
+pub struct HashingReader<R: Read> {
+    inner: R,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    /// Wraps `inner`.
+    pub fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Reads what is left of the input, and returns the digest of all of it.
+    pub fn finish(mut self) -> io::Result<FileDigest> {
+        io::copy(&mut self, &mut io::sink())?;
+        Ok(FileDigest {
+            bytes: self.bytes,
+            sha256: hex(&self.hasher.finalize()),
+        })
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
 /// Size and SHA-256 of an existing file, read in one streaming pass.
 pub fn digest_file(path: &Path) -> io::Result<FileDigest> {
-    let mut file = File::open(path)
+    let file = File::open(path)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut bytes = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        bytes += n as u64;
-    }
-    Ok(FileDigest {
-        bytes,
-        sha256: hex(&hasher.finalize()),
-    })
+    HashingReader::new(file).finish()
 }
 
 /// Lower-case hex of a SHA-256 of `data`.
@@ -112,6 +135,11 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
         f.sync_all()?;
     }
     std::fs::rename(&tmp, path)
+}
+
+/// Syncs a directory, so that the renames and new names in it are on disk.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
 /// The temporary name a file is written under before its final rename.

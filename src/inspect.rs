@@ -62,25 +62,29 @@ pub fn normalize_prefix(p: &Path) -> PathBuf {
     p.to_path_buf()
 }
 
-/// Finds the tokenizer of the build that holds `prefix`, by walking up to its
-/// `manifest.json`.
-pub fn find_tokenizer(prefix: &Path) -> Result<PathBuf> {
+/// The build that holds `prefix`: its output directory and manifest,
+/// found by walking up to a `manifest.json`.
+fn build_of(prefix: &Path) -> Result<Option<(PathBuf, Manifest)>> {
     let start = std::path::absolute(prefix)?;
     for dir in start.ancestors().skip(1) {
         if dir.join(FILE_NAME).is_file() {
-            let m = Manifest::load(dir)?;
-            return Ok(dir.join(&m.tokenizer.copy));
+            return Ok(Some((dir.to_path_buf(), Manifest::load(dir)?)));
         }
     }
-    Err(Error::NoManifest {
-        shard: prefix.to_path_buf(),
-    })
+    Ok(None)
 }
 
-/// Inspects the shard at `prefix`, decoding document `doc` if given.
+/// Inspects the shard at `prefix`, decoding document `doc` if given. Inside
+/// a build, the shard is checked against its manifest (dtype, ids below the
+/// vocabulary) and its provenance table against the shard.
 pub fn inspect(prefix: &Path, doc: Option<usize>, tokenizer: Option<&Path>) -> Result<Inspection> {
     let prefix = normalize_prefix(prefix);
-    let reader = ShardReader::open(&prefix)?;
+    let build = build_of(&prefix)?;
+    let mut reader = ShardReader::open(&prefix)?;
+    if let Some((_, m)) = &build {
+        let (dtype, vocab) = m.tokenizer.shard_facts();
+        reader = reader.expect(dtype, vocab)?;
+    }
     let lens: Vec<usize> = (0..reader.len())
         .map(|i| reader.seq_len(i))
         .collect::<Result<_, _>>()?;
@@ -94,28 +98,40 @@ pub fn inspect(prefix: &Path, doc: Option<usize>, tokenizer: Option<&Path>) -> R
     };
     let document = match doc {
         None => None,
-        Some(i) => {
-            let tokens = reader.get(i)?;
-            let tok = match tokenizer {
-                Some(p) => tokenize::load(p)?,
-                None => tokenize::load(&find_tokenizer(&prefix)?)?,
-            };
-            let docs = with_suffix(&prefix, ".docs.parquet");
-            let provenance = if docs.is_file() {
-                Some(provenance::read_row(&docs, i as u64)?)
-            } else {
-                None
-            };
-            let text = tokenize::decode(&tok, &tokens).with_context(|| format!("document {i}"))?;
-            Some(DocInfo {
-                doc: i,
-                provenance,
-                tokens,
-                text,
+        Some(i) => Some(document(&reader, i, tokenizer, build.as_ref())?),
+    };
+    Ok(Inspection { shard, document })
+}
+
+/// Document `i` of the shard, decoded with `tokenizer` or the build's copy.
+fn document(
+    reader: &ShardReader,
+    i: usize,
+    tokenizer: Option<&Path>,
+    build: Option<&(PathBuf, Manifest)>,
+) -> Result<DocInfo> {
+    let tokens = reader.get(i)?;
+    let tok = match (tokenizer, build) {
+        (Some(p), _) => tokenize::load(p)?,
+        (None, Some((dir, m))) => tokenize::load(&dir.join(&m.tokenizer.copy))?,
+        (None, None) => {
+            return Err(Error::NoManifest {
+                shard: reader.prefix().to_path_buf(),
             })
         }
     };
-    Ok(Inspection { shard, document })
+    let docs = with_suffix(reader.prefix(), ".docs.parquet");
+    let provenance = match docs.is_file() {
+        true => Some(provenance::read_row_of(&docs, reader, i)?),
+        false => None,
+    };
+    let text = tokenize::decode(&tok, &tokens).with_context(|| format!("document {i}"))?;
+    Ok(DocInfo {
+        doc: i,
+        provenance,
+        tokens,
+        text,
+    })
 }
 
 impl std::fmt::Display for Inspection {

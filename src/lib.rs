@@ -66,6 +66,8 @@ mod table;
 pub mod text;
 #[cfg(feature = "pipeline")]
 pub mod tokenize;
+#[cfg(feature = "pipeline")]
+pub mod verify;
 
 #[cfg(feature = "pipeline")]
 pub use error::{Error, Result};

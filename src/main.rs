@@ -1,5 +1,6 @@
 //! The `almr` command line.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -98,6 +99,17 @@ enum Command {
         /// Draw from the validation samples instead of the training stream.
         #[arg(long)]
         valid: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a build and its mixes against what they record: every output
+    /// file against the manifest's sizes and SHA-256 values, every shard
+    /// read through, every mix against its sidecar and its build. Exits
+    /// non-zero when anything is wrong.
+    Verify {
+        /// The build's output directory.
+        out: PathBuf,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -216,6 +228,29 @@ enum ExportKind {
     Megatron,
 }
 
+/// `write!` to stdout, returning the error (a closed pipe is one) to the
+/// caller instead of panicking as `print!` does.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        write!(std::io::stdout().lock(), $($arg)*)?
+    };
+}
+
+/// `writeln!` to stdout, as [`out!`].
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    };
+}
+
+/// Whether `e` comes from writing to a pipe whose reader has gone.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// Default share of each source's documents held out for validation.
 const DEFAULT_VALID_SHARE: f64 = 0.01;
 
@@ -280,6 +315,9 @@ fn parse_valid_share(s: &str) -> Result<ValidShare, String> {
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output went away (`almr … | head`): done, as
+        // for `cat` and `rg`.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -290,8 +328,8 @@ fn main() -> ExitCode {
 fn build_command(pipeline: &Path, opts: &BuildOptions, json: bool) -> Result<()> {
     let outcome = build(pipeline, opts)?;
     match json {
-        true => print!("{}", outcome.manifest.to_json()),
-        false => print!("{outcome}"),
+        true => out!("{}", outcome.manifest.to_json()),
+        false => out!("{outcome}"),
     }
     Ok(())
 }
@@ -331,14 +369,15 @@ fn run(cli: Cli) -> Result<()> {
             valid,
             json,
         } => sample(&mix, n, seed, valid, json)?,
-        Command::Schema { which } => print!("{}", which.schema()),
+        Command::Verify { out, json } => verify(&out, json)?,
+        Command::Schema { which } => out!("{}", which.schema()),
     }
     Ok(())
 }
 
 /// Prints `value` as pretty JSON.
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
@@ -348,7 +387,7 @@ fn inspect(prefix: &Path, doc: Option<usize>, tokenizer: Option<&Path>, json: bo
     if json {
         return print_json(&report);
     }
-    print!("{report}");
+    out!("{report}");
     Ok(())
 }
 
@@ -359,7 +398,7 @@ fn explain(out: &Path, id: &str, json: bool) -> Result<()> {
         return print_json(&fates);
     }
     for fate in fates {
-        println!("{fate}");
+        outln!("{fate}");
     }
     Ok(())
 }
@@ -372,12 +411,12 @@ fn mix(args: &MixArgs) -> Result<()> {
         None => None,
     };
     if args.json {
-        print!("{}", report.to_json());
+        out!("{}", report.to_json());
         return Ok(());
     }
-    print!("{}", report.table(&args.out));
+    out!("{}", report.table(&args.out));
     if let Some(p) = exported {
-        println!("Megatron weights: {} (use --data-args-path)", p.display());
+        outln!("Megatron weights: {} (use --data-args-path)", p.display());
     }
     Ok(())
 }
@@ -391,9 +430,22 @@ fn stats(out: &Path, json: bool, html: Option<&Path>) -> Result<()> {
     if json {
         return print_json(&stats);
     }
-    print!("{stats}");
+    out!("{stats}");
     if let Some(path) = html {
-        println!("report: {}", path.display());
+        outln!("report: {}", path.display());
+    }
+    Ok(())
+}
+
+/// `almr verify`.
+fn verify(out: &Path, json: bool) -> Result<()> {
+    let v = almr::verify::verify(out)?;
+    match json {
+        true => print_json(&v)?,
+        false => out!("{v}"),
+    }
+    if !v.ok() {
+        anyhow::bail!("{}: {} problems", out.display(), v.problems.len());
     }
     Ok(())
 }
@@ -406,7 +458,7 @@ fn sample(mix: &Path, n: usize, seed: u64, valid: bool, json: bool) -> Result<()
         return print_json(&samples);
     }
     for s in samples {
-        println!("{s}");
+        outln!("{s}");
     }
     Ok(())
 }

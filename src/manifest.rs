@@ -116,6 +116,17 @@ pub struct ReasonCounts {
     pub by_reason: BTreeMap<String, u64>,
 }
 
+impl TokenizerInfo {
+    /// What every shard of the build holds: its token dtype, and ids below
+    /// this vocabulary size (for [`crate::shard::ShardReader::expect`]).
+    pub fn shard_facts(&self) -> (DType, u32) {
+        (
+            self.dtype,
+            u32::try_from(self.vocab_size).unwrap_or(u32::MAX),
+        )
+    }
+}
+
 impl ReasonCounts {
     /// Counts one more record for `reason`.
     pub fn add(&mut self, reason: &str) {

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::error::{Context, Error, Result};
 use crate::fsutil::FileDigest;
+use crate::shard::ShardReader;
 use crate::table::{self, TableWriter, BATCH_ROWS};
 
 /// One document's provenance.
@@ -137,12 +138,44 @@ fn row_of(batch: &RecordBatch, i: usize) -> Result<DocRow> {
     })
 }
 
+/// Reads the provenance row of document `doc` of `shard` from `path`, and
+/// checks that the table belongs to the shard: one row per document, and
+/// the row's index and token count are the document's.
+pub fn read_row_of(path: &Path, shard: &ShardReader, doc: usize) -> Result<DocRow> {
+    let builder = open(path)?;
+    let rows = builder.metadata().file_metadata().num_rows();
+    let tokens = shard.seq_len(doc)? as u64;
+    let row = read_row_from(builder, path, doc as u64)?;
+    if rows != shard.documents() as i64 || row.doc_index != doc as u64 || row.n_tokens != tokens {
+        return Err(Error::Invalid(format!(
+            "{}: does not belong to shard {}: it has {rows} rows for {} documents, and says \
+             document {doc} is document {} of {} tokens where the shard holds {tokens}",
+            path.display(),
+            shard.prefix().display(),
+            shard.documents(),
+            row.doc_index,
+            row.n_tokens
+        )));
+    }
+    Ok(row)
+}
+
+fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<std::fs::File>> {
+    let file = std::fs::File::open(path).map_err(Error::file("opening", path))?;
+    ParquetRecordBatchReaderBuilder::try_new(file).map_err(Error::parquet_file("reading", path))
+}
+
 /// Reads the provenance row of document `doc` from `path`, decoding only the
 /// row group that holds it.
 pub fn read_row(path: &Path, doc: u64) -> Result<DocRow> {
-    let file = std::fs::File::open(path).map_err(Error::file("opening", path))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(Error::parquet_file("reading", path))?;
+    read_row_from(open(path)?, path, doc)
+}
+
+fn read_row_from(
+    builder: ParquetRecordBatchReaderBuilder<std::fs::File>,
+    path: &Path,
+    doc: u64,
+) -> Result<DocRow> {
     let mut first = 0u64;
     let mut group = None;
     for (g, rg) in builder.metadata().row_groups().iter().enumerate() {

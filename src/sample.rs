@@ -84,7 +84,7 @@ pub fn sample(mix_path: &Path, split: Split, n: usize, seed: u64) -> Result<Vec<
                 .to_path_buf();
             let table = with_suffix(shard.prefix(), ".docs.parquet");
             documents.push(SpanInfo {
-                provenance: provenance::read_row(&table, sp.document as u64)?,
+                provenance: provenance::read_row_of(&table, shard, sp.document)?,
                 doc_tokens: shard.seq_len(sp.document)?,
                 shard: rel,
                 document: sp.document,

@@ -99,7 +99,8 @@ fn default_pipeline_matches_python_tokenizers_and_adds_up() {
         let bytes = std::fs::read(out.join(&o.path)).unwrap();
         assert_eq!(bytes.len() as u64, d.bytes, "{}", o.path.display());
     }
-    assert!(!out.join(almr::driver::STAGING).exists());
+    // One generation, the published one: nothing staged is left.
+    assert_eq!(common::generations(&out), 1);
 }
 
 #[test]

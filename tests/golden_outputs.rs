@@ -29,6 +29,11 @@ fn digests(dir: &Path, out: &Path, prefix: &str, into: &mut BTreeMap<String, Str
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d).unwrap() {
             let path = entry.unwrap().path();
+            // Hidden entries are the output directory's own bookkeeping
+            // (generations, lock, marker); the build is reached by its links.
+            if path.file_name().unwrap().to_string_lossy().starts_with('.') {
+                continue;
+            }
             if path.is_dir() {
                 stack.push(path);
                 continue;

@@ -237,7 +237,7 @@ fn strict_fails_with_file_line_and_leaves_no_output() {
     assert!(err.contains(&format!("{}:2", input.display())), "{err}");
     assert!(err.contains("bad_json"), "{err}");
     assert!(!out.join("manifest.json").exists());
-    assert!(!out.join(almr::driver::STAGING).exists());
+    assert_eq!(common::generations(&out), 0);
 
     let lenient = run(false);
     assert!(

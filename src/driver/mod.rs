@@ -15,9 +15,9 @@
 //!    everything is counted.
 //!
 //! When every source is done, the corpus steps decide, and [`late`] takes
-//! the documents they drop out of the shards. Everything is written under
-//! `OUT/.almr-staging/` first and moved into place at the end, manifest last
-//! ([`publish`]).
+//! the documents they drop out of the shards. Everything is written into a
+//! new generation directory, `OUT/.generations/G/`, which one rename of the
+//! `OUT/.current` link publishes ([`publish`]).
 //!
 //! The driver knows the steps only by their kind, never by name.
 
@@ -48,7 +48,7 @@ use self::late::Ledger;
 use self::sink::StagedShard;
 use self::source::{Driver, SourceAt};
 
-pub use self::publish::STAGING;
+pub use self::publish::{CURRENT, GENERATIONS, LOCK, MARKER};
 
 /// Malformed records printed as warnings before the rest are only counted.
 const MAX_WARNINGS: u64 = 10;
@@ -91,21 +91,38 @@ pub fn build(pipeline_path: &Path, opts: &BuildOptions) -> Result<BuildOutcome> 
     let tcfg = &loaded.pipeline.tokenizer;
     let tokenizer = DocTokenizer::from_file(&tcfg.path, &tcfg.eos)?;
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.threads.unwrap_or(0))
+        .num_threads(threads(opts.threads))
         .build()
         .map_err(Error::Threads)?;
 
-    let staging = publish::prepare(&out)?;
-    let manifest = match build_into(&loaded, &tokenizer, &pool, &staging, opts) {
-        Ok(m) => m,
-        Err(e) => {
-            // Best effort: the error is what the user needs to see.
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(e);
+    let output = publish::prepare(&out)?;
+    match build_into(&loaded, &tokenizer, &pool, output.staging(), opts) {
+        Ok(manifest) => {
+            output.publish(&manifest)?;
+            Ok(BuildOutcome { out, manifest })
         }
-    };
-    publish::publish(&staging, &out, &manifest)?;
-    Ok(BuildOutcome { out, manifest })
+        Err(e) => {
+            output.abandon();
+            Err(e)
+        }
+    }
+}
+
+/// The thread count to use: `--threads`, capped at the machine's
+/// parallelism with a warning (more threads only slow the build and load
+/// the machine), or all cores (0 for rayon) when unset.
+fn threads(asked: Option<usize>) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match asked {
+        Some(n) if n > cores => {
+            eprintln!(
+                "warning: --threads {n}: this machine runs {cores} threads at once; using {cores}"
+            );
+            cores
+        }
+        Some(n) => n,
+        None => 0,
+    }
 }
 
 /// Runs every source through the chain, then the corpus steps' late drops,

@@ -1,47 +1,270 @@
-//! The staging directory a build writes into, and the move of its files into
-//! the output directory when the build is complete.
+//! The output directory: who owns it, who is writing it, and the one atomic
+//! switch that publishes a build.
+//!
+//! ```text
+//! OUT/.almr-output            marker: almr owns OUT
+//! OUT/.almr.lock              held (flock) by the build writing OUT; holds its pid
+//! OUT/.generations/G/         one complete build: manifest.json, tokenizer.json, shards/, rejects/
+//! OUT/.current -> .generations/G
+//! OUT/manifest.json -> .current/manifest.json   (and tokenizer.json, shards, rejects)
+//! OUT/mix/                    mixes, made later by `almr mix`
+//! ```
+//!
+//! A build writes a new generation directory, which no reader sees, and
+//! publishes it by renaming a new `.current` link over the old one: one
+//! `rename(2)`. A kill at any moment leaves `.current` naming either the
+//! old complete build or the new one. The next build removes generations
+//! that `.current` does not name.
+//!
+//! almr writes into `OUT` only if it is absent, empty, or an almr output
+//! (its marker or a `manifest.json`); anything else is an error that names
+//! the directory.
 
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Read, Seek, Write};
+use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::manifest::{Manifest, FILE_NAME};
 
-/// Name of the staging directory inside the output directory.
-pub const STAGING: &str = ".almr-staging";
+/// The marker file that says almr owns the directory.
+pub const MARKER: &str = ".almr-output";
+/// The lock file of the build writing the directory.
+pub const LOCK: &str = ".almr.lock";
+/// The directory of generations.
+pub const GENERATIONS: &str = ".generations";
+/// The link to the published generation.
+pub const CURRENT: &str = ".current";
+/// The names a build publishes, each a link through [`CURRENT`].
+const PUBLISHED: [&str; 4] = [FILE_NAME, "tokenizer.json", "shards", "rejects"];
+/// Entries that do not count against an empty directory's ownership: the
+/// leftovers of an earlier almr version's killed build.
+const LEGACY_STAGING: &str = ".almr-staging";
 
-/// Creates `out` and a fresh, empty `out/.almr-staging` (with its `rejects/`)
-/// and returns the staging directory. A stale one from a killed build is
-/// removed first.
-pub fn prepare(out: &Path) -> Result<PathBuf> {
-    std::fs::create_dir_all(out).map_err(Error::file("creating", out))?;
-    let staging = out.join(STAGING);
-    if staging.exists() {
-        std::fs::remove_dir_all(&staging).map_err(Error::file("removing stale", &staging))?;
-    }
-    std::fs::create_dir_all(staging.join("rejects"))?;
-    Ok(staging)
+/// A build's hold on its output directory: the lock, and the new
+/// generation it writes into.
+#[derive(Debug)]
+pub struct Output {
+    out: PathBuf,
+    generation: PathBuf,
+    _lock: File,
 }
 
-/// Moves the staged files into `out`, replacing an earlier build's, and writes
-/// the manifest last.
-pub fn publish(staging: &Path, out: &Path, manifest: &Manifest) -> Result<()> {
-    let manifest_path = out.join(FILE_NAME);
-    if manifest_path.exists() {
-        std::fs::remove_file(&manifest_path)?;
+/// Checks that almr may write `out`, takes its lock, removes what killed
+/// builds left, and creates a fresh generation directory (with its
+/// `rejects/`) to write the build into.
+pub fn prepare(out: &Path) -> Result<Output> {
+    if out.as_os_str().is_empty() {
+        return Err(Error::Invalid(
+            "the output directory is empty: set `output` in the pipeline or pass --out".into(),
+        ));
     }
-    for entry in std::fs::read_dir(staging)? {
-        let entry = entry?;
-        let target = out.join(entry.file_name());
-        if target.is_dir() {
-            std::fs::remove_dir_all(&target)?;
-        } else if target.exists() {
-            std::fs::remove_file(&target)?;
+    claim(out)?;
+    let lock = lock(out)?;
+    remove_stale(out)?;
+    let generation = out.join(GENERATIONS).join(generation_name());
+    std::fs::create_dir_all(generation.join("rejects"))
+        .map_err(Error::file("creating", &generation))?;
+    Ok(Output {
+        out: out.to_path_buf(),
+        generation,
+        _lock: lock,
+    })
+}
+
+impl Output {
+    /// The directory the build writes into.
+    pub fn staging(&self) -> &Path {
+        &self.generation
+    }
+
+    /// Writes the manifest into the new generation, then publishes it with
+    /// one rename of [`CURRENT`], and removes the generation it replaced.
+    pub fn publish(self, manifest: &Manifest) -> Result<()> {
+        let path = self.generation.join(FILE_NAME);
+        fsutil::write_atomic(&path, manifest.to_json().as_bytes())
+            .map_err(Error::file("writing", &path))?;
+        fsutil::sync_dir(&self.generation).map_err(Error::file("syncing", &self.generation))?;
+        let old = std::fs::read_link(self.out.join(CURRENT)).ok();
+        self.link_published()?;
+        let name = self.generation.file_name().unwrap_or_default();
+        let target = Path::new(GENERATIONS).join(name);
+        replace_link(&target, &self.out.join(CURRENT))?;
+        if let Some(old) = old.filter(|o| *o != target) {
+            let old = self.out.join(old);
+            std::fs::remove_dir_all(&old).map_err(Error::file("removing", &old))?;
         }
-        std::fs::rename(entry.path(), &target)
-            .with_context(|| format!("moving {} into place", target.display()))?;
+        Ok(())
     }
-    std::fs::remove_dir(staging)?;
-    fsutil::write_atomic(&manifest_path, manifest.to_json().as_bytes())
-        .map_err(Error::file("writing", &manifest_path))
+
+    /// Removes the unpublished generation (after a failed build).
+    pub fn abandon(self) {
+        // Best effort: the build's error is what the user needs to see; the
+        // next build removes what is left.
+        let _ = std::fs::remove_dir_all(&self.generation);
+    }
+
+    /// Makes each published name a link through [`CURRENT`]. An earlier
+    /// almr's build, with real files under these names, is taken down
+    /// manifest first, so that a kill leaves no manifest over a mixture.
+    fn link_published(&self) -> Result<()> {
+        for name in PUBLISHED {
+            let path = self.out.join(name);
+            let target = Path::new(CURRENT).join(name);
+            match std::fs::symlink_metadata(&path) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    if std::fs::read_link(&path).ok().as_deref() != Some(&target) {
+                        replace_link(&target, &path)?;
+                    }
+                }
+                Ok(m) if m.is_dir() => {
+                    std::fs::remove_dir_all(&path).map_err(Error::file("removing", &path))?
+                }
+                Ok(_) => std::fs::remove_file(&path).map_err(Error::file("removing", &path))?,
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::file("reading", &path)(e)),
+            }
+            if !path.is_symlink() {
+                symlink(&target, &path).map_err(Error::file("linking", &path))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Points the link `path` at `target` in one rename: the link is made under
+/// a temporary name first.
+fn replace_link(target: &Path, path: &Path) -> Result<()> {
+    let tmp = fsutil::partial_path(path);
+    let _ = std::fs::remove_file(&tmp);
+    symlink(target, &tmp).map_err(Error::file("linking", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(Error::file("publishing", path))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fsutil::sync_dir(dir).map_err(Error::file("syncing", dir))
+}
+
+/// Makes sure almr may write `out`: it is created (with the marker) when
+/// absent or empty, and must be an almr output otherwise.
+fn claim(out: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(out) {
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            std::fs::create_dir_all(out).map_err(Error::file("creating", out))?;
+        }
+        Err(e) => return Err(Error::file("reading", out)(e)),
+        Ok(_) if !out.is_dir() => {
+            return Err(Error::Invalid(format!(
+                "{} exists and is not a directory; give a new or empty directory as the output",
+                out.display()
+            )))
+        }
+        Ok(_) => {}
+    }
+    let entries = entries(out)?;
+    let owned = |e: &String| e == MARKER || e == FILE_NAME || e == GENERATIONS;
+    if entries.iter().any(owned) {
+        return Ok(());
+    }
+    let foreign: Vec<&String> = entries.iter().filter(|e| *e != LEGACY_STAGING).collect();
+    if !foreign.is_empty() {
+        return Err(not_ours(out, &foreign));
+    }
+    let marker = out.join(MARKER);
+    let note =
+        "written by almr: this directory is a build output, and almr may replace its contents\n";
+    fsutil::write_atomic(&marker, note.as_bytes()).map_err(Error::file("writing", &marker))
+}
+
+/// The names in `dir`, sorted.
+fn entries(dir: &Path) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(Error::file("listing", dir))? {
+        let e = e.map_err(Error::file("listing", dir))?;
+        names.push(e.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    Ok(names)
+}
+
+fn not_ours(out: &Path, foreign: &[&String]) -> Error {
+    let shown: Vec<&str> = foreign.iter().take(5).map(|s| s.as_str()).collect();
+    let more = match foreign.len() {
+        n if n > 5 => format!(" and {} more", n - 5),
+        _ => String::new(),
+    };
+    Error::Invalid(format!(
+        "{} is not empty and is not an almr output (it holds {}{more}); almr will not \
+         write into it: give a new or empty directory as the output",
+        out.display(),
+        shown.join(", "),
+    ))
+}
+
+/// Takes the lock on `out`, without waiting, and writes our pid into it.
+fn lock(out: &Path) -> Result<File> {
+    let path = out.join(LOCK);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(Error::file("opening", &path))?;
+    if let Err(e) = file.try_lock() {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        let holder = match holder.trim() {
+            "" => String::from("another almr process"),
+            pid => format!("almr (pid {pid})"),
+        };
+        return Err(Error::Invalid(format!(
+            "{} is being written by {holder}, which holds {}; wait for it to finish or stop it ({e})",
+            out.display(),
+            path.display()
+        )));
+    }
+    file.set_len(0).map_err(Error::file("writing", &path))?;
+    file.rewind().map_err(Error::file("writing", &path))?;
+    writeln!(file, "{}", std::process::id()).map_err(Error::file("writing", &path))?;
+    Ok(file)
+}
+
+/// Removes what killed builds left: generations `.current` does not name,
+/// a half-made link, and an earlier almr version's staging directory.
+fn remove_stale(out: &Path) -> Result<()> {
+    let current = std::fs::read_link(out.join(CURRENT)).ok();
+    let generations = out.join(GENERATIONS);
+    if generations.is_dir() {
+        for name in entries(&generations)? {
+            let path = generations.join(&name);
+            if current.as_deref() != Some(&Path::new(GENERATIONS).join(&name)) {
+                std::fs::remove_dir_all(&path).map_err(Error::file("removing stale", &path))?;
+            }
+        }
+    }
+    for stale in [
+        fsutil::partial_path(&out.join(CURRENT)),
+        out.join(LEGACY_STAGING),
+    ] {
+        if stale.is_dir() && !stale.is_symlink() {
+            std::fs::remove_dir_all(&stale).map_err(Error::file("removing stale", &stale))?;
+        } else if stale.symlink_metadata().is_ok() {
+            std::fs::remove_file(&stale).map_err(Error::file("removing stale", &stale))?;
+        }
+    }
+    Ok(())
+}
+
+/// A name no earlier generation has: the time and our pid.
+fn generation_name() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!(
+        "{}.{:09}-{}",
+        now.as_secs(),
+        now.subsec_nanos(),
+        std::process::id()
+    )
 }

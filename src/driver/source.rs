@@ -14,9 +14,9 @@ use super::{BuildOptions, MAX_WARNINGS};
 use crate::chain::{Chain, Stage};
 use crate::config::Source;
 use crate::error::{Error, Result, TokenizerError};
-use crate::fsutil::{self, FileDigest};
+use crate::fsutil::FileDigest;
 use crate::manifest::{Counts, InputFile};
-use crate::read::{self, Item, Malformed, ReadSettings, Record};
+use crate::read::{self, Item, Malformed, MalformedReason, ReadSettings, Record};
 use crate::rejects::{RejectRow, RejectTables};
 use crate::step::{CorpusStep, DocStep, Dropped, Notes, Seen, Sketch};
 use crate::text::snippet;
@@ -154,7 +154,7 @@ impl<'a> Driver<'a> {
             }
             reader.join().map_err(|_| {
                 Error::Internal(format!("the reader of source {} failed", source.name))
-            })
+            })?
         })?;
         let shards = sink.finish()?;
         let files = files
@@ -162,7 +162,6 @@ impl<'a> Driver<'a> {
             .zip(digests)
             .zip(counts)
             .map(|((path, digest), counts)| {
-                let digest = digest?;
                 Ok(InputFile {
                     source: source.name.clone(),
                     path: path.clone(),
@@ -419,27 +418,36 @@ fn apply(steps: &[&dyn DocStep], doc: &mut Doc) -> Result<(), Dropped> {
     Ok(())
 }
 
-/// Reader thread: streams every file into batches, and returns each file's
-/// digest (hashed in a separate pass, before reading it).
+/// Reader thread: checks each file's integrity in a first pass (which also
+/// gives its digest), then streams the files that pass into batches. A file
+/// that fails contributes its one malformed item instead of its records.
 fn read_batches(
     settings: &ReadSettings,
     files: &[PathBuf],
     progress: Arc<AtomicU64>,
     tx: mpsc::SyncSender<Batch>,
-) -> Vec<std::io::Result<FileDigest>> {
+) -> Result<Vec<FileDigest>> {
     let mut digests = Vec::with_capacity(files.len());
     let mut batch: Batch = Vec::new();
     let mut bytes = 0usize;
     for (f, path) in files.iter().enumerate() {
-        digests.push(fsutil::digest_file(path));
-        for item in read::open(path, settings, Arc::clone(&progress)) {
+        let checked = read::check(path, settings);
+        digests.push(checked.digest);
+        let (items, passed): (read::ItemStream, bool) = match checked.failure {
+            Some(m) => (Box::new(std::iter::once(Item::Bad(m))), false),
+            None => (read::open(path, settings, Arc::clone(&progress)), true),
+        };
+        for item in items {
+            if passed {
+                fails_after_check(path, &item)?;
+            }
             if let Item::Doc(r) = &item {
                 bytes += r.text.len();
             }
             batch.push((f, item));
             if batch.len() >= BATCH_ITEMS || bytes >= BATCH_BYTES {
                 if tx.send(std::mem::take(&mut batch)).is_err() {
-                    return digests; // the consumer stopped on an error
+                    return Ok(digests); // the consumer stopped on an error
                 }
                 bytes = 0;
             }
@@ -448,5 +456,28 @@ fn read_batches(
     if !batch.is_empty() {
         let _ = tx.send(batch);
     }
-    digests
+    Ok(digests)
+}
+
+/// A file that passed its integrity check and then fails to read: it
+/// changed, or its disk failed, while the build read it. Its records may
+/// already be staged, so the build stops and publishes nothing.
+fn fails_after_check(path: &Path, item: &Item) -> Result<()> {
+    match item {
+        Item::Bad(m)
+            if matches!(
+                m.reason,
+                MalformedReason::ReadError | MalformedReason::UnreadableFile
+            ) =>
+        {
+            Err(Error::Invalid(format!(
+                "{}:{}: the file passed its integrity check, then failed to read ({}): \
+                 it changed, or its disk failed, while the build read it; nothing is published",
+                path.display(),
+                m.line,
+                m.detail
+            )))
+        }
+        _ => Ok(()),
+    }
 }

@@ -133,13 +133,7 @@ impl<'a> MixPlan<'a> {
         ];
         let group_share = [opts.almr, 1.0 - opts.almr];
         check_groups(opts, &groups, &group_share)?;
-        let samples = match opts.size {
-            Size::Samples(n) => n,
-            Size::Tokens(t) => t.div_ceil(opts.seq_len),
-        };
-        require(samples > 0, || {
-            "the mix must have at least one sample".into()
-        })?;
+        let samples = check_samples(opts)?;
         let order = blend::blend(&group_share, &groups, samples);
         for &s in &order {
             sources[s as usize].samples += 1;
@@ -182,12 +176,13 @@ impl<'a> MixPlan<'a> {
 /// Every source of the build with its shards and document lengths, checked
 /// against the manifest.
 fn catalog(out: &Path, manifest: &Manifest) -> Result<Vec<Catalog>> {
+    let (dtype, vocab) = manifest.tokenizer.shard_facts();
     let mut sources = Vec::new();
     for s in &manifest.sources {
         let mut shards = Vec::new();
         let mut lengths = Vec::new();
         for sh in manifest.shards.iter().filter(|sh| sh.source == s.name) {
-            let r = ShardReader::open(&out.join(&sh.prefix))?;
+            let r = ShardReader::open(&out.join(&sh.prefix))?.expect(dtype, vocab)?;
             require(
                 r.len() == r.documents()
                     && (r.documents() as u64, r.total_tokens()) == (sh.documents, sh.tokens),
@@ -269,12 +264,39 @@ fn check_overwrite(out: &Path, opts: &MixOptions) -> Result<()> {
     })
 }
 
+/// The longest `--seq-len` a mix takes: 2^20 tokens.
+pub const MAX_SEQ_LEN: u64 = 1 << 20;
+/// The most samples a mix holds: 2^32 (8 GiB of blend order while it is
+/// made, a 64 GiB index).
+pub const MAX_SAMPLES: u64 = 1 << 32;
+
+/// The number of training samples `--samples` or `--tokens` asks for,
+/// checked against [`MAX_SAMPLES`] before anything is allocated.
+fn check_samples(opts: &MixOptions) -> Result<u64> {
+    let (samples, asked) = match opts.size {
+        Size::Samples(n) => (n, String::from("--samples")),
+        Size::Tokens(t) => (
+            t.div_ceil(opts.seq_len),
+            format!("--tokens {t} at --seq-len {}", opts.seq_len),
+        ),
+    };
+    require(samples > 0, || {
+        "the mix must have at least one sample".into()
+    })?;
+    require(samples <= MAX_SAMPLES, || {
+        format!("{asked}: {samples} samples; a mix holds at most {MAX_SAMPLES}")
+    })?;
+    Ok(samples)
+}
+
 /// Checks the options that do not depend on the sources' sizes.
 fn check_options(opts: &MixOptions, sources: &[Catalog]) -> Result<()> {
     require((0.0..=1.0).contains(&opts.almr), || {
         format!("--almr {}: must lie in [0, 1]", opts.almr)
     })?;
-    require(opts.seq_len > 0, || "--seq-len must be positive".into())?;
+    require((1..=MAX_SEQ_LEN).contains(&opts.seq_len), || {
+        format!("--seq-len {}: must lie in 1..={MAX_SEQ_LEN}", opts.seq_len)
+    })?;
     require((0.0..1.0).contains(&opts.valid_share), || {
         format!("--valid-share {}: must lie in [0, 1)", opts.valid_share)
     })?;

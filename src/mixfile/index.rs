@@ -11,9 +11,11 @@ use memmap2::Mmap;
 use super::report::MixReport;
 use std::io::Write as _;
 
+use serde::Deserialize;
+
 use crate::fsutil::FileDigest;
-use crate::fsutil::{create_hashed, finish_hashed, partial_path};
-use crate::shard::{ShardError, ShardReader};
+use crate::fsutil::{create_hashed, finish_hashed, partial_path, sha256_hex};
+use crate::shard::{DType, ShardError, ShardReader};
 
 /// Folder of a build's output directory that holds its mixes.
 pub const DIR: &str = "mix";
@@ -85,6 +87,32 @@ pub enum MixIndexError {
         /// Samples in the split.
         len: usize,
     },
+    /// The build was redone after the mix was made: its manifest is not the
+    /// one the mix records.
+    #[error(
+        "{}: the build in {} changed after this mix was made (its manifest.json has sha256 {actual}, \
+         the mix was made from {recorded}); remake the mix with `almr mix`",
+        mix.display(),
+        out.display()
+    )]
+    Stale {
+        /// The mix sidecar.
+        mix: PathBuf,
+        /// The build's output directory.
+        out: PathBuf,
+        /// The manifest sha256 the mix records.
+        recorded: String,
+        /// The manifest's sha256 now.
+        actual: String,
+    },
+    /// The build's manifest lacks a field the reader checks shards against.
+    #[error("{}: no {field}", path.display())]
+    Manifest {
+        /// The manifest.
+        path: PathBuf,
+        /// The field, e.g. `tokenizer.dtype`.
+        field: &'static str,
+    },
     /// A sample needs more documents than its source's list holds.
     #[error("sample {index} runs past the end of its source's document list")]
     PastEnd {
@@ -103,6 +131,38 @@ fn io<'a>(
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// What the build's manifest says every shard holds, the token dtype and
+/// the vocabulary size, once its sha256 is the one the mix records.
+fn build_facts(out: &Path, report: &MixReport, mix: &Path) -> Result<(DType, u32), MixIndexError> {
+    let path = out.join("manifest.json");
+    let bytes = std::fs::read(&path).map_err(io("reading", &path))?;
+    let actual = sha256_hex(&bytes);
+    if actual != report.manifest_sha256 {
+        return Err(MixIndexError::Stale {
+            mix: mix.to_path_buf(),
+            out: out.to_path_buf(),
+            recorded: report.manifest_sha256.clone(),
+            actual,
+        });
+    }
+    let json = |source| MixIndexError::Json {
+        path: path.clone(),
+        source,
+    };
+    let manifest: serde_json::Value = serde_json::from_slice(&bytes).map_err(json)?;
+    let tokenizer = &manifest["tokenizer"];
+    let missing = |field| MixIndexError::Manifest {
+        path: path.clone(),
+        field,
+    };
+    let dtype = DType::deserialize(&tokenizer["dtype"]).map_err(|_| missing("tokenizer.dtype"))?;
+    let vocab = tokenizer["vocab_size"]
+        .as_u64()
+        .and_then(|v| u32::try_from(v).ok())
+        .ok_or_else(|| missing("tokenizer.vocab_size"))?;
+    Ok((dtype, vocab))
 }
 
 /// `Err(problem)` unless `ok`: one check of `MixIndex::check_layout`.
@@ -299,6 +359,7 @@ impl MixIndex {
                 path: path.to_path_buf(),
             })?
             .to_path_buf();
+        let (dtype, vocab) = build_facts(&out, &report, &json)?;
         let file_path = out.join(&report.index.path);
         let file = File::open(&file_path).map_err(io("opening", &file_path))?;
         // SAFETY: indexes are written once, atomically, and never modified;
@@ -309,7 +370,7 @@ impl MixIndex {
             let mut shards = Vec::new();
             let mut first_doc = vec![0u64];
             for sh in &s.shards {
-                let r = ShardReader::open(&out.join(&sh.prefix))?;
+                let r = ShardReader::open(&out.join(&sh.prefix))?.expect(dtype, vocab)?;
                 if r.len() != r.documents() {
                     return Err(MixIndexError::MultiSequence {
                         prefix: sh.prefix.clone(),
@@ -344,6 +405,10 @@ impl MixIndex {
     /// is wrong.
     fn check_layout(&mut self) -> Result<(), String> {
         let b = &self.map;
+        let listed = self.report.index.digest.bytes;
+        require(b.len() as u64 == listed, || {
+            format!("{} bytes, the sidecar lists {listed}", b.len())
+        })?;
         require(b.len() >= HEADER_LEN && &b[..8] == MAGIC, || {
             "bad magic".into()
         })?;

@@ -5,6 +5,7 @@
 //! bad input and never stops silently: an I/O error mid-file becomes one last
 //! `Malformed` item with reason [`MalformedReason::ReadError`].
 
+mod check;
 mod jsonl;
 mod parquet;
 mod text;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::text::snippet;
 
+pub use self::check::{check, Checked};
 pub use self::jsonl::JsonlReader;
 pub use self::parquet::ParquetReader;
 pub use self::text::TextReader;

@@ -39,6 +39,18 @@ pub enum ShardError {
         /// Number of sequences.
         len: usize,
     },
+    /// A token id at or past the vocabulary size its build recorded.
+    #[error("{}: token {id} in sequence {index} is not below the vocabulary size {vocab}", prefix.display())]
+    BadToken {
+        /// The shard prefix.
+        prefix: PathBuf,
+        /// The sequence.
+        index: usize,
+        /// The token id.
+        id: u32,
+        /// The vocabulary size.
+        vocab: u32,
+    },
     /// A token range past the end of its sequence.
     #[error("tokens {start}..{end} of sequence {index}: it has {len}")]
     BadRange {
@@ -62,6 +74,8 @@ pub struct ShardReader {
     sequences: usize,
     documents: usize,
     tokens: u64,
+    /// Ids read must lie below this, once [`ShardReader::expect`] set it.
+    vocab: Option<u32>,
 }
 
 fn map(path: &Path) -> Result<Mmap, ShardError> {
@@ -127,30 +141,94 @@ impl ShardReader {
             sequences,
             documents: doc_count.saturating_sub(1),
             tokens: 0,
+            vocab: None,
         };
-        let mut tokens = 0u64;
-        for i in 0..sequences {
-            let len = reader.raw_len(i);
-            let ptr = reader.raw_pointer(i);
-            let end = (ptr as i128) + (len as i128) * dtype.size() as i128;
-            if len < 0 || ptr < 0 || end > reader.bin.len() as i128 {
-                return Err(corrupt(format!(
-                    "sequence {i} (pointer {ptr}, length {len}) lies outside the {}-byte .bin",
-                    reader.bin.len()
-                )));
+        let tokens = reader.check_sequences().map_err(corrupt)?;
+        reader.check_documents(doc_count).map_err(corrupt)?;
+        Ok(ShardReader { tokens, ..reader })
+    }
+
+    /// Checks that the sequences lie end to end in the `.bin`, from its
+    /// start to its end, as Megatron's writer lays them out: a wrong dtype
+    /// code or a damaged length or pointer shows as a gap or an overlap.
+    /// Returns the number of tokens.
+    fn check_sequences(&self) -> Result<u64, String> {
+        let size = self.dtype.size() as i128;
+        let (mut tokens, mut at) = (0u64, 0i128);
+        for i in 0..self.sequences {
+            let (len, ptr) = (self.raw_len(i), self.raw_pointer(i));
+            if len < 0 || ptr as i128 != at {
+                return Err(format!(
+                    "sequence {i} (pointer {ptr}, length {len}) does not follow the one before it at byte {at} \
+                     (is the dtype code, {}, right?)",
+                    self.dtype.numpy_name()
+                ));
             }
+            at += len as i128 * size;
             tokens += len as u64;
         }
+        if at != self.bin.len() as i128 {
+            return Err(format!(
+                "{tokens} tokens of {} bytes need a {at}-byte .bin, it has {} bytes \
+                 (is the dtype code right?)",
+                self.dtype.size(),
+                self.bin.len()
+            ));
+        }
+        Ok(tokens)
+    }
+
+    /// Checks the document indices: 0 first, then never decreasing, within
+    /// the sequences, and the last one at the end.
+    fn check_documents(&self, doc_count: usize) -> Result<(), String> {
         let mut prev = 0i64;
         for d in 0..doc_count {
-            let at = HEADER_LEN + sequences * 12 + d * 8;
-            let v = i64_at(&reader.idx, at);
-            if v < prev || v as u64 > sequences as u64 || (d == 0 && v != 0) {
-                return Err(corrupt(format!("document index {d} = {v} is out of order")));
+            let v = i64_at(&self.idx, HEADER_LEN + self.sequences * 12 + d * 8);
+            let last = d + 1 == doc_count && v != self.sequences as i64;
+            if v < prev || v as u64 > self.sequences as u64 || (d == 0 && v != 0) || last {
+                return Err(format!("document index {d} = {v} is out of order"));
             }
             prev = v;
         }
-        Ok(ShardReader { tokens, ..reader })
+        Ok(())
+    }
+
+    /// Checks the shard against what its build's manifest says: the token
+    /// dtype now, and from now on that every id read lies below `vocab`.
+    pub fn expect(self, dtype: DType, vocab: u32) -> Result<Self, ShardError> {
+        if self.dtype != dtype {
+            return Err(ShardError::Corrupt {
+                path: idx_path(&self.prefix),
+                message: format!(
+                    "dtype {} (code {}), the build's manifest says {} (code {})",
+                    self.dtype.numpy_name(),
+                    self.dtype.code(),
+                    dtype.numpy_name(),
+                    dtype.code()
+                ),
+            });
+        }
+        Ok(ShardReader {
+            vocab: Some(vocab),
+            ..self
+        })
+    }
+
+    /// Checks the ids appended to `out` from `from` on against the
+    /// vocabulary, when one is set.
+    fn check_ids(&self, i: usize, out: &[u32], from: usize) -> Result<(), ShardError> {
+        let Some(vocab) = self.vocab else {
+            return Ok(());
+        };
+        match out[from..].iter().find(|&&id| id >= vocab) {
+            Some(&id) => Err(ShardError::BadToken {
+                prefix: self.prefix.clone(),
+                index: i,
+                id,
+                vocab,
+            }),
+            None => Ok(()),
+        }
     }
 
     fn raw_len(&self, i: usize) -> i32 {
@@ -222,8 +300,9 @@ impl ShardReader {
         let start = self.raw_pointer(i) as usize;
         let len = self.raw_len(i) as usize;
         let bytes = &self.bin[start..start + len * self.dtype.size()];
+        let from = out.len();
         decode_into(bytes, self.dtype, out);
-        Ok(())
+        self.check_ids(i, out, from)
     }
 
     /// Appends tokens `range` of sequence `i` to `out`.
@@ -245,8 +324,9 @@ impl ShardReader {
         let size = self.dtype.size();
         let start = self.raw_pointer(i) as usize + range.start * size;
         let bytes = &self.bin[start..start + range.len() * size];
+        let from = out.len();
         decode_into(bytes, self.dtype, out);
-        Ok(())
+        self.check_ids(i, out, from)
     }
 
     /// The tokens of sequence `i`.
@@ -333,7 +413,43 @@ mod tests {
         let prefix = write(dir.path(), DType::U16, &[&[1, 2, 3]]);
         std::fs::write(bin_path(&prefix), [0u8; 4]).unwrap();
         let e = ShardReader::open(&prefix).err().unwrap();
-        assert!(e.to_string().contains("outside"), "{e}");
+        assert!(
+            e.to_string().contains("need a 6-byte .bin, it has 4"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_wrong_dtype_code_or_a_gap_between_sequences_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = write(dir.path(), DType::I32, &[&[1, 2, 3], &[4, 5]]);
+        let idx = idx_path(&prefix);
+        let good = std::fs::read(&idx).unwrap();
+        let mut flipped = good.clone();
+        flipped[17] = DType::U16.code();
+        std::fs::write(&idx, &flipped).unwrap();
+        let e = ShardReader::open(&prefix).err().unwrap();
+        assert!(e.to_string().contains("does not follow"), "{e}");
+        // The second pointer moved by one token: a gap.
+        let mut gap = good.clone();
+        let at = HEADER_LEN + 2 * 4 + 8;
+        gap[at..at + 8].copy_from_slice(&16i64.to_le_bytes());
+        std::fs::write(&idx, &gap).unwrap();
+        assert!(ShardReader::open(&prefix).is_err());
+        std::fs::write(&idx, &good).unwrap();
+        let r = ShardReader::open(&prefix).unwrap();
+        let e = r.expect(DType::U16, 100).err().unwrap();
+        assert!(
+            e.to_string().contains("the build's manifest says uint16"),
+            "{e}"
+        );
+        let r = ShardReader::open(&prefix)
+            .unwrap()
+            .expect(DType::I32, 5)
+            .unwrap();
+        assert_eq!(r.get(0).unwrap(), [1, 2, 3]);
+        let e = r.get(1).err().unwrap();
+        assert!(e.to_string().contains("token 5 in sequence 1"), "{e}");
     }
 
     #[test]

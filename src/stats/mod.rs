@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::chain::Step;
 use crate::error::{Error, Result};
 use crate::manifest::{Counts, Manifest};
-use crate::mix::{MixIndex, Split};
+use crate::mix::{MixIndex, MixIndexError, Split};
 use crate::shard::ShardReader;
 
 /// Document lengths in tokens (EOS included): nearest-rank percentiles.
@@ -275,7 +275,13 @@ fn mixes(out: &Path) -> Result<Vec<MixStats>> {
     names.sort();
     let mut out = Vec::new();
     for path in names {
-        let index = MixIndex::open(&path)?;
+        let index = match MixIndex::open(&path) {
+            Err(e @ MixIndexError::Stale { .. }) => {
+                eprintln!("warning: not shown: {e}");
+                continue;
+            }
+            other => other?,
+        };
         let r = index.report();
         out.push(MixStats {
             name: r.name.clone(),
@@ -307,11 +313,12 @@ fn mixes(out: &Path) -> Result<Vec<MixStats>> {
 /// Gathers the statistics of the build in `out` and of its mixes.
 pub fn stats(out: &Path) -> Result<Stats> {
     let manifest = Manifest::load(out)?;
+    let (dtype, vocab) = manifest.tokenizer.shard_facts();
     let mut lengths = Vec::new();
     for s in &manifest.sources {
         let mut l = Vec::new();
         for sh in manifest.shards.iter().filter(|sh| sh.source == s.name) {
-            let r = ShardReader::open(&out.join(&sh.prefix))?;
+            let r = ShardReader::open(&out.join(&sh.prefix))?.expect(dtype, vocab)?;
             for d in 0..r.len() {
                 l.push(r.seq_len(d)? as u32);
             }

@@ -28,6 +28,15 @@ pub fn build_to(pipeline: &Path, out: &Path, threads: usize) -> BuildOutcome {
     .unwrap_or_else(|e| panic!("build of {} failed: {e:#}", pipeline.display()))
 }
 
+/// The number of generation directories in a build's output: 1 after a
+/// build, 0 after a failed first build (nothing staged is left behind).
+pub fn generations(out: &Path) -> usize {
+    match std::fs::read_dir(out.join(almr::driver::GENERATIONS)) {
+        Ok(d) => d.count(),
+        Err(_) => 0,
+    }
+}
+
 /// Writes a pipeline file with one source per `(name, format, paths, extra)`.
 pub fn write_pipeline(dir: &Path, sources: &[(&str, &str, Vec<PathBuf>, &str)]) -> PathBuf {
     let mut s = format!(

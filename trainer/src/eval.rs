@@ -111,7 +111,11 @@ pub fn shard_loss(model: &Llama, prefix: &Path, seq_len: usize, batch: usize) ->
     if seq_len == 0 || batch == 0 {
         return Err(TrainerError::NotPositive("seq_len and batch"));
     }
+    // Ids past the model's vocabulary are an error naming the shard, not an
+    // embedding lookup out of bounds.
     let shard = ShardReader::open(prefix)?;
+    let vocab = u32::try_from(model.config().vocab_size).unwrap_or(u32::MAX);
+    let shard = shard.expect(shard.dtype(), vocab)?;
     let mut meter = Meter::new(seq_len);
     let mut stream = Vec::new();
     let mut pending: Vec<Vec<u32>> = Vec::new();
