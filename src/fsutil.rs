@@ -137,6 +137,37 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// Takes an exclusive lock on `path` (created if absent) without waiting,
+/// and writes our pid into it; the lock lasts as long as the returned file
+/// is open, and ends with the process however it ends. `Ok(Err(holder))`
+/// when another process holds it: its pid, as it wrote it, or `""`.
+pub fn lock_with_pid(path: &Path) -> io::Result<Result<File, String>> {
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    if file.try_lock().is_err() {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        return Ok(Err(holder.trim().to_string()));
+    }
+    file.set_len(0)?;
+    writeln!(file, "{}", std::process::id())?;
+    file.flush()?;
+    Ok(Ok(file))
+}
+
+/// Names the holder of a lock from what [`lock_with_pid`] returned:
+/// `almr (pid N)`, or `another almr process` when the pid is not known.
+pub fn holder_name(pid: &str) -> String {
+    match pid {
+        "" => String::from("another almr process"),
+        pid => format!("almr (pid {pid})"),
+    }
+}
+
 /// Syncs a directory, so that the renames and new names in it are on disk.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()

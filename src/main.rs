@@ -349,7 +349,7 @@ fn run(cli: Cli) -> Result<()> {
                 threads,
                 strict,
                 verbose: !json,
-                mem_budget: mem_budget << 20,
+                mem_budget: mem_budget.saturating_mul(1 << 20),
             };
             build_command(&pipeline, &opts, json)?
         }

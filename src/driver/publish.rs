@@ -20,8 +20,8 @@
 //! (its marker or a `manifest.json`); anything else is an error that names
 //! the directory.
 
-use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Read, Seek, Write};
+use std::fs::File;
+use std::io::ErrorKind;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
@@ -204,30 +204,15 @@ fn not_ours(out: &Path, foreign: &[&String]) -> Error {
 /// Takes the lock on `out`, without waiting, and writes our pid into it.
 fn lock(out: &Path) -> Result<File> {
     let path = out.join(LOCK);
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(Error::file("opening", &path))?;
-    if let Err(e) = file.try_lock() {
-        let mut holder = String::new();
-        let _ = file.read_to_string(&mut holder);
-        let holder = match holder.trim() {
-            "" => String::from("another almr process"),
-            pid => format!("almr (pid {pid})"),
-        };
-        return Err(Error::Invalid(format!(
-            "{} is being written by {holder}, which holds {}; wait for it to finish or stop it ({e})",
+    match fsutil::lock_with_pid(&path).map_err(Error::file("locking", &path))? {
+        Ok(file) => Ok(file),
+        Err(holder) => Err(Error::Invalid(format!(
+            "{} is being written by {}, which holds {}; wait for it to finish or stop it",
             out.display(),
+            fsutil::holder_name(&holder),
             path.display()
-        )));
+        ))),
     }
-    file.set_len(0).map_err(Error::file("writing", &path))?;
-    file.rewind().map_err(Error::file("writing", &path))?;
-    writeln!(file, "{}", std::process::id()).map_err(Error::file("writing", &path))?;
-    Ok(file)
 }
 
 /// Removes what killed builds left: generations `.current` does not name,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::plan::{MixOptions, MixPlan, SourcePlan};
 use super::{blend, stream};
 use crate::error::{Error, Result};
-use crate::fsutil::write_atomic;
+use crate::fsutil::{self, write_atomic};
 use crate::mixfile::index::{self, Record, SourceLists, DIR};
 use crate::mixfile::report::{IndexFile, MixReport, MixSource};
 
@@ -15,14 +15,37 @@ pub const WINDOW: usize = 1000;
 
 /// Builds the mix `opts.name` over the build in `out` and writes
 /// `OUT/mix/NAME.mix` and `OUT/mix/NAME.json`.
+///
+/// The sidecar is the mix's commit record: it is removed before an old mix
+/// is overwritten and written last, so a kill leaves the old mix whole, no
+/// mix, or the new one whole. One `almr mix` at a time writes a name.
 pub fn mix(out: &Path, opts: &MixOptions) -> Result<MixReport> {
     let plan = MixPlan::new(out, opts)?;
+    let _lock = lock(out, &opts.name)?;
+    let sidecar = out.join(DIR).join(format!("{}.json", opts.name));
+    if sidecar.exists() {
+        std::fs::remove_file(&sidecar).map_err(Error::file("removing", &sidecar))?;
+    }
     let written = write_index(out, &plan)?;
     let report = report(&plan, written);
-    let sidecar = out.join(DIR).join(format!("{}.json", opts.name));
     write_atomic(&sidecar, report.to_json().as_bytes())
         .map_err(Error::file("writing", &sidecar))?;
     Ok(report)
+}
+
+/// Takes the lock of mix `name`: `OUT/mix/.NAME.lock`.
+fn lock(out: &Path, name: &str) -> Result<std::fs::File> {
+    let dir = out.join(DIR);
+    std::fs::create_dir_all(&dir).map_err(Error::file("creating", &dir))?;
+    let path = dir.join(format!(".{name}.lock"));
+    match fsutil::lock_with_pid(&path).map_err(Error::file("locking", &path))? {
+        Ok(file) => Ok(file),
+        Err(holder) => Err(Error::Invalid(format!(
+            "mix {name:?} is being written by {}, which holds {}; wait for it to finish",
+            fsutil::holder_name(&holder),
+            path.display()
+        ))),
+    }
 }
 
 /// What writing the index learned that the sidecar reports.

@@ -249,7 +249,9 @@ fn check_name(opts: &MixOptions) -> Result<()> {
 /// Refuses to overwrite an existing mix of the same name unless
 /// `opts.force`: a training run may be reading it.
 fn check_overwrite(out: &Path, opts: &MixOptions) -> Result<()> {
-    let existing: Vec<String> = ["mix", "json"]
+    // The sidecar is the mix's commit record: an index without one is what
+    // a killed `almr mix` left, and is overwritten.
+    let existing: Vec<String> = ["json"]
         .iter()
         .map(|ext| out.join(DIR).join(format!("{}.{ext}", opts.name)))
         .filter(|p| p.exists())

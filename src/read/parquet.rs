@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch};
-use arrow_schema::DataType;
+use arrow_schema::{ArrowError, DataType};
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ProjectionMask;
 
@@ -42,6 +42,15 @@ enum State {
 impl ParquetReader {
     /// Opens `path` and checks its schema against `fields`.
     pub fn open(
+        path: &Path,
+        label: String,
+        fields: Fields,
+        progress: Arc<AtomicU64>,
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        decoder_guard(|| Self::open_unguarded(path, label, fields, progress))?
+    }
+
+    fn open_unguarded(
         path: &Path,
         label: String,
         fields: Fields,
@@ -192,6 +201,22 @@ impl ParquetReader {
     }
 }
 
+/// Runs `f`, a call into the `parquet` crate, turning a panic into an
+/// error. The crate asserts instead of returning an error on some malformed
+/// files (a column chunk whose byte range is negative, found by
+/// `fuzz/regressions/parquet/`), and a bad input file must be a malformed
+/// record, not the end of the build.
+fn decoder_guard<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        format!("the Parquet decoder failed on this file: {message}")
+    })
+}
+
 /// Whether a column type can hold text.
 fn is_text_type(t: &DataType) -> bool {
     match t {
@@ -257,7 +282,9 @@ impl Iterator for ParquetReader {
                         detail: detail.clone(),
                     }));
                 }
-                State::Batches(reader) => match reader.next() {
+                State::Batches(reader) => match decoder_guard(|| reader.next())
+                    .unwrap_or_else(|failure| Some(Err(ArrowError::ParquetError(failure))))
+                {
                     None => {
                         self.state = State::Done;
                         self.row = self.row.max(self.total_rows);
@@ -280,5 +307,47 @@ impl Iterator for ParquetReader {
                 },
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(bytes: &[u8]) -> Result<Vec<Item>, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.parquet");
+        std::fs::write(&path, bytes).unwrap();
+        let fields = Fields {
+            text: "text".into(),
+            id: Some("id".into()),
+        };
+        let progress = Arc::new(AtomicU64::new(0));
+        ParquetReader::open(&path, "f.parquet".into(), fields, progress)
+            .map(Iterator::collect)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_panic_in_the_decoder_is_a_read_error_on_its_row() {
+        // Found by fuzzing: a column chunk whose byte range is negative makes
+        // the parquet crate assert while it reads the first batch.
+        let bytes = include_bytes!("../../fuzz/regressions/parquet/negative_column_chunk_range");
+        let items = read(bytes).unwrap();
+        match &items[..] {
+            [Item::Bad(m)] => {
+                assert_eq!((m.line, m.reason), (1, MalformedReason::ReadError));
+                assert!(m.detail.contains("decoder failed"), "{}", m.detail);
+                assert!(m.detail.contains("should not be negative"), "{}", m.detail);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_panic_while_opening_is_an_error() {
+        let e = decoder_guard(|| -> u8 { panic!("bad footer") }).unwrap_err();
+        assert_eq!(e, "the Parquet decoder failed on this file: bad footer");
+        assert_eq!(decoder_guard(|| 7), Ok(7));
     }
 }

@@ -165,6 +165,16 @@ pub enum TrainerError {
     /// Settings that must be positive are not.
     #[error("{0} must be positive")]
     NotPositive(&'static str),
+    /// A hyper-parameter outside the range it takes.
+    #[error("{flag} {value}: must be {range}")]
+    OutOfRange {
+        /// The option, e.g. `--lr`.
+        flag: &'static str,
+        /// The value given.
+        value: f64,
+        /// What it must be, e.g. `a finite number ≥ 0`.
+        range: &'static str,
+    },
     /// The mix has fewer training samples than the steps need.
     #[error(
         "{steps} steps of {global} samples need {needed} samples; the mix has {have}: make a longer mix or train fewer steps"

@@ -115,7 +115,8 @@ pub fn shard_loss(model: &Llama, prefix: &Path, seq_len: usize, batch: usize) ->
     // embedding lookup out of bounds.
     let shard = ShardReader::open(prefix)?;
     let vocab = u32::try_from(model.config().vocab_size).unwrap_or(u32::MAX);
-    let shard = shard.expect(shard.dtype(), vocab)?;
+    let dtype = shard.dtype();
+    let shard = shard.expect(dtype, vocab)?;
     let mut meter = Meter::new(seq_len);
     let mut stream = Vec::new();
     let mut pending: Vec<Vec<u32>> = Vec::new();

@@ -587,7 +587,53 @@ fn check_options(spec: &RunSpec, opts: &RunOptions) -> Result<()> {
     if opts.stop_at == Some(0) {
         return Err(TrainerError::NotPositive("--stop-at"));
     }
-    Ok(())
+    check_hyper(spec)
+}
+
+/// Refuses learning rates and AdamW settings that would train on NaN or
+/// diverge by construction: `--lr nan` would otherwise run to the end.
+fn check_hyper(spec: &RunSpec) -> Result<()> {
+    let (s, a) = (&spec.schedule, &spec.adamw);
+    const NON_NEGATIVE: &str = "a finite number ≥ 0";
+    const UNIT: &str = "in [0, 1)";
+    let checks: [(&'static str, f64, bool, &'static str); 7] = [
+        (
+            "--lr",
+            s.peak,
+            s.peak.is_finite() && s.peak >= 0.0,
+            NON_NEGATIVE,
+        ),
+        (
+            "--min-lr",
+            s.min,
+            s.min.is_finite() && (0.0..=s.peak).contains(&s.min),
+            "a finite number in [0, --lr]",
+        ),
+        ("--beta1", a.beta1, (0.0..1.0).contains(&a.beta1), UNIT),
+        ("--beta2", a.beta2, (0.0..1.0).contains(&a.beta2), UNIT),
+        (
+            "--eps",
+            a.eps,
+            a.eps.is_finite() && a.eps > 0.0,
+            "a finite number > 0",
+        ),
+        (
+            "--weight-decay",
+            a.weight_decay,
+            a.weight_decay.is_finite() && a.weight_decay >= 0.0,
+            NON_NEGATIVE,
+        ),
+        (
+            "--clip",
+            spec.clip,
+            spec.clip.is_finite() && spec.clip >= 0.0,
+            "a finite number ≥ 0 (0: no clipping)",
+        ),
+    ];
+    match checks.into_iter().find(|c| !c.2) {
+        Some((flag, value, _, range)) => Err(TrainerError::OutOfRange { flag, value, range }),
+        None => Ok(()),
+    }
 }
 
 /// Runs (or resumes) training: checks the options, the run directory and
