@@ -168,6 +168,39 @@ pub fn holder_name(pid: &str) -> String {
     }
 }
 
+/// `print!` that returns the write's error instead of panicking: a closed
+/// pipe (`almr … | head`) is an error the caller can end quietly on, see
+/// [`is_broken_pipe`].
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {
+        std::io::Write::write_fmt(&mut std::io::stdout().lock(), format_args!($($arg)*))
+    };
+}
+
+/// `println!` that returns the write's error, as [`out!`].
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        std::io::Write::write_fmt(&mut std::io::stdout().lock(), format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Whether `e`, or any error under it, is a write to a pipe whose reader
+/// has gone: the end of a command's output, as `cat` and `rg` treat it.
+pub fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
 /// Syncs a directory, so that the renames and new names in it are on disk.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()

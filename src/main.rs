@@ -1,6 +1,5 @@
 //! The `almr` command line.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -228,29 +227,6 @@ enum ExportKind {
     Megatron,
 }
 
-/// `write!` to stdout, returning the error (a closed pipe is one) to the
-/// caller instead of panicking as `print!` does.
-macro_rules! out {
-    ($($arg:tt)*) => {
-        write!(std::io::stdout().lock(), $($arg)*)?
-    };
-}
-
-/// `writeln!` to stdout, as [`out!`].
-macro_rules! outln {
-    ($($arg:tt)*) => {
-        writeln!(std::io::stdout().lock(), $($arg)*)?
-    };
-}
-
-/// Whether `e` comes from writing to a pipe whose reader has gone.
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
-}
-
 /// Default share of each source's documents held out for validation.
 const DEFAULT_VALID_SHARE: f64 = 0.01;
 
@@ -317,7 +293,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // The reader of our output went away (`almr … | head`): done, as
         // for `cat` and `rg`.
-        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if almr::fsutil::is_broken_pipe(e.as_ref()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -328,8 +304,8 @@ fn main() -> ExitCode {
 fn build_command(pipeline: &Path, opts: &BuildOptions, json: bool) -> Result<()> {
     let outcome = build(pipeline, opts)?;
     match json {
-        true => out!("{}", outcome.manifest.to_json()),
-        false => out!("{outcome}"),
+        true => almr::out!("{}", outcome.manifest.to_json())?,
+        false => almr::out!("{outcome}")?,
     }
     Ok(())
 }
@@ -370,14 +346,14 @@ fn run(cli: Cli) -> Result<()> {
             json,
         } => sample(&mix, n, seed, valid, json)?,
         Command::Verify { out, json } => verify(&out, json)?,
-        Command::Schema { which } => out!("{}", which.schema()),
+        Command::Schema { which } => almr::out!("{}", which.schema())?,
     }
     Ok(())
 }
 
 /// Prints `value` as pretty JSON.
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
-    outln!("{}", serde_json::to_string_pretty(value)?);
+    almr::outln!("{}", serde_json::to_string_pretty(value)?)?;
     Ok(())
 }
 
@@ -387,7 +363,7 @@ fn inspect(prefix: &Path, doc: Option<usize>, tokenizer: Option<&Path>, json: bo
     if json {
         return print_json(&report);
     }
-    out!("{report}");
+    almr::out!("{report}")?;
     Ok(())
 }
 
@@ -398,7 +374,7 @@ fn explain(out: &Path, id: &str, json: bool) -> Result<()> {
         return print_json(&fates);
     }
     for fate in fates {
-        outln!("{fate}");
+        almr::outln!("{fate}")?;
     }
     Ok(())
 }
@@ -411,12 +387,12 @@ fn mix(args: &MixArgs) -> Result<()> {
         None => None,
     };
     if args.json {
-        out!("{}", report.to_json());
+        almr::out!("{}", report.to_json())?;
         return Ok(());
     }
-    out!("{}", report.table(&args.out));
+    almr::out!("{}", report.table(&args.out))?;
     if let Some(p) = exported {
-        outln!("Megatron weights: {} (use --data-args-path)", p.display());
+        almr::outln!("Megatron weights: {} (use --data-args-path)", p.display())?;
     }
     Ok(())
 }
@@ -430,9 +406,9 @@ fn stats(out: &Path, json: bool, html: Option<&Path>) -> Result<()> {
     if json {
         return print_json(&stats);
     }
-    out!("{stats}");
+    almr::out!("{stats}")?;
     if let Some(path) = html {
-        outln!("report: {}", path.display());
+        almr::outln!("report: {}", path.display())?;
     }
     Ok(())
 }
@@ -442,7 +418,7 @@ fn verify(out: &Path, json: bool) -> Result<()> {
     let v = almr::verify::verify(out)?;
     match json {
         true => print_json(&v)?,
-        false => out!("{v}"),
+        false => almr::out!("{v}")?,
     }
     if !v.ok() {
         anyhow::bail!("{}: {} problems", out.display(), v.problems.len());
@@ -458,7 +434,7 @@ fn sample(mix: &Path, n: usize, seed: u64, valid: bool, json: bool) -> Result<()
         return print_json(&samples);
     }
     for s in samples {
-        outln!("{s}");
+        almr::outln!("{s}")?;
     }
     Ok(())
 }

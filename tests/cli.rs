@@ -209,16 +209,12 @@ fn mix_and_stats_print_their_tables() {
     assert_eq!(sources[0]["valid_share"], 0.02);
     assert_eq!(sources[2]["valid_share"], 0.05);
 
-    // The same name again is refused, naming the files and the flag, and
+    // The same name again is refused, naming the sidecar and the flag, and
     // leaves the mix as it was; --force overwrites it.
     let again = mix(&[]);
     assert_eq!(again.status.code(), Some(1));
     let err = String::from_utf8_lossy(&again.stderr);
-    for part in [
-        format!("{out_s}/mix/m.mix"),
-        format!("{out_s}/mix/m.json"),
-        "--force".to_string(),
-    ] {
+    for part in [format!("{out_s}/mix/m.json"), "--force".to_string()] {
         assert!(err.contains(&part), "{part}: {err}");
     }
     let kept: serde_json::Value =

@@ -234,6 +234,8 @@ fn main() -> ExitCode {
     almr_trainer::keep_freed_memory();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output went away (`almr-train report … | head`).
+        Err(e) if almr::fsutil::is_broken_pipe(e.as_ref()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -252,19 +254,18 @@ fn run(cli: Cli) -> Result<()> {
 
 /// Prints `text` and a newline, unless it is empty (an eval with nothing
 /// to measure prints nothing).
-fn print_lines(text: impl Display) {
+fn print_lines(text: impl Display) -> std::io::Result<()> {
     let text = text.to_string();
-    if !text.is_empty() {
-        println!("{text}");
+    match text.is_empty() {
+        true => Ok(()),
+        false => almr::outln!("{text}"),
     }
 }
 
 fn init(a: &InitArgs) -> Result<()> {
     let config = LlamaConfig::preset_or_file(&a.config)?;
-    println!(
-        "{}",
-        checkpoint::init(&config, a.seed, a.save_dtype, &a.out)?
-    );
+    let made = checkpoint::init(&config, a.seed, a.save_dtype, &a.out)?;
+    almr::outln!("{made}")?;
     Ok(())
 }
 
@@ -279,7 +280,8 @@ fn train_run(a: &TrainArgs) -> Result<()> {
         progress: std::io::stderr().is_terminal(),
         max_memory: a.max_memory.map(|s| s.0),
     };
-    println!("{}", train(&spec, &options)?);
+    let outcome = train(&spec, &options)?;
+    almr::outln!("{outcome}")?;
     Ok(())
 }
 
@@ -301,9 +303,9 @@ fn eval(a: &EvalArgs) -> Result<()> {
         (None, None) => bail!("give --shard or --mix"),
     };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&losses)?);
+        almr::outln!("{}", serde_json::to_string_pretty(&losses)?)?;
     } else {
-        print_lines(losses);
+        print_lines(losses)?;
     }
     Ok(())
 }
@@ -314,12 +316,12 @@ fn report_runs(a: &ReportArgs) -> Result<()> {
         report::html::write(&runs, path)?;
     }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&runs)?);
+        almr::outln!("{}", serde_json::to_string_pretty(&runs)?)?;
         return Ok(());
     }
-    print!("{runs}");
+    almr::out!("{runs}")?;
     if let Some(path) = &a.html {
-        println!("report: {}", path.display());
+        almr::outln!("report: {}", path.display())?;
     }
     Ok(())
 }

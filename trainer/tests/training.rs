@@ -306,3 +306,26 @@ fn eval_reads_a_shard_as_non_overlapping_windows() {
         sum / 6.0
     );
 }
+
+#[test]
+fn nan_and_out_of_range_hyper_parameters_are_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mix = common::fixture_mix(dir.path(), "hyper", 16, 100);
+    type Change = fn(&mut RunSpec);
+    let cases: [(&str, Change); 6] = [
+        ("--lr NaN", |s| s.schedule.peak = f64::NAN),
+        ("--min-lr", |s| s.schedule.min = 1.0),
+        ("--beta1 1", |s| s.adamw.beta1 = 1.0),
+        ("--eps 0", |s| s.adamw.eps = 0.0),
+        ("--weight-decay -1", |s| s.adamw.weight_decay = -1.0),
+        ("--clip inf", |s| s.clip = f64::INFINITY),
+    ];
+    for (said, change) in cases {
+        let mut s = spec(&mix, 2, 1e-3);
+        change(&mut s);
+        let out = dir.path().join("run");
+        let e = try_run(&s, &out, false, None).err().unwrap().to_string();
+        assert!(e.starts_with(said), "{said}: {e}");
+        assert!(!out.exists(), "{said}: a refused run made its directory");
+    }
+}
