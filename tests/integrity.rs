@@ -445,3 +445,35 @@ fn a_closed_pipe_ends_quietly_with_status_0() {
         assert!(done.stderr.is_empty(), "{args:?}: {}", stderr(&done));
     }
 }
+
+#[test]
+fn links_planted_in_the_output_directory_never_lead_almr_to_remove_what_they_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pipeline, _) = corrupt_corpus(dir.path());
+    let precious = dir.path().join("precious");
+    std::fs::create_dir_all(precious.join("sub")).unwrap();
+    std::fs::write(precious.join("sub/keep.txt"), "keep").unwrap();
+    let out = dir.path().join("out");
+    assert!(build(&pipeline, &out, &[]).status.success());
+    // `.current` pointed at a user's directory: the build replaces the link
+    // and removes nothing through it.
+    let current = out.join(almr::driver::CURRENT);
+    std::fs::remove_file(&current).unwrap();
+    std::os::unix::fs::symlink(&precious, &current).unwrap();
+    let run = build(&pipeline, &out, &[]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(precious.join("sub/keep.txt").exists());
+    assert!(almr(&["verify", out.to_str().unwrap()]).status.success());
+    // `.generations` made a link to it: refused, nothing removed.
+    let generations = out.join(almr::driver::GENERATIONS);
+    std::fs::rename(&generations, dir.path().join("moved")).unwrap();
+    std::os::unix::fs::symlink(&precious, &generations).unwrap();
+    let run = build(&pipeline, &out, &[]);
+    assert!(!run.status.success());
+    assert!(
+        stderr(&run).contains("not a directory almr made"),
+        "{}",
+        stderr(&run)
+    );
+    assert!(precious.join("sub/keep.txt").exists());
+}

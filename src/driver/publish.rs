@@ -23,7 +23,7 @@
 use std::fs::File;
 use std::io::ErrorKind;
 use std::os::unix::fs::symlink;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::fsutil;
@@ -87,7 +87,7 @@ impl Output {
         fsutil::write_atomic(&path, manifest.to_json().as_bytes())
             .map_err(Error::file("writing", &path))?;
         fsutil::sync_dir(&self.generation).map_err(Error::file("syncing", &self.generation))?;
-        let old = std::fs::read_link(self.out.join(CURRENT)).ok();
+        let old = current_generation(&self.out);
         self.link_published()?;
         let name = self.generation.file_name().unwrap_or_default();
         let target = Path::new(GENERATIONS).join(name);
@@ -218,8 +218,18 @@ fn lock(out: &Path) -> Result<File> {
 /// Removes what killed builds left: generations `.current` does not name,
 /// a half-made link, and an earlier almr version's staging directory.
 fn remove_stale(out: &Path) -> Result<()> {
-    let current = std::fs::read_link(out.join(CURRENT)).ok();
+    let current = current_generation(out);
     let generations = out.join(GENERATIONS);
+    match std::fs::symlink_metadata(&generations) {
+        Ok(m) if !m.is_dir() => {
+            return Err(Error::Invalid(format!(
+                "{} is not a directory almr made (a link or a file): almr will not remove \
+                 anything through it; remove it yourself",
+                generations.display()
+            )))
+        }
+        _ => {}
+    }
     if generations.is_dir() {
         for name in entries(&generations)? {
             let path = generations.join(&name);
@@ -239,6 +249,19 @@ fn remove_stale(out: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The generation `OUT/.current` names, when it names one the way almr
+/// makes the link: `.generations/NAME`. Anything else (a link a user made,
+/// an absolute path, `..`) is never followed to remove what it names.
+fn current_generation(out: &Path) -> Option<PathBuf> {
+    let link = std::fs::read_link(out.join(CURRENT)).ok()?;
+    let mut parts = link.components();
+    let ours = matches!(
+        (parts.next(), parts.next(), parts.next()),
+        (Some(Component::Normal(g)), Some(Component::Normal(_)), None) if g == GENERATIONS
+    );
+    ours.then_some(link)
 }
 
 /// A name no earlier generation has: the time and our pid.
