@@ -23,6 +23,7 @@ pub const BATCH_ROWS: usize = 8192;
 /// A Parquet file being written, zstd-compressed, in row groups of 64k rows.
 pub struct TableWriter {
     writer: ArrowWriter<HashingWriter<BufWriter<File>>>,
+    path: std::path::PathBuf,
 }
 
 impl TableWriter {
@@ -35,23 +36,26 @@ impl TableWriter {
         let out = create_hashed(path)?;
         let writer = ArrowWriter::try_new(out, schema, Some(props))
             .map_err(Error::parquet_file("creating", path))?;
-        Ok(TableWriter { writer })
+        Ok(TableWriter {
+            writer,
+            path: path.to_path_buf(),
+        })
     }
 
     /// Appends a batch of rows.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let path = &self.path;
         self.writer
             .write(batch)
-            .with_context(|| "writing Parquet rows".into())
+            .with_context(|| format!("writing Parquet rows to {}", path.display()))
     }
 
     /// Writes the footer and returns the file's digest.
     pub fn finish(self) -> Result<FileDigest> {
-        let out = self
-            .writer
-            .into_inner()
-            .with_context(|| "finishing Parquet file".into())?;
-        Ok(finish_hashed(out)?)
+        let path = self.path;
+        let finishing = || format!("finishing {}", path.display());
+        let out = self.writer.into_inner().with_context(finishing)?;
+        finish_hashed(out).with_context(finishing)
     }
 }
 

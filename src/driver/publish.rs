@@ -82,21 +82,33 @@ impl Output {
 
     /// Writes the manifest into the new generation, then publishes it with
     /// one rename of [`CURRENT`], and removes the generation it replaced.
+    /// A failure before the switch (a full disk) removes the new generation
+    /// and leaves the old one published.
     pub fn publish(self, manifest: &Manifest) -> Result<()> {
-        let path = self.generation.join(FILE_NAME);
-        fsutil::write_atomic(&path, manifest.to_json().as_bytes())
-            .map_err(Error::file("writing", &path))?;
-        fsutil::sync_dir(&self.generation).map_err(Error::file("syncing", &self.generation))?;
         let old = current_generation(&self.out);
-        self.link_published()?;
         let name = self.generation.file_name().unwrap_or_default();
-        let target = Path::new(GENERATIONS).join(name);
-        replace_link(&target, &self.out.join(CURRENT))?;
-        if let Some(old) = old.filter(|o| *o != target) {
+        let ours = Path::new(GENERATIONS).join(name);
+        if let Err(e) = self.switch(manifest, &ours) {
+            if current_generation(&self.out).as_ref() != Some(&ours) {
+                self.abandon();
+            }
+            return Err(e);
+        }
+        if let Some(old) = old.filter(|o| *o != ours) {
             let old = self.out.join(old);
             std::fs::remove_dir_all(&old).map_err(Error::file("removing", &old))?;
         }
         Ok(())
+    }
+
+    /// The manifest, synced, then the links, then the switch to `ours`.
+    fn switch(&self, manifest: &Manifest, ours: &Path) -> Result<()> {
+        let path = self.generation.join(FILE_NAME);
+        fsutil::write_atomic(&path, manifest.to_json().as_bytes())
+            .map_err(Error::file("writing", &path))?;
+        fsutil::sync_dir(&self.generation).map_err(Error::file("syncing", &self.generation))?;
+        self.link_published()?;
+        replace_link(ours, &self.out.join(CURRENT))
     }
 
     /// Removes the unpublished generation (after a failed build).

@@ -8,7 +8,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::Source;
-use crate::error::Result;
+use crate::error::{Context, Result};
 use crate::fsutil::FileDigest;
 use crate::provenance::{DocRow, ProvenanceWriter};
 use crate::shard::{with_suffix, DType, ShardWriter};
@@ -95,7 +95,10 @@ impl<'a> ShardSink<'a> {
             id,
             n_tokens: ids.len() as u64,
         };
-        open.writer.push(ids)?;
+        let prefix = &open.prefix;
+        open.writer
+            .push(ids)
+            .with_context(|| format!("writing shard {}", prefix.display()))?;
         match &mut open.rows {
             RowSink::Stream(w) => w.push(row)?,
             RowSink::Hold(rows) => rows.push(row),
@@ -108,15 +111,19 @@ impl<'a> ShardSink<'a> {
             return Ok(());
         };
         let docs_path = with_suffix(&open.prefix, ".docs.parquet");
+        let finishing = || format!("finishing shard {}", open.prefix.display());
         let (summary, docs) = match open.rows {
-            RowSink::Stream(w) => (open.writer.finish()?, w.finish()?),
+            RowSink::Stream(w) => (open.writer.finish().with_context(finishing)?, w.finish()?),
             RowSink::Hold(rows) => {
                 let seed = self.source.shuffle_seed.expect("held rows mean a shuffle");
                 let mut rng = ChaCha8Rng::seed_from_u64(seed);
                 rng.set_stream(self.done.len() as u64);
                 let mut order: Vec<u32> = (0..rows.len() as u32).collect();
                 order.shuffle(&mut rng);
-                let summary = open.writer.finish_permuted(&order)?;
+                let summary = open
+                    .writer
+                    .finish_permuted(&order)
+                    .with_context(finishing)?;
                 let mut w = ProvenanceWriter::create(&docs_path)?;
                 for (k, &i) in order.iter().enumerate() {
                     let mut row = rows[i as usize].clone();
