@@ -69,6 +69,30 @@ fn corrupt_corpus(dir: &Path) -> (PathBuf, PathBuf) {
     (pipeline, bad)
 }
 
+/// The corrupt corpus built into `dir/out`, with mix `m` of `samples`
+/// samples: (pipeline, out).
+fn built_and_mixed(dir: &Path, samples: &str) -> (PathBuf, PathBuf) {
+    let (pipeline, _) = corrupt_corpus(dir);
+    let out = dir.join("out");
+    assert!(build(&pipeline, &out, &[]).status.success());
+    let o = out.to_str().unwrap();
+    let args = [
+        "mix",
+        o,
+        "--name",
+        "m",
+        "--almr",
+        "0",
+        "--seq-len",
+        "64",
+        "--samples",
+        samples,
+    ];
+    let mix = almr(&args);
+    assert!(mix.status.success(), "{}", stderr(&mix));
+    (pipeline, out)
+}
+
 #[test]
 fn a_corrupt_gzip_file_contributes_nothing_and_is_counted_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -185,23 +209,7 @@ fn almr_writes_only_into_directories_it_owns() {
 #[test]
 fn a_rebuild_switches_generations_and_keeps_the_mixes() {
     let dir = tempfile::tempdir().unwrap();
-    let (pipeline, _) = corrupt_corpus(dir.path());
-    let out = dir.path().join("out");
-    assert!(build(&pipeline, &out, &[]).status.success());
-    let o = out.to_str().unwrap();
-    let mix = almr(&[
-        "mix",
-        o,
-        "--name",
-        "m",
-        "--almr",
-        "0",
-        "--seq-len",
-        "64",
-        "--samples",
-        "20",
-    ]);
-    assert!(mix.status.success(), "{}", stderr(&mix));
+    let (pipeline, out) = built_and_mixed(dir.path(), "20");
     let first = std::fs::read_link(out.join(almr::driver::CURRENT)).unwrap();
     // Leftovers of a killed build: an unpublished generation.
     std::fs::create_dir_all(out.join(almr::driver::GENERATIONS).join("killed")).unwrap();
@@ -344,23 +352,8 @@ fn readers_refuse_a_flipped_dtype_a_swapped_provenance_table_and_ids_past_the_vo
 #[test]
 fn a_mix_of_a_build_that_was_redone_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let (pipeline, _) = corrupt_corpus(dir.path());
-    let out = dir.path().join("out");
-    assert!(build(&pipeline, &out, &[]).status.success());
+    let (pipeline, out) = built_and_mixed(dir.path(), "20");
     let o = out.to_str().unwrap();
-    let mix = almr(&[
-        "mix",
-        o,
-        "--name",
-        "m",
-        "--almr",
-        "0",
-        "--seq-len",
-        "64",
-        "--samples",
-        "20",
-    ]);
-    assert!(mix.status.success(), "{}", stderr(&mix));
     let m = out.join("mix/m");
     assert!(almr(&["sample", m.to_str().unwrap()]).status.success());
     // The same build redone in place with other text.
@@ -409,24 +402,8 @@ fn absurd_sizes_are_refused_up_front_with_the_limit() {
 #[test]
 fn a_closed_pipe_ends_quietly_with_status_0() {
     let dir = tempfile::tempdir().unwrap();
-    let (pipeline, _) = corrupt_corpus(dir.path());
-    let out = dir.path().join("out");
-    assert!(build(&pipeline, &out, &[]).status.success());
+    let (_, out) = built_and_mixed(dir.path(), "2000");
     let o = out.to_str().unwrap();
-    assert!(almr(&[
-        "mix",
-        o,
-        "--name",
-        "m",
-        "--almr",
-        "0",
-        "--seq-len",
-        "64",
-        "--samples",
-        "2000"
-    ])
-    .status
-    .success());
     let m = out.join("mix/m");
     // Far more than a pipe holds, so the writes meet the closed pipe.
     for args in [
