@@ -13,7 +13,7 @@ use super::{blend, stream};
 use crate::error::{Error, Result};
 use crate::fsutil::sha256_hex;
 use crate::manifest::Manifest;
-use crate::mixfile::index::{SourceLists, DIR};
+use crate::mixfile::index::{SourceLists, DIR, MAX_SEQ_LEN};
 use crate::mixfile::report::MixShard;
 use crate::shard::ShardReader;
 
@@ -266,8 +266,6 @@ fn check_overwrite(out: &Path, opts: &MixOptions) -> Result<()> {
     })
 }
 
-/// The longest `--seq-len` a mix takes: 2^20 tokens.
-pub const MAX_SEQ_LEN: u64 = 1 << 20;
 /// The most samples a mix holds: 2^32 (8 GiB of blend order while it is
 /// made, a 64 GiB index).
 pub const MAX_SAMPLES: u64 = 1 << 32;

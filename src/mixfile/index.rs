@@ -27,6 +27,8 @@ pub const VERSION: u64 = 1;
 /// Bytes of the fixed header: magic, version, seq_len, sources, train and
 /// validation sample counts.
 pub const HEADER_LEN: usize = 48;
+/// The longest `seq_len` a mix has: 2^20 tokens (a sample reads one more).
+pub const MAX_SEQ_LEN: u64 = 1 << 20;
 /// Bytes of one sample record: `pos: u64, offset: u32, source: u16, 0u16`.
 pub const RECORD_LEN: usize = 16;
 
@@ -419,6 +421,9 @@ impl MixIndex {
         require(seq_len == self.report.seq_len, || {
             "seq_len differs from the sidecar".into()
         })?;
+        require((1..=MAX_SEQ_LEN).contains(&seq_len), || {
+            format!("seq_len {seq_len} outside 1..={MAX_SEQ_LEN}")
+        })?;
         require(n_sources == self.sources.len(), || {
             format!(
                 "{n_sources} sources, the sidecar lists {}",
@@ -453,14 +458,16 @@ impl MixIndex {
                 at = (at + 4 * n).next_multiple_of(8);
             }
         }
+        // In u128: the counts come from the file, and must not overflow.
+        let need = at as u128 + RECORD_LEN as u128 * (counts[0] as u128 + counts[1] as u128);
+        require(need == self.map.len() as u128, || {
+            format!("{} bytes, the header needs {need}", self.map.len())
+        })?;
         for split in [Split::Train, Split::Valid] {
             let n = counts[split.at()] as usize;
             self.samples[split.at()] = (at, n);
             at += RECORD_LEN * n;
         }
-        require(at == self.map.len(), || {
-            format!("{} bytes, the header needs {at}", self.map.len())
-        })?;
         for split in [Split::Train, Split::Valid] {
             for i in 0..counts[split.at()] as usize {
                 let (source, start) = self.record(split, i);

@@ -132,6 +132,11 @@ impl ShardReader {
                 idx.len()
             )));
         }
+        if doc_count == 0 {
+            return Err(corrupt(
+                "document_count 0: an index lists at least document index 0".into(),
+            ));
+        }
         let (sequences, doc_count) = (sequences as usize, doc_count as usize);
         let reader = ShardReader {
             prefix: prefix.to_path_buf(),
