@@ -2,8 +2,8 @@
 //! `--stop-at` as a job with a time limit is, and resumed ends with the same
 //! loss curve and weights as an uninterrupted one; `--resume` needs a run;
 //! memory is estimated, refused with advice and measured; checkpoints get
-//! the umask's mode; `init` and `eval` and training from a checkpoint work
-//! from the command line.
+//! the umask's mode; a mix of a build redone since is refused; `init` and
+//! `eval` and training from a checkpoint work from the command line.
 
 mod common;
 
@@ -208,6 +208,23 @@ fn resume_without_a_run_and_too_little_memory_are_errors() {
     let out = Command::new(BIN).args(&args).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("e.g. 2.5G or 800M"));
+}
+
+#[test]
+fn a_mix_of_a_build_redone_since_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mix = common::fixture_mix(dir.path(), "stale", 16, 100);
+    // The same output directory rebuilt from another pipeline.
+    let out = dir.path().join("build").display().to_string();
+    common::run_almr(&["build", "pipelines/default.toml", "--out", &out, "--json"]);
+    let run = dir.path().join("run");
+    let (ok, _, err) = run_bin(&train_args(&mix, &run));
+    assert!(!ok);
+    assert!(
+        err.contains("changed after this mix was made") && err.contains("remake the mix"),
+        "{err}"
+    );
+    assert!(!run.exists());
 }
 
 #[cfg(unix)]
