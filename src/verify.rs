@@ -1,7 +1,8 @@
 //! `almr verify`: checks a build and its mixes against what they record.
 //!
-//! Every output file the manifest lists is read and compared with its
-//! recorded size and SHA-256; every shard is opened against the manifest
+//! The manifest's numbers must add up. Every output file it lists is read
+//! and compared with its recorded size and SHA-256; every shard is opened
+//! against the manifest
 //! (layout, dtype, each id below the vocabulary) with its provenance table
 //! (one row per document, the same token counts); files under `shards/`
 //! and `rejects/` that the manifest does not list are named. Every mix is
@@ -53,6 +54,9 @@ pub fn verify(out: &Path) -> Result<Verification> {
         mixes: 0,
         problems: Vec::new(),
     };
+    let counts = manifest.check().into_iter();
+    v.problems
+        .extend(counts.map(|p| format!("manifest.json: {p}")));
     check_files(out, &manifest, &mut v);
     check_unlisted(out, &manifest, &mut v)?;
     check_shards(out, &manifest, &mut v);

@@ -169,5 +169,5 @@ pub fn render(stats: &Stats) -> Result<String> {
 /// Renders the report and writes it to `path`.
 pub fn write(stats: &Stats, path: &Path) -> Result<()> {
     let page = render(stats)?;
-    std::fs::write(path, page).map_err(Error::file("writing", path))
+    crate::fsutil::write_atomic(path, page.as_bytes()).map_err(Error::file("writing", path))
 }

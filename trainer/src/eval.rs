@@ -211,7 +211,7 @@ impl ValidWindows {
     pub fn write(&self, run: &Path) -> Result<()> {
         let path = run.join(Self::FILE);
         let text = serde_json::to_string_pretty(self).expect("windows serialize") + "\n";
-        std::fs::write(&path, text).at("writing", &path)
+        almr::fsutil::write_atomic(&path, text.as_bytes()).at("writing", &path)
     }
 
     /// Reads `RUN/valid.json`, if the run has one (runs made before it was

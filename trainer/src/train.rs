@@ -292,7 +292,7 @@ fn write_run_json(spec: &RunSpec, out: &Path) -> Result<()> {
     std::fs::create_dir_all(out).at("creating", out)?;
     let path = out.join("run.json");
     let text = serde_json::to_string_pretty(spec).expect("a RunSpec serializes") + "\n";
-    std::fs::write(&path, text).at("writing", &path)
+    almr::fsutil::write_atomic(&path, text.as_bytes()).at("writing", &path)
 }
 
 /// The model configuration a run starts from.
@@ -360,7 +360,8 @@ impl MetricsLog {
                     _ => {}
                 }
             }
-            std::fs::write(&path, kept).at("writing", &path)?;
+            // Atomic: a kill here must not lose the steps kept.
+            almr::fsutil::write_atomic(&path, kept.as_bytes()).at("writing", &path)?;
         }
         let file = File::options()
             .create(true)

@@ -153,5 +153,5 @@ pub fn render(report: &Report) -> Result<String> {
 /// Renders the page and writes it to `path`.
 pub fn write(report: &Report, path: &Path) -> Result<()> {
     let page = render(report)?;
-    std::fs::write(path, page).at("writing", path)
+    almr::fsutil::write_atomic(path, page.as_bytes()).at("writing", path)
 }
