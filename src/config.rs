@@ -229,7 +229,10 @@ pub fn parse(path: &Path, raw: &str) -> Result<Pipeline, ConfigError> {
     }
     let pipeline: Pipeline = serde_json::from_value(json)
         .map_err(|e| err(None, "", format!("does not match the schema: {e}")))?;
-    match misplaced_step(&pipeline).or_else(|| duplicate_source(&pipeline)) {
+    let problem = misplaced_step(&pipeline)
+        .or_else(|| duplicate_source(&pipeline))
+        .or_else(|| too_many_permutations(&pipeline));
+    match problem {
         Some((pointer, message)) => Err(err(spans.line(&pointer), &key_path(&pointer), message)),
         None => Ok(pipeline),
     }
@@ -291,6 +294,26 @@ fn duplicate_source(pipeline: &Pipeline) -> Option<(String, String)> {
         .find(|(_, s)| !seen.insert(s.name.as_str()))?;
     let message = format!("duplicate source name {:?}", s.name);
     Some((format!("/source/{i}/name"), message))
+}
+
+/// Most MinHash permutations (`bands × rows`) `near_dedup` accepts: 16 KiB
+/// of signature per document. The schema bounds each number from below
+/// only, and a product past this made the build overflow, or ask for
+/// terabytes for its tables (found by `fuzz/`, target `config`).
+pub const MAX_PERMUTATIONS: usize = 4096;
+
+/// `near_dedup.bands × rows` past [`MAX_PERMUTATIONS`].
+fn too_many_permutations(pipeline: &Pipeline) -> Option<(String, String)> {
+    let (bands, rows) = (pipeline.near_dedup.bands, pipeline.near_dedup.rows);
+    match bands.checked_mul(rows) {
+        Some(n) if n <= MAX_PERMUTATIONS => None,
+        _ => Some((
+            "/near_dedup/bands".into(),
+            format!(
+                "bands × rows = {bands} × {rows} permutations; at most {MAX_PERMUTATIONS} are supported"
+            ),
+        )),
+    }
 }
 
 fn resolve_inputs(
@@ -488,6 +511,18 @@ id_field = "id"
         assert_eq!(parse_str(&twice).unwrap_err().key, "steps[1]");
         let unknown = GOOD.replace("steps = []", "steps = [\"dedupe\"]");
         assert_eq!(parse_str(&unknown).unwrap_err().key, "steps[0]");
+    }
+
+    #[test]
+    fn absurd_near_dedup_sizes_are_refused_with_their_line() {
+        for (bands, rows) in [("1000000000000", "5"), ("4611686018427387904", "4")] {
+            let bad = format!("{GOOD}[near_dedup]\nbands = {bands}\nrows = {rows}\n");
+            let e = parse_str(&bad).unwrap_err();
+            assert_eq!((e.key.as_str(), e.line), ("near_dedup.bands", Some(16)));
+            assert!(e.message.contains("at most 4096"), "{e}");
+        }
+        let most = format!("{GOOD}[near_dedup]\nbands = 64\nrows = 64\n");
+        assert_eq!(parse_str(&most).unwrap().near_dedup.bands, 64);
     }
 
     #[test]
