@@ -90,9 +90,17 @@ fn check_parquet(path: &Path, settings: &ReadSettings) -> io::Result<Checked> {
     let reader = match super::ParquetReader::open(path, label, fields, progress) {
         Ok(r) => r,
         Err(e) => {
-            return Err(io::Error::other(format!(
-                "not a readable Parquet file: {e}"
-            )))
+            // The file was read: its digest stands beside the failure.
+            let failure = Malformed {
+                line: 0,
+                id: None,
+                reason: MalformedReason::UnreadableFile,
+                detail: format!("not a readable Parquet file: {e}"),
+            };
+            return Ok(Checked {
+                digest,
+                failure: Some(failure),
+            });
         }
     };
     for (rows, item) in reader.enumerate() {
