@@ -24,8 +24,11 @@ pub use crate::error::ConfigError;
 use crate::filter::FilterConfig;
 use crate::language::LanguageConfig;
 use crate::normalize::NormalizeConfig;
+use crate::read::chat::ChatSchema;
 use crate::read::{compression_of, Compression, Fields, ReadSettings};
 use crate::read::{Format, TextUnit};
+use crate::tokenize::chat::MaskConfig;
+use crate::tokenize::template;
 
 /// The committed JSON Schema of the pipeline file.
 pub const PIPELINE_SCHEMA: &str = include_str!("../schemas/pipeline.schema.json");
@@ -65,8 +68,20 @@ pub struct TokenizerConfig {
     /// Path to a Hugging Face `tokenizer.json`.
     pub path: PathBuf,
     /// Token appended to every document, e.g. `<|end_of_text|>` for Llama-3. It
-    /// must be in the tokenizer's vocabulary.
+    /// must be in the tokenizer's vocabulary. Conversations (`format =
+    /// "chat"`) get nothing appended: their template ends them.
     pub eos: String,
+    /// The chat template of `chat` sources: `"auto"` (the `chat_template` of
+    /// the `tokenizer_config.json` beside `path`; an error for chat sources
+    /// if there is none), `"llama3"` (built in: Meta's Llama-3 `ChatFormat`,
+    /// for the base tokenizer, which ships no template), or the path of a
+    /// Jinja file.
+    #[serde(default = "default_chat_template")]
+    pub chat_template: String,
+}
+
+fn default_chat_template() -> String {
+    template::AUTO.to_string()
 }
 
 /// One `[[source]]` table.
@@ -98,6 +113,13 @@ pub struct Source {
     /// How `text` files are cut into documents. Ignored for other formats.
     #[serde(default)]
     pub text_unit: TextUnit,
+    /// The shape of `chat` records: `messages` (OpenAI), `sharegpt` or
+    /// `alpaca`. Ignored for other formats.
+    #[serde(default)]
+    pub chat_schema: ChatSchema,
+    /// Loss masks of `chat` records. Ignored for other formats.
+    #[serde(default)]
+    pub mask: MaskConfig,
     /// Most tokens in one shard; a new shard starts before a document that
     /// would pass it (a document is never split).
     #[serde(default = "default_max_shard_tokens")]
@@ -144,6 +166,7 @@ impl Source {
                 id: self.id_field.clone(),
             },
             text_unit: self.text_unit,
+            chat_schema: self.chat_schema,
         }
     }
 
@@ -334,6 +357,13 @@ fn resolve_inputs(
         return Err(err(
             "/tokenizer/path",
             format!("no such file: {}", pipeline.tokenizer.path.display()),
+        ));
+    }
+    let template = pipeline.tokenizer.chat_template.as_str();
+    if ![template::AUTO, template::BUILT_IN].contains(&template) && !Path::new(template).is_file() {
+        return Err(err(
+            "/tokenizer/chat_template",
+            format!("no such file: {template} (or use \"auto\" or \"llama3\")"),
         ));
     }
     let mut all = Vec::with_capacity(pipeline.sources.len());

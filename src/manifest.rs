@@ -83,6 +83,22 @@ pub struct TokenizerInfo {
     /// token such as `<|end_of_text|>`; the `tokenizers` crate encoded them.
     #[serde(default)]
     pub declined_documents: u64,
+    /// The chat template the conversations were rendered with, when the
+    /// build has chat sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_template: Option<ChatTemplateInfo>,
+}
+
+/// The chat template of a build with chat sources.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ChatTemplateInfo {
+    /// Where it came from: `llama3 (built in: …)`, or the file.
+    pub origin: String,
+    /// SHA-256 of the template text.
+    pub sha256: String,
+    /// The `tokenizer_config.json` in the output that holds it as
+    /// `chat_template`, with the BOS and EOS tokens it renders.
+    pub config: PathBuf,
 }
 
 /// Record counts. `read = kept + rejected.total + malformed.total`.
@@ -243,6 +259,10 @@ pub struct ShardEntry {
     pub documents: u64,
     /// Tokens in the shard, EOS included.
     pub tokens: u64,
+    /// For a chat shard (with its mask, `PREFIX.mask.{bin,idx}`): the tokens
+    /// with mask 1, which the loss counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trained_tokens: Option<u64>,
 }
 
 /// One output file.

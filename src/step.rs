@@ -79,6 +79,14 @@ pub trait DocStep: Send + Sync {
     fn name(&self) -> &'static str;
     /// Changes `text` in place, or rejects the document.
     fn apply(&self, text: &mut String, notes: &mut Notes) -> Result<(), Rejection>;
+
+    /// Runs the step over a conversation's turns. This default judges the
+    /// whole conversation (its turns joined by blank lines) and changes
+    /// nothing; a step that changes text overrides it to change each turn.
+    fn apply_turns(&self, turns: &mut [String], notes: &mut Notes) -> Result<(), Rejection> {
+        let mut whole = turns.join("\n\n");
+        self.apply(&mut whole, notes)
+    }
 }
 
 /// A document as an ordered step sees it: its text and where it came from.

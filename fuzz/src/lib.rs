@@ -198,7 +198,12 @@ fn jsonl_model(line: u64, bytes: &[u8], fields: &Fields) -> Option<Record> {
         },
     };
     match object.remove(&fields.text) {
-        Some(Value::String(text)) => Some(Record { line, id, text }),
+        Some(Value::String(text)) => Some(Record {
+            line,
+            id,
+            text,
+            turns: None,
+        }),
         _ => None,
     }
 }
@@ -243,6 +248,7 @@ fn text_model(data: &[u8], unit: TextUnit) -> Vec<Item> {
             line,
             id: format!("{LABEL}:{line}"),
             text,
+            turns: None,
         })
     };
     let bad = |line: u64, start: u64| {
@@ -366,6 +372,7 @@ pub fn parquet(data: &[u8]) {
             format: Format::Parquet,
             fields: fields.clone(),
             text_unit: TextUnit::File,
+            chat_schema: Default::default(),
         };
         let checked = almr::read::check(&path, &settings);
         // Every file that exists is read to its end: its digest covers it,

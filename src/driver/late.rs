@@ -15,7 +15,7 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::sink::StagedShard;
+use super::sink::{StagedMask, StagedShard, MASK};
 use crate::chain::Chain;
 use crate::config::Pipeline;
 use crate::error::{Error, Result};
@@ -209,6 +209,10 @@ impl Decisions<'_> {
             return Ok(());
         }
         let summary = shard::keep_documents(&shard.prefix, |i| keep[i])?;
+        let mask = match &shard.mask {
+            Some(m) => Some(rewrite_mask(&shard.prefix, &keep, m)?),
+            None => None,
+        };
         let kept_rows = rows.into_iter().filter(|r| keep[r.doc_index as usize]);
         let docs = match summary.documents {
             0 => {
@@ -224,6 +228,7 @@ impl Decisions<'_> {
             bin: summary.bin,
             idx: summary.idx,
             docs,
+            mask,
         };
         Ok(())
     }
@@ -274,4 +279,24 @@ fn rewrite_provenance(
     let digest = w.finish()?;
     std::fs::rename(&tmp, path)?;
     Ok(digest)
+}
+
+/// Rewrites a chat shard's mask keeping the same documents as its tokens,
+/// and counts the trained tokens left.
+fn rewrite_mask(prefix: &Path, keep: &[bool], old: &StagedMask) -> Result<StagedMask> {
+    let mask = with_suffix(prefix, MASK);
+    let reader = shard::ShardReader::open(&mask)?;
+    let (mut bits, mut dropped) = (Vec::new(), 0u64);
+    for i in (0..reader.len()).filter(|&i| !keep[i]) {
+        bits.clear();
+        reader.read_into(i, &mut bits)?;
+        dropped += bits.iter().map(|&b| b as u64).sum::<u64>();
+    }
+    drop(reader);
+    let summary = shard::keep_documents(&mask, |i| keep[i])?;
+    Ok(StagedMask {
+        bin: summary.bin,
+        idx: summary.idx,
+        trained: old.trained - dropped,
+    })
 }

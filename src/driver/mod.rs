@@ -37,11 +37,14 @@ use crate::config::{self, LoadedPipeline, Pipeline};
 use crate::error::{Error, Result};
 use crate::fsutil::{self, FileDigest};
 use crate::manifest::{
-    Counts, InputFile, Manifest, OutputFile, PipelineInfo, ShardEntry, SourceCounts, TokenizerInfo,
+    ChatTemplateInfo, Counts, InputFile, Manifest, OutputFile, PipelineInfo, ShardEntry,
+    SourceCounts, TokenizerInfo,
 };
-use crate::read;
+use crate::read::{self, Format};
 use crate::rejects::RejectTables;
 use crate::shard::with_suffix;
+use crate::tokenize::chat::ChatEncoder;
+use crate::tokenize::template::{ChatTemplate, TOKENIZER_CONFIG};
 use crate::tokenize::DocTokenizer;
 
 use self::late::Ledger;
@@ -95,8 +98,19 @@ pub fn build(pipeline_path: &Path, opts: &BuildOptions) -> Result<BuildOutcome> 
         .build()
         .map_err(Error::Threads)?;
 
+    let template = chat_template(&loaded.pipeline)?;
+    let chat = match &template {
+        Some(t) => Some(ChatEncoder::new(t, &tokenizer)?),
+        None => None,
+    };
+    let tools = Tools {
+        tokenizer: &tokenizer,
+        template: template.as_ref(),
+        chat: chat.as_ref(),
+        pool: &pool,
+    };
     let output = publish::prepare(&out)?;
-    match build_into(&loaded, &tokenizer, &pool, output.staging(), opts) {
+    match build_into(&loaded, &tools, output.staging(), opts) {
         Ok(manifest) => {
             output.publish(&manifest)?;
             Ok(BuildOutcome { out, manifest })
@@ -125,17 +139,35 @@ fn threads(asked: Option<usize>) -> usize {
     }
 }
 
+/// What turns text into tokens, shared by every source.
+struct Tools<'a> {
+    tokenizer: &'a DocTokenizer,
+    template: Option<&'a ChatTemplate>,
+    chat: Option<&'a ChatEncoder<'a>>,
+    pool: &'a rayon::ThreadPool,
+}
+
+/// The chat template, when the pipeline has chat sources.
+fn chat_template(pipeline: &Pipeline) -> Result<Option<ChatTemplate>> {
+    if !pipeline.sources.iter().any(|s| s.format == Format::Chat) {
+        return Ok(None);
+    }
+    let t = &pipeline.tokenizer;
+    Ok(Some(ChatTemplate::resolve(&t.chat_template, &t.path)?))
+}
+
 /// Runs every source through the chain, then the corpus steps' late drops,
 /// and returns the manifest of what is staged.
 fn build_into(
     loaded: &LoadedPipeline,
-    tokenizer: &DocTokenizer,
-    pool: &rayon::ThreadPool,
+    tools: &Tools,
     staging: &Path,
     opts: &BuildOptions,
 ) -> Result<Manifest> {
+    let (tokenizer, pool) = (tools.tokenizer, tools.pool);
     let pipeline = &loaded.pipeline;
-    let tok_copy = copy_tokenizer(pipeline, staging)?;
+    let mut tok_copy = vec![copy_tokenizer(pipeline, staging)?];
+    tok_copy.extend(write_tokenizer_config(pipeline, tools.template, staging)?);
     let scratch = staging.join(".steps");
     let per_source: Vec<SourceSteps> = pipeline.sources.iter().map(|s| s.step_settings()).collect();
     let mut chain = Chain::new(
@@ -151,7 +183,9 @@ fn build_into(
         false => Some(Ledger::new(&scratch)?),
     };
     let bar = progress_bar(total_bytes(loaded), opts.verbose);
-    let mut driver = Driver::new(tokenizer, pool, staging, opts, &bar, &mut chain, ledger);
+    let mut driver = Driver::new(
+        tokenizer, tools.chat, pool, staging, opts, &bar, &mut chain, ledger,
+    );
     let mut inputs: Vec<InputFile> = Vec::new();
     let mut built = Vec::new();
     for (index, (source, files)) in pipeline.sources.iter().zip(&loaded.inputs).enumerate() {
@@ -186,7 +220,7 @@ fn build_into(
             warned - MAX_WARNINGS,
         );
     }
-    let manifest = assemble(loaded, tokenizer, tok_copy, staging, inputs, built, rejects)?;
+    let manifest = assemble(loaded, tools, tok_copy, staging, inputs, built, rejects)?;
     let problems = manifest.check();
     if !problems.is_empty() {
         return Err(Error::Internal(format!(
@@ -206,6 +240,35 @@ fn copy_tokenizer(pipeline: &Pipeline, staging: &Path) -> Result<(PathBuf, FileD
     Ok((copy, digest))
 }
 
+/// Writes `tokenizer_config.json` beside the tokenizer copy: for a build
+/// with chat sources, the tokenizer's own with `chat_template` set to the
+/// template used; else the tokenizer's own, copied, if it has one.
+fn write_tokenizer_config(
+    pipeline: &Pipeline,
+    template: Option<&ChatTemplate>,
+    staging: &Path,
+) -> Result<Option<(PathBuf, FileDigest)>> {
+    let copy = PathBuf::from(TOKENIZER_CONFIG);
+    let to = staging.join(&copy);
+    match template {
+        Some(t) => {
+            let mut json = serde_json::to_vec_pretty(&t.tokenizer_config())
+                .map_err(|e| Error::Internal(format!("tokenizer_config.json: {e}")))?;
+            json.push(b'\n');
+            std::fs::write(&to, json).map_err(Error::file("writing", &to))?;
+        }
+        None => {
+            let from = pipeline.tokenizer.path.with_file_name(TOKENIZER_CONFIG);
+            if !from.is_file() {
+                return Ok(None);
+            }
+            std::fs::copy(&from, &to).map_err(Error::file("copying", &from))?;
+        }
+    }
+    let digest = fsutil::digest_file(&to)?;
+    Ok(Some((copy, digest)))
+}
+
 fn total_bytes(loaded: &LoadedPipeline) -> u64 {
     let size = |p: &PathBuf| p.metadata().map(|m| m.len()).unwrap_or(0);
     loaded.inputs.iter().flatten().map(size).sum()
@@ -214,8 +277,8 @@ fn total_bytes(loaded: &LoadedPipeline) -> u64 {
 /// The manifest of the staged build.
 fn assemble(
     loaded: &LoadedPipeline,
-    tokenizer: &DocTokenizer,
-    (tok_copy, tok_digest): (PathBuf, FileDigest),
+    tools: &Tools,
+    copies: Vec<(PathBuf, FileDigest)>,
     staging: &Path,
     inputs: Vec<InputFile>,
     built: Vec<Vec<StagedShard>>,
@@ -223,19 +286,27 @@ fn assemble(
 ) -> Result<Manifest> {
     let pipeline = &loaded.pipeline;
     let relative = |p: &Path| p.strip_prefix(staging).unwrap_or(p).to_path_buf();
-    let mut outputs = vec![OutputFile {
-        path: tok_copy.clone(),
-        digest: tok_digest.clone(),
-    }];
+    let mut outputs: Vec<OutputFile> = copies
+        .iter()
+        .map(|(path, digest)| OutputFile {
+            path: path.clone(),
+            digest: digest.clone(),
+        })
+        .collect();
+    let (tok_copy, tok_digest) = copies[0].clone();
     let mut shards = Vec::new();
     for (source, source_shards) in pipeline.sources.iter().zip(&built) {
         for s in source_shards {
             let prefix = relative(&s.prefix);
-            for (suffix, digest) in [
+            let mut files = vec![
                 (".bin", &s.bin),
                 (".idx", &s.idx),
                 (".docs.parquet", &s.docs),
-            ] {
+            ];
+            if let Some(m) = &s.mask {
+                files.extend([(".mask.bin", &m.bin), (".mask.idx", &m.idx)]);
+            }
+            for (suffix, digest) in files {
                 let path = with_suffix(&prefix, suffix);
                 outputs.push(OutputFile {
                     path,
@@ -247,6 +318,7 @@ fn assemble(
                 source: source.name.clone(),
                 documents: s.documents,
                 tokens: s.tokens,
+                trained_tokens: s.mask.as_ref().map(|m| m.trained),
             });
         }
     }
@@ -268,7 +340,7 @@ fn assemble(
             sha256: fsutil::sha256_hex(loaded.raw.as_bytes()),
             config: pipeline.clone(),
         },
-        tokenizer: tokenizer_info(tokenizer, pipeline, tok_copy, tok_digest),
+        tokenizer: tokenizer_info(tools, pipeline, tok_copy, tok_digest),
         totals: Counts::sum(sources.iter().map(|s| &s.counts)),
         inputs,
         sources,
@@ -278,12 +350,18 @@ fn assemble(
 }
 
 fn tokenizer_info(
-    tokenizer: &DocTokenizer,
+    tools: &Tools,
     pipeline: &Pipeline,
     copy: PathBuf,
     digest: FileDigest,
 ) -> TokenizerInfo {
+    let tokenizer = tools.tokenizer;
     TokenizerInfo {
+        chat_template: tools.template.map(|t| ChatTemplateInfo {
+            origin: t.origin.clone(),
+            sha256: fsutil::sha256_hex(t.text.as_bytes()),
+            config: PathBuf::from(TOKENIZER_CONFIG),
+        }),
         path: pipeline.tokenizer.path.clone(),
         copy,
         sha256: digest.sha256,

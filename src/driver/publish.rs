@@ -38,7 +38,15 @@ pub const GENERATIONS: &str = ".generations";
 /// The link to the published generation.
 pub const CURRENT: &str = ".current";
 /// The names a build publishes, each a link through [`CURRENT`].
-const PUBLISHED: [&str; 4] = [FILE_NAME, "tokenizer.json", "shards", "rejects"];
+/// `tokenizer_config.json` is there only when the tokenizer has one or the
+/// build has chat sources.
+const PUBLISHED: [&str; 5] = [
+    FILE_NAME,
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "shards",
+    "rejects",
+];
 /// Entries that do not count against an empty directory's ownership: the
 /// leftovers of an earlier almr version's killed build.
 const LEGACY_STAGING: &str = ".almr-staging";
@@ -125,6 +133,12 @@ impl Output {
         for name in PUBLISHED {
             let path = self.out.join(name);
             let target = Path::new(CURRENT).join(name);
+            if !self.generation.join(name).exists() {
+                if path.is_symlink() {
+                    std::fs::remove_file(&path).map_err(Error::file("removing", &path))?;
+                }
+                continue;
+            }
             match std::fs::symlink_metadata(&path) {
                 Ok(m) if m.file_type().is_symlink() => {
                     if std::fs::read_link(&path).ok().as_deref() != Some(&target) {

@@ -7,11 +7,17 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use super::source::Tokens;
 use crate::config::Source;
 use crate::error::{Context, Result};
 use crate::fsutil::FileDigest;
 use crate::provenance::{DocRow, ProvenanceWriter};
-use crate::shard::{with_suffix, DType, ShardWriter};
+use crate::read::Format;
+use crate::shard::{with_suffix, DType, ShardSummary, ShardWriter};
+
+/// The suffix of a chat shard's loss mask: `PREFIX.mask.{bin,idx}`, a u8
+/// shard with the same sequence lengths.
+pub const MASK: &str = ".mask";
 
 /// A finished shard with its provenance table.
 pub struct StagedShard {
@@ -27,6 +33,19 @@ pub struct StagedShard {
     pub idx: FileDigest,
     /// Digest of `PREFIX.docs.parquet`.
     pub docs: FileDigest,
+    /// The loss mask of a chat shard.
+    pub mask: Option<StagedMask>,
+}
+
+/// A chat shard's `PREFIX.mask.{bin,idx}`.
+#[derive(Clone)]
+pub struct StagedMask {
+    /// Digest of `PREFIX.mask.bin`.
+    pub bin: FileDigest,
+    /// Digest of `PREFIX.mask.idx`.
+    pub idx: FileDigest,
+    /// Tokens with mask 1: those the loss counts.
+    pub trained: u64,
 }
 
 /// Cuts one source's documents into shards of at most `max_shard_tokens`.
@@ -41,6 +60,7 @@ pub struct ShardSink<'a> {
 struct OpenShard {
     prefix: PathBuf,
     writer: ShardWriter,
+    mask: Option<(ShardWriter, u64)>,
     rows: RowSink,
 }
 
@@ -63,8 +83,10 @@ impl<'a> ShardSink<'a> {
         }
     }
 
-    /// Appends one document (token ids, EOS included) and its provenance.
-    pub fn push(&mut self, ids: &[u32], file: &str, line: u64, id: String) -> Result<()> {
+    /// Appends one document (token ids, EOS included, and a conversation's
+    /// mask) and its provenance.
+    pub fn push(&mut self, tokens: &Tokens, file: &str, line: u64, id: String) -> Result<()> {
+        let ids = &tokens.ids;
         if let Some(open) = &self.open {
             let tokens = open.writer.tokens();
             if tokens > 0 && tokens + ids.len() as u64 > self.source.max_shard_tokens {
@@ -77,8 +99,16 @@ impl<'a> ShardSink<'a> {
                 .dir
                 .join(format!("{}-{:05}", self.source.name, self.done.len()));
             let docs = with_suffix(&prefix, ".docs.parquet");
+            let mask = match self.source.format {
+                Format::Chat => Some((
+                    ShardWriter::create(&with_suffix(&prefix, MASK), DType::U8)?,
+                    0,
+                )),
+                _ => None,
+            };
             self.open = Some(OpenShard {
                 writer: ShardWriter::create(&prefix, self.dtype)?,
+                mask,
                 rows: match self.source.shuffle_seed {
                     Some(_) => RowSink::Hold(Vec::new()),
                     None => RowSink::Stream(Box::new(ProvenanceWriter::create(&docs)?)),
@@ -99,6 +129,20 @@ impl<'a> ShardSink<'a> {
         open.writer
             .push(ids)
             .with_context(|| format!("writing shard {}", prefix.display()))?;
+        if let Some((writer, trained)) = &mut open.mask {
+            let bits: Vec<u32> = tokens.mask.iter().flatten().map(|&b| b as u32).collect();
+            if bits.len() != ids.len() {
+                return Err(crate::error::Error::Internal(format!(
+                    "{file}:{line}: {} mask bits for {} tokens",
+                    bits.len(),
+                    ids.len()
+                )));
+            }
+            *trained += bits.iter().map(|&b| b as u64).sum::<u64>();
+            writer
+                .push(&bits)
+                .with_context(|| format!("writing the mask of shard {}", prefix.display()))?;
+        }
         match &mut open.rows {
             RowSink::Stream(w) => w.push(row)?,
             RowSink::Hold(rows) => rows.push(row),
@@ -112,26 +156,34 @@ impl<'a> ShardSink<'a> {
         };
         let docs_path = with_suffix(&open.prefix, ".docs.parquet");
         let finishing = || format!("finishing shard {}", open.prefix.display());
-        let (summary, docs) = match open.rows {
-            RowSink::Stream(w) => (open.writer.finish().with_context(finishing)?, w.finish()?),
+        let (order, docs) = match open.rows {
+            RowSink::Stream(w) => (None, w.finish()?),
             RowSink::Hold(rows) => {
                 let seed = self.source.shuffle_seed.expect("held rows mean a shuffle");
                 let mut rng = ChaCha8Rng::seed_from_u64(seed);
                 rng.set_stream(self.done.len() as u64);
                 let mut order: Vec<u32> = (0..rows.len() as u32).collect();
                 order.shuffle(&mut rng);
-                let summary = open
-                    .writer
-                    .finish_permuted(&order)
-                    .with_context(finishing)?;
                 let mut w = ProvenanceWriter::create(&docs_path)?;
                 for (k, &i) in order.iter().enumerate() {
                     let mut row = rows[i as usize].clone();
                     row.doc_index = k as u64;
                     w.push(row)?;
                 }
-                (summary, w.finish()?)
+                (Some(order), w.finish()?)
             }
+        };
+        let summary = finish(open.writer, order.as_deref()).with_context(finishing)?;
+        let mask = match open.mask {
+            Some((writer, trained)) => {
+                let m = finish(writer, order.as_deref()).with_context(finishing)?;
+                Some(StagedMask {
+                    bin: m.bin,
+                    idx: m.idx,
+                    trained,
+                })
+            }
+            None => None,
         };
         self.done.push(StagedShard {
             prefix: summary.prefix,
@@ -140,6 +192,7 @@ impl<'a> ShardSink<'a> {
             bin: summary.bin,
             idx: summary.idx,
             docs,
+            mask,
         });
         Ok(())
     }
@@ -148,5 +201,13 @@ impl<'a> ShardSink<'a> {
     pub fn finish(mut self) -> Result<Vec<StagedShard>> {
         self.close()?;
         Ok(self.done)
+    }
+}
+
+/// Finishes a shard, in `order` when it is shuffled.
+fn finish(writer: ShardWriter, order: Option<&[u32]>) -> std::io::Result<ShardSummary> {
+    match order {
+        Some(order) => writer.finish_permuted(order),
+        None => writer.finish(),
     }
 }

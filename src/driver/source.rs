@@ -16,10 +16,12 @@ use crate::config::Source;
 use crate::error::{Error, Result, TokenizerError};
 use crate::fsutil::FileDigest;
 use crate::manifest::{Counts, InputFile};
+use crate::read::chat;
 use crate::read::{self, Item, Malformed, MalformedReason, ReadSettings, Record};
 use crate::rejects::{RejectRow, RejectTables};
 use crate::step::{CorpusStep, DocStep, Dropped, Notes, Seen, Sketch};
 use crate::text::snippet;
+use crate::tokenize::chat::ChatEncoder;
 use crate::tokenize::DocTokenizer;
 
 /// Items per batch handed to the thread pool.
@@ -50,6 +52,7 @@ pub struct BuiltSource {
 /// Runs sources through the chain; holds what every source shares.
 pub struct Driver<'a> {
     tokenizer: &'a DocTokenizer,
+    chat: Option<&'a ChatEncoder<'a>>,
     pool: &'a rayon::ThreadPool,
     staging: &'a Path,
     opts: &'a BuildOptions,
@@ -84,10 +87,18 @@ enum Work {
     Bad(usize, Malformed),
 }
 
+/// A kept document's token ids, and for a conversation its loss mask.
+pub struct Tokens {
+    /// The ids.
+    pub ids: Vec<u32>,
+    /// One bit per id for a conversation: 1 where the loss counts.
+    pub mask: Option<Vec<u8>>,
+}
+
 /// A record once through the chain.
 enum Outcome {
-    /// Kept, with its token ids and a sketch for each corpus step.
-    Kept(Doc, Vec<u32>, Vec<Sketch>),
+    /// Kept, with its tokens and a sketch for each corpus step.
+    Kept(Doc, Tokens, Vec<Sketch>),
     /// Dropped by a step.
     Dropped(Doc, Dropped),
     /// Could not be read.
@@ -98,9 +109,11 @@ enum Outcome {
 
 impl<'a> Driver<'a> {
     /// A driver for the steps of `chain`; `ledger` remembers the documents
-    /// its corpus steps see, when it has any.
+    /// its corpus steps see, when it has any; `chat` encodes conversations.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         tokenizer: &'a DocTokenizer,
+        chat: Option<&'a ChatEncoder<'a>>,
         pool: &'a rayon::ThreadPool,
         staging: &'a Path,
         opts: &'a BuildOptions,
@@ -110,6 +123,7 @@ impl<'a> Driver<'a> {
     ) -> Self {
         Driver {
             tokenizer,
+            chat,
             pool,
             staging,
             opts,
@@ -265,16 +279,17 @@ impl<'a> Driver<'a> {
     fn run_last(&self, work: Vec<Work>, from: usize, run: &SourceRun) -> Vec<Outcome> {
         let steps = self.doc_steps(from, self.chain.stages.len(), run);
         let corpus: Vec<&dyn CorpusStep> = self.chain.corpus.iter().map(|c| c.as_ref()).collect();
-        let (tokenizer, language) = (self.tokenizer, run.source.language.as_str());
+        let (tokenizer, chat) = (self.tokenizer, self.chat);
+        let (source, language) = (run.source, run.source.language.as_str());
         let finish = |mut doc: Doc| -> Outcome {
             if let Err(dropped) = apply(&steps, &mut doc) {
                 return Outcome::Dropped(doc, dropped);
             }
-            match tokenizer.encode(&doc.record.text) {
-                Ok(ids) => {
+            match tokens(tokenizer, chat, &doc.record, source) {
+                Ok(tokens) => {
                     let text = &doc.record.text;
                     let sketches = corpus.iter().map(|c| c.sketch(text, language)).collect();
-                    Outcome::Kept(doc, ids, sketches)
+                    Outcome::Kept(doc, tokens, sketches)
                 }
                 Err(e) => Outcome::Failed(doc, e),
             }
@@ -313,7 +328,9 @@ impl<'a> Driver<'a> {
             }
         }
         match outcome {
-            Outcome::Kept(doc, ids, sketches) => self.keep(doc, &ids, &sketches, run, c, sink),
+            Outcome::Kept(doc, tokens, sketches) => {
+                self.keep(doc, &tokens, &sketches, run, c, sink)
+            }
             Outcome::Failed(doc, e) => {
                 let at = format!("{}:{}", run.labels[doc.file], doc.record.line);
                 Err(Error::from(e).context(at))
@@ -343,7 +360,7 @@ impl<'a> Driver<'a> {
     fn keep(
         &mut self,
         doc: Doc,
-        ids: &[u32],
+        tokens: &Tokens,
         sketches: &[Sketch],
         run: &SourceRun,
         c: &mut Counts,
@@ -351,7 +368,7 @@ impl<'a> Driver<'a> {
     ) -> Result<()> {
         let text = &doc.record.text;
         c.kept += 1;
-        c.tokens += ids.len() as u64;
+        c.tokens += tokens.ids.len() as u64;
         c.text_bytes += text.len() as u64;
         if let Some(ledger) = &mut self.ledger {
             for (step, sketch) in self.chain.corpus.iter_mut().zip(sketches) {
@@ -365,7 +382,12 @@ impl<'a> Driver<'a> {
             let snippet = snippet(text, SNIPPET_CHARS);
             ledger.push(key, text.len(), &doc.record.id, &snippet)?;
         }
-        sink.push(ids, &run.labels[doc.file], doc.record.line, doc.record.id)
+        sink.push(
+            tokens,
+            &run.labels[doc.file],
+            doc.record.line,
+            doc.record.id,
+        )
     }
 
     /// A record that could not be read: an error with `--strict`, else
@@ -406,16 +428,60 @@ impl<'a> Driver<'a> {
     }
 }
 
-/// Runs `steps` over one document; the first that rejects it drops it.
+/// A record's tokens: its text and EOS, or a conversation rendered with the
+/// chat template, and its mask.
+fn tokens(
+    tokenizer: &DocTokenizer,
+    chat: Option<&ChatEncoder>,
+    record: &Record,
+    source: &Source,
+) -> Result<Tokens, TokenizerError> {
+    match (&record.turns, chat) {
+        (Some(turns), Some(chat)) => {
+            let e = chat.encode(turns, &source.mask)?;
+            Ok(Tokens {
+                ids: e.ids,
+                mask: Some(e.mask),
+            })
+        }
+        _ => Ok(Tokens {
+            ids: tokenizer.encode(&record.text)?,
+            mask: None,
+        }),
+    }
+}
+
+/// Runs `steps` over one document; the first that rejects it drops it. A
+/// conversation's turns are changed turn by turn and judged as a whole.
 fn apply(steps: &[&dyn DocStep], doc: &mut Doc) -> Result<(), Dropped> {
+    let record = &mut doc.record;
+    let mut contents: Option<Vec<String>> = record.turns.as_mut().map(|turns| {
+        turns
+            .iter_mut()
+            .map(|t| std::mem::take(&mut t.content))
+            .collect()
+    });
+    let mut result = Ok(());
     for step in steps {
-        step.apply(&mut doc.record.text, &mut doc.notes)
-            .map_err(|rejection| Dropped {
+        let done = match &mut contents {
+            Some(contents) => step.apply_turns(contents, &mut doc.notes),
+            None => step.apply(&mut record.text, &mut doc.notes),
+        };
+        if let Err(rejection) = done {
+            result = Err(Dropped {
                 stage: step.name(),
                 rejection,
-            })?;
+            });
+            break;
+        }
     }
-    Ok(())
+    if let (Some(turns), Some(contents)) = (&mut record.turns, contents) {
+        for (turn, content) in turns.iter_mut().zip(contents) {
+            turn.content = content;
+        }
+        record.text = chat::joined(turns);
+    }
+    result
 }
 
 /// Reader thread: checks each file's integrity in a first pass (which also

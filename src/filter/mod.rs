@@ -112,4 +112,15 @@ impl DocStep for Filter {
         pii::redact(text, &self.config.pii, notes);
         Ok(())
     }
+
+    /// A conversation is judged as a whole, and PII is redacted in each turn.
+    /// The C4 rules are not applied: they cut lines without end punctuation,
+    /// which is most of a chat turn.
+    fn apply_turns(&self, turns: &mut [String], notes: &mut Notes) -> Result<(), Rejection> {
+        self.check(&Doc::new(&turns.join("\n\n")))?;
+        for t in turns {
+            pii::redact(t, &self.config.pii, notes);
+        }
+        Ok(())
+    }
 }

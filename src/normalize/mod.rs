@@ -110,6 +110,11 @@ impl DocStep for Normalize {
         }
         Ok(())
     }
+
+    /// Each turn of a conversation is normalized on its own.
+    fn apply_turns(&self, turns: &mut [String], notes: &mut Notes) -> Result<(), Rejection> {
+        turns.iter_mut().try_for_each(|t| self.apply(t, notes))
+    }
 }
 
 /// Invisible characters that carry no text: zero-width spaces and joiners

@@ -163,6 +163,7 @@ mod tests {
                 id: None,
             },
             text_unit: TextUnit::Line,
+            chat_schema: Default::default(),
         }
     }
 

@@ -5,6 +5,7 @@ use std::io::BufRead;
 
 use serde_json::{Map, Value};
 
+use super::chat::{self, kind, ChatSchema};
 use super::{read_line, utf8_detail, Fields, Item, Malformed, MalformedReason, Record};
 use crate::text::snippet;
 
@@ -13,6 +14,7 @@ pub struct JsonlReader {
     input: Box<dyn BufRead + Send>,
     label: String,
     fields: Fields,
+    chat: Option<ChatSchema>,
     line: u64,
     buf: Vec<u8>,
     done: bool,
@@ -25,10 +27,18 @@ impl JsonlReader {
             input,
             label,
             fields,
+            chat: None,
             line: 0,
             buf: Vec::with_capacity(1 << 16),
             done: false,
         }
+    }
+
+    /// Reads each line as a conversation of shape `schema` (`format =
+    /// "chat"`) instead of a text field.
+    pub fn chat(mut self, schema: ChatSchema) -> Self {
+        self.chat = Some(schema);
+        self
     }
 
     fn parse_line(&self) -> Item {
@@ -58,12 +68,23 @@ impl JsonlReader {
         let id = self
             .id(&object, text)
             .map_err(|(reason, detail)| (reason, None, detail))?;
+        if let Some(schema) = self.chat {
+            let turns = chat::conversation(&mut object, schema)
+                .map_err(|(reason, detail)| (reason, Some(id.clone()), detail))?;
+            return Ok(Record {
+                line: self.line,
+                id,
+                text: chat::joined(&turns),
+                turns: Some(turns),
+            });
+        }
         let key = &self.fields.text;
         match object.remove(key) {
             Some(Value::String(text)) => Ok(Record {
                 line: self.line,
                 id,
                 text,
+                turns: None,
             }),
             None | Some(Value::Null) => Err((
                 MalformedReason::MissingText,
@@ -115,18 +136,6 @@ fn json_object(text: &str) -> Result<Map<String, Value>, String> {
             snippet(text, 60)
         )),
         Err(e) => Err(format!("{e}: {}", snippet(text, 60))),
-    }
-}
-
-/// The JSON type name of a value, for messages.
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
@@ -194,12 +203,14 @@ mod tests {
                 Item::Doc(Record {
                     line: 1,
                     id: "a".into(),
-                    text: "x".into()
+                    text: "x".into(),
+                    turns: None
                 }),
                 Item::Doc(Record {
                     line: 3,
                     id: "7".into(),
-                    text: "y".into()
+                    text: "y".into(),
+                    turns: None
                 }),
             ]
         );
@@ -213,7 +224,8 @@ mod tests {
             vec![Item::Doc(Record {
                 line: 2,
                 id: "f.jsonl:2".into(),
-                text: "x".into()
+                text: "x".into(),
+                turns: None
             })]
         );
     }

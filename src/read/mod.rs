@@ -5,6 +5,7 @@
 //! bad input and never stops silently: an I/O error mid-file becomes one last
 //! `Malformed` item with reason [`MalformedReason::ReadError`].
 
+pub mod chat;
 mod check;
 mod jsonl;
 mod parquet;
@@ -37,6 +38,9 @@ pub enum Format {
     Parquet,
     /// Plain UTF-8 text, cut into documents by `text_unit`.
     Text,
+    /// One conversation per JSON line, in the shape `chat_schema` names:
+    /// SFT data, rendered with the chat template and masked.
+    Chat,
 }
 
 /// How a `text` file is cut into documents.
@@ -83,8 +87,11 @@ pub struct Record {
     pub line: u64,
     /// The record's id: the `id_field` value, or `file:line` without one.
     pub id: String,
-    /// The document text.
+    /// The document text; for a conversation, its turns' contents joined by
+    /// blank lines (what the cleaning steps judge).
     pub text: String,
+    /// The turns of a conversation (`format = "chat"`).
+    pub turns: Option<Vec<chat::Turn>>,
 }
 
 /// Why an input record could not be read.
@@ -107,6 +114,19 @@ pub enum MalformedReason {
     MissingId,
     /// The id is neither a string nor a number.
     BadId,
+    /// A conversation's list of turns is absent or not a list of objects.
+    MissingMessages,
+    /// A turn's role is not one the chat schema knows.
+    BadRole,
+    /// A turn's content is not a string.
+    NonStringContent,
+    /// The turns are not: optional system, then user and assistant in turn,
+    /// ending with the assistant.
+    RolesOutOfOrder,
+    /// An assistant turn is empty.
+    EmptyAssistantTurn,
+    /// The conversation has no assistant turn.
+    NoAssistantTurn,
 }
 
 impl MalformedReason {
@@ -121,6 +141,12 @@ impl MalformedReason {
             MalformedReason::NonStringText => "non_string_text",
             MalformedReason::MissingId => "missing_id",
             MalformedReason::BadId => "bad_id",
+            MalformedReason::MissingMessages => "missing_messages",
+            MalformedReason::BadRole => "bad_role",
+            MalformedReason::NonStringContent => "non_string_content",
+            MalformedReason::RolesOutOfOrder => "roles_out_of_order",
+            MalformedReason::EmptyAssistantTurn => "empty_assistant_turn",
+            MalformedReason::NoAssistantTurn => "no_assistant_turn",
         }
     }
 }
@@ -168,6 +194,8 @@ pub struct ReadSettings {
     pub fields: Fields,
     /// How `text` files are cut into documents.
     pub text_unit: TextUnit,
+    /// The shape of `chat` records.
+    pub chat_schema: chat::ChatSchema,
 }
 
 /// Opens `path` with the reader that `settings.format` names. `progress`
@@ -179,6 +207,12 @@ pub fn open(path: &Path, settings: &ReadSettings, progress: Arc<AtomicU64>) -> I
         match settings.format {
             Format::Jsonl => open_text_stream(path, progress)
                 .map(|r| Box::new(JsonlReader::new(r, label, fields)) as ItemStream)
+                .map_err(Into::into),
+            Format::Chat => open_text_stream(path, progress)
+                .map(|r| {
+                    let reader = JsonlReader::new(r, label, fields).chat(settings.chat_schema);
+                    Box::new(reader) as ItemStream
+                })
                 .map_err(Into::into),
             Format::Text => open_text_stream(path, progress)
                 .map(|r| Box::new(TextReader::new(r, label, settings.text_unit)) as ItemStream)
@@ -284,6 +318,7 @@ mod tests {
                 id: None,
             },
             text_unit: TextUnit::File,
+            chat_schema: Default::default(),
         };
         let items: Vec<Item> = open(
             Path::new("/nonexistent/x.jsonl"),

@@ -188,7 +188,12 @@ impl ParquetReader {
                 (None, None) => Err("text column cannot be read as text".into()),
             };
             let item = match value {
-                Ok(Some(text)) => Item::Doc(Record { line, id, text }),
+                Ok(Some(text)) => Item::Doc(Record {
+                    line,
+                    id,
+                    text,
+                    turns: None,
+                }),
                 Ok(None) => self.bad(
                     line,
                     Some(id),

@@ -35,6 +35,7 @@ impl TextReader {
             line,
             id: format!("{}:{line}", self.label),
             text,
+            turns: None,
         })
     }
 
@@ -194,6 +195,7 @@ mod tests {
             line,
             id: format!("t.txt:{line}"),
             text: text.into(),
+            turns: None,
         })
     }
 

@@ -79,20 +79,31 @@ impl FastTokenizer {
         if holds_added(text) {
             return None;
         }
-        let normalized;
-        let text = if self.nfc && !is_stable_nfc(text) {
-            normalized = nfc_as_tokenizers(text);
+        if self.nfc && !is_stable_nfc(text) {
+            let normalized = nfc_as_tokenizers(text);
             if holds_added(&normalized) {
                 return None;
             }
-            normalized.as_str()
-        } else {
-            text
-        };
+            return Some(self.encode_normalized(&normalized));
+        }
+        Some(self.encode_normalized(text))
+    }
+
+    /// Ids of `text` with any added token's content in it encoded as plain
+    /// text, as `tokenizers` does with its special tokens switched off:
+    /// what a chat message's content becomes.
+    pub fn encode_plain(&self, text: &str) -> Vec<u32> {
+        match self.nfc && !is_stable_nfc(text) {
+            true => self.encode_normalized(&nfc_as_tokenizers(text)),
+            false => self.encode_normalized(text),
+        }
+    }
+
+    fn encode_normalized(&self, text: &str) -> Vec<u32> {
         let mut ids = Vec::with_capacity(text.len() / 3 + 1);
         self.scanner
             .split(text, |piece| self.model.encode_piece(piece, &mut ids));
-        Some(ids)
+        ids
     }
 }
 

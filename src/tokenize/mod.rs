@@ -7,8 +7,10 @@
 //! and any text it declines, through the `tokenizers` crate.
 
 mod bpe;
+pub mod chat;
 pub mod fast;
 mod pretokenize;
+pub mod template;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,6 +38,8 @@ pub fn decode(tokenizer: &Tokenizer, ids: &[u32]) -> Result<String, TokenizerErr
 /// A loaded tokenizer plus the EOS id appended to every document.
 pub struct DocTokenizer {
     inner: Tokenizer,
+    /// `inner` with special tokens encoded as text, when `fast` is off.
+    plain: Option<Tokenizer>,
     /// almr's encoder, or why it cannot stand in for `inner`.
     fast: Result<FastTokenizer, String>,
     /// Documents that `fast` declined and `inner` encoded.
@@ -85,8 +89,14 @@ impl DocTokenizer {
                 ids: vocab_size,
             });
         }
+        let plain = fast.is_err().then(|| {
+            let mut plain = inner.clone();
+            plain.set_encode_special_tokens(true);
+            plain
+        });
         Ok(DocTokenizer {
             inner,
+            plain,
             fast,
             declined: AtomicU64::new(0),
             eos: eos.to_string(),
@@ -112,6 +122,37 @@ impl DocTokenizer {
         ids.extend_from_slice(enc.get_ids());
         ids.push(self.eos_id);
         Ok(ids)
+    }
+
+    /// Token ids of `text` alone, with added tokens' text encoded as text and
+    /// nothing appended: a piece of a rendered conversation.
+    pub fn encode_text(&self, text: &str) -> Result<Vec<u32>, TokenizerError> {
+        if let Ok(fast) = &self.fast {
+            return Ok(fast.encode_plain(text));
+        }
+        let plain = self.plain.as_ref().unwrap_or(&self.inner);
+        let enc = plain
+            .encode_fast(text, false)
+            .map_err(TokenizerError::Encode)?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// The content and id of every added token, longest content first.
+    pub fn added_tokens(&self) -> Vec<(String, u32)> {
+        let mut added: Vec<(String, u32)> = self
+            .inner
+            .get_added_tokens_decoder()
+            .into_iter()
+            .map(|(id, t)| (t.content, id))
+            .filter(|(c, _)| !c.is_empty())
+            .collect();
+        added.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
+        added
+    }
+
+    /// The id of token `content`, if the vocabulary has it.
+    pub fn token_id(&self, content: &str) -> Option<u32> {
+        self.inner.token_to_id(content)
     }
 
     /// The encoder that gives the ids: `"almr"` or `"tokenizers"`.
