@@ -27,8 +27,8 @@ use crate::normalize::NormalizeConfig;
 use crate::read::chat::ChatSchema;
 use crate::read::{compression_of, Compression, Fields, ReadSettings};
 use crate::read::{Format, TextUnit};
+use crate::template;
 use crate::tokenize::chat::MaskConfig;
-use crate::tokenize::template;
 
 /// The committed JSON Schema of the pipeline file.
 pub const PIPELINE_SCHEMA: &str = include_str!("../schemas/pipeline.schema.json");

@@ -27,6 +27,7 @@ use plotters::drawing::DrawingAreaErrorKind;
 
 use crate::mixfile::MixIndexError;
 use crate::shard::ShardError;
+use crate::template::TemplateError;
 
 /// A result with the crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -277,25 +278,9 @@ pub enum TokenizerError {
         /// Its largest id plus one.
         ids: usize,
     },
-    /// `chat_template = "auto"` and the tokenizer has no chat template.
-    #[error(
-        "{}: no chat_template here, so `chat_template = \"auto\"` has no template for the chat \
-         sources; set [tokenizer] chat_template to \"llama3\" (Meta's Llama-3 format) or to a Jinja file",
-        path.display()
-    )]
-    NoChatTemplate {
-        /// The `tokenizer_config.json` looked at.
-        path: PathBuf,
-    },
-    /// A chat template cannot be loaded or rendered, or its output cannot be
-    /// masked.
-    #[error("chat template {template}: {cause}")]
-    Template {
-        /// Where the template came from.
-        template: String,
-        /// What went wrong.
-        cause: String,
-    },
+    /// The chat template cannot be found, loaded or rendered.
+    #[error(transparent)]
+    Template(#[from] TemplateError),
     /// Encoding a text failed.
     #[error("tokenizer failed: {0}")]
     Encode(tokenizers::Error),

@@ -9,7 +9,8 @@
 //!
 //! - **Formats** (always built; all the trainer needs): [`fsutil`],
 //!   [`shard`] (Megatron `MMIDIDX` shards) and the mix index and sidecar in [`mixfile`],
-//!   each with its own error type.
+//!   each with its own error type; chat [`template`]s (cargo feature
+//!   `templates`, which `pipeline` enables).
 //! - **Pipeline** (cargo feature `pipeline`, on by default): [`text`]
 //!   helpers, the [`step`] vocabulary and the crate's [`Error`] ([`error`]);
 //!   [`read`]; the steps [`normalize`], [`language`], [`filter`], [`dedup`];
@@ -23,6 +24,8 @@
 pub mod fsutil;
 pub mod mixfile;
 pub mod shard;
+#[cfg(feature = "templates")]
+pub mod template;
 
 #[cfg(feature = "pipeline")]
 pub mod chain;

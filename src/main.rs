@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use almr::driver::{build, BuildOptions};
-use almr::mix::{MixOptions, Size, Split};
+use almr::mix::{MixOptions, Size, Split, TooLong};
 use std::collections::BTreeMap;
 
 /// Turn raw zh/en corpora into Megatron-compatible token shards for Llama-3
@@ -157,6 +157,11 @@ struct MixArgs {
     /// Refuse if any source would be repeated more than this many epochs.
     #[arg(long)]
     max_epochs: Option<f64>,
+    /// SFT mixes (builds with chat sources): what to do with a conversation
+    /// longer than --seq-len: drop it, or keep its first seq_len tokens.
+    /// Both are counted in the sidecar's `packing`.
+    #[arg(long, value_enum, default_value = "drop")]
+    too_long: TooLongArg,
     /// Also write the equivalent weights for another trainer.
     #[arg(long, value_enum)]
     export: Option<ExportKind>,
@@ -185,6 +190,10 @@ impl MixArgs {
             valid_share: DEFAULT_VALID_SHARE,
             valid_shares: BTreeMap::new(),
             max_epochs: self.max_epochs,
+            too_long: match self.too_long {
+                TooLongArg::Drop => TooLong::Drop,
+                TooLongArg::Truncate => TooLong::Truncate,
+            },
             force: self.force,
         };
         for v in &self.valid_shares {
@@ -218,6 +227,15 @@ impl SchemaKind {
             SchemaKind::Mix => almr::mixfile::report::generated_schema(),
         }
     }
+}
+
+/// `--too-long`: what an SFT mix does with a conversation past --seq-len.
+#[derive(Clone, Copy, ValueEnum)]
+enum TooLongArg {
+    /// Leave it out.
+    Drop,
+    /// Keep its first seq_len tokens, if they hold a trained token.
+    Truncate,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::manifest::Manifest;
-use crate::mix::{MixIndex, MixReport};
+use crate::mix::MixReport;
 use crate::provenance;
 use crate::shard::{with_suffix, ShardReader};
 
@@ -209,7 +209,7 @@ fn check_mix(out: &Path, sidecar: &Path) -> Result<()> {
             report.index.digest.sha256
         )));
     }
-    MixIndex::open(sidecar)?;
+    crate::mixfile::open_checked(sidecar)?;
     Ok(())
 }
 

@@ -10,8 +10,8 @@ use std::path::Path;
 
 use almr::read::chat::{conversation, ChatSchema, Turn};
 use almr::shard::{with_suffix, ShardReader};
+use almr::template::ChatTemplate;
 use almr::tokenize::chat::{ChatEncoder, MaskConfig};
-use almr::tokenize::template::ChatTemplate;
 use almr::tokenize::DocTokenizer;
 use common::root;
 use serde_json::Value;
@@ -250,7 +250,7 @@ fn the_sft_pipeline_writes_masks_beside_the_shards() {
     assert_eq!(t.sha256.len(), 64);
     let config: Value =
         serde_json::from_slice(&std::fs::read(out.join("tokenizer_config.json")).unwrap()).unwrap();
-    assert_eq!(config["chat_template"], almr::tokenize::template::LLAMA3);
+    assert_eq!(config["chat_template"], almr::template::LLAMA3);
     assert!(m.totals.kept > 500, "{:?}", m.totals);
     for shard in &m.shards {
         let prefix = out.join(&shard.prefix);
@@ -336,4 +336,101 @@ fn alpaca_records_build() {
     let c = &built.manifest.totals;
     assert_eq!((c.read, c.kept), (40, 40), "{c:?}");
     assert!(built.manifest.shards[0].trained_tokens.unwrap() > 0);
+}
+
+/// `almr mix` on a chat build packs whole conversations: no sequence passes
+/// `seq_len`, every conversation is whole and recorded, validation
+/// conversations never train, the ALMR holds over trained tokens, and the
+/// sidecar's numbers add up.
+#[test]
+fn an_sft_mix_packs_whole_conversations() {
+    use almr::mix::{mix, MixOptions, Size, Split, TooLong};
+    use almr::mixfile::packed::PackedIndex;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    common::build_to(&root().join("pipelines/sft.toml"), &out, 2);
+    let opts = |too_long, seq_len| MixOptions {
+        name: format!("m{seq_len}"),
+        almr: 0.3,
+        seq_len,
+        seed: 7,
+        size: Size::Samples(30),
+        weights: Default::default(),
+        valid_share: 0.05,
+        valid_shares: Default::default(),
+        max_epochs: None,
+        too_long,
+        force: false,
+    };
+    let report = mix(&out, &opts(TooLong::Drop, 256)).unwrap();
+    let p = report.packing.as_ref().unwrap();
+    let index = PackedIndex::open(&out.join("mix/m256")).unwrap();
+    let (mut tokens, mut trained, mut add, mut convs) = (0u64, 0u64, 0u64, 0u64);
+    let mut train_docs = std::collections::HashSet::new();
+    for i in 0..index.len(Split::Train) {
+        let seq = index.read(Split::Train, i).unwrap();
+        let entries = index.conversations(Split::Train, i).unwrap();
+        assert!(seq.ids.len() <= 256 && seq.ids.len() == seq.mask.len());
+        assert_eq!(seq.starts.len(), entries.len());
+        for (k, e) in entries.iter().enumerate() {
+            let (shard, doc) = index.shard_of(e);
+            assert_eq!(e.len as usize, shard.seq_len(doc).unwrap(), "whole");
+            let end = seq.starts.get(k + 1).copied().unwrap_or(seq.ids.len());
+            assert_eq!(seq.ids[seq.starts[k]..end], shard.get(doc).unwrap()[..]);
+            let t: u64 = seq.mask[seq.starts[k]..end].iter().map(|&b| b as u64).sum();
+            trained += t;
+            if report.sources[e.source as usize].additional {
+                add += t;
+            }
+            train_docs.insert((e.source, e.doc));
+            convs += 1;
+        }
+        tokens += seq.ids.len() as u64;
+    }
+    assert_eq!(
+        (p.tokens, p.trained_tokens, p.conversations),
+        (tokens, trained, convs)
+    );
+    assert!(tokens >= 30 * 256, "{tokens}");
+    assert_eq!(report.samples, index.len(Split::Train) as u64);
+    assert!((p.efficiency - tokens as f64 / (report.samples * 256) as f64).abs() < 1e-12);
+    assert!(p.efficiency > 0.9, "{}", p.efficiency);
+    assert!(
+        (add as f64 / trained as f64 - 0.3).abs() < 0.01,
+        "{add}/{trained}"
+    );
+    for i in 0..index.len(Split::Valid) {
+        let entries = index.conversations(Split::Valid, i).unwrap();
+        assert!(entries.iter().all(|e| e.source == entries[0].source));
+        assert!(entries
+            .iter()
+            .all(|e| !train_docs.contains(&(e.source, e.doc))));
+    }
+    // Conversations past seq_len are dropped or cut, and counted.
+    let short = mix(&out, &opts(TooLong::Drop, 40)).unwrap();
+    let dropped: u64 = short
+        .packing
+        .unwrap()
+        .sources
+        .iter()
+        .map(|s| s.dropped_too_long)
+        .sum();
+    assert!(dropped > 0);
+    let cut = mix(&out, &opts(TooLong::Truncate, 41)).unwrap();
+    let cut = cut.packing.unwrap();
+    assert!(cut.sources.iter().map(|s| s.truncated).sum::<u64>() > 0);
+    let index = PackedIndex::open(&out.join("mix/m41")).unwrap();
+    for i in 0..index.len(Split::Train) {
+        assert!(index.read(Split::Train, i).unwrap().ids.len() <= 41);
+    }
+    // The same options give the same bytes.
+    let again = mix(
+        &out,
+        &MixOptions {
+            force: true,
+            ..opts(TooLong::Drop, 256)
+        },
+    )
+    .unwrap();
+    assert_eq!(again.index.digest, report.index.digest);
 }

@@ -78,6 +78,7 @@ fn mix_options() -> MixOptions {
         valid_share: 0.01,
         valid_shares: BTreeMap::new(),
         max_epochs: None,
+        too_long: Default::default(),
         force: false,
     }
 }

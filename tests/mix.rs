@@ -33,6 +33,7 @@ fn options(name: &str, almr: f64, seq_len: u64, samples: u64) -> MixOptions {
         valid_share: 0.05,
         valid_shares: Default::default(),
         max_epochs: None,
+        too_long: Default::default(),
         force: false,
     }
 }

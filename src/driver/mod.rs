@@ -43,8 +43,8 @@ use crate::manifest::{
 use crate::read::{self, Format};
 use crate::rejects::RejectTables;
 use crate::shard::with_suffix;
+use crate::template::{ChatTemplate, TOKENIZER_CONFIG};
 use crate::tokenize::chat::ChatEncoder;
-use crate::tokenize::template::{ChatTemplate, TOKENIZER_CONFIG};
 use crate::tokenize::DocTokenizer;
 
 use self::late::Ledger;
@@ -153,7 +153,9 @@ fn chat_template(pipeline: &Pipeline) -> Result<Option<ChatTemplate>> {
         return Ok(None);
     }
     let t = &pipeline.tokenizer;
-    Ok(Some(ChatTemplate::resolve(&t.chat_template, &t.path)?))
+    let template = ChatTemplate::resolve(&t.chat_template, &t.path)
+        .map_err(crate::error::TokenizerError::from)?;
+    Ok(Some(template))
 }
 
 /// Runs every source through the chain, then the corpus steps' late drops,

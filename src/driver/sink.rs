@@ -15,9 +15,7 @@ use crate::provenance::{DocRow, ProvenanceWriter};
 use crate::read::Format;
 use crate::shard::{with_suffix, DType, ShardSummary, ShardWriter};
 
-/// The suffix of a chat shard's loss mask: `PREFIX.mask.{bin,idx}`, a u8
-/// shard with the same sequence lengths.
-pub const MASK: &str = ".mask";
+pub use crate::mixfile::packed::MASK;
 
 /// A finished shard with its provenance table.
 pub struct StagedShard {

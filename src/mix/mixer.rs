@@ -20,6 +20,9 @@ pub const WINDOW: usize = 1000;
 /// is overwritten and written last, so a kill leaves the old mix whole, no
 /// mix, or the new one whole. One `almr mix` at a time writes a name.
 pub fn mix(out: &Path, opts: &MixOptions) -> Result<MixReport> {
+    if super::pack::is_chat_build(out)? {
+        return super::pack::mix(out, opts);
+    }
     let plan = MixPlan::new(out, opts)?;
     let _lock = lock(out, &opts.name)?;
     let sidecar = out.join(DIR).join(format!("{}.json", opts.name));
@@ -34,7 +37,7 @@ pub fn mix(out: &Path, opts: &MixOptions) -> Result<MixReport> {
 }
 
 /// Takes the lock of mix `name`: `OUT/mix/.NAME.lock`.
-fn lock(out: &Path, name: &str) -> Result<std::fs::File> {
+pub(super) fn lock(out: &Path, name: &str) -> Result<std::fs::File> {
     let dir = out.join(DIR);
     std::fs::create_dir_all(&dir).map_err(Error::file("creating", &dir))?;
     let path = dir.join(format!(".{name}.lock"));
@@ -158,6 +161,7 @@ fn report(plan: &MixPlan, written: Written) -> MixReport {
         window: achieved.window,
         max_epochs: opts.max_epochs,
         sources,
+        packing: None,
     }
 }
 

@@ -16,9 +16,10 @@
 pub mod blend;
 pub mod export;
 mod mixer;
+mod pack;
 mod plan;
 pub mod stream;
 
 pub use self::mixer::{mix, WINDOW};
-pub use self::plan::{MixOptions, Size};
+pub use self::plan::{MixOptions, Size, TooLong};
 pub use crate::mixfile::{MixIndex, MixIndexError, MixReport, Span, Split, DIR};

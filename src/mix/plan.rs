@@ -58,10 +58,34 @@ pub struct MixOptions {
     /// Refuse to repeat any source's training tokens more than this many
     /// times.
     pub max_epochs: Option<f64>,
+    /// What a packed (SFT) mix does with a conversation longer than
+    /// `seq_len`.
+    pub too_long: TooLong,
     /// Overwrite a mix of the same name. Without it, an existing
     /// `OUT/mix/NAME.mix` or `NAME.json` is an error: a training run may be
     /// reading it.
     pub force: bool,
+}
+
+/// What a packed (SFT) mix does with a conversation longer than `seq_len`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum TooLong {
+    /// Leave it out (counted).
+    #[default]
+    Drop,
+    /// Keep its first `seq_len` tokens, if they hold a trained token.
+    Truncate,
 }
 
 /// A source as the mixer sees it.
@@ -175,7 +199,7 @@ impl<'a> MixPlan<'a> {
 
 /// Every source of the build with its shards and document lengths, checked
 /// against the manifest.
-fn catalog(out: &Path, manifest: &Manifest) -> Result<Vec<Catalog>> {
+pub(super) fn catalog(out: &Path, manifest: &Manifest) -> Result<Vec<Catalog>> {
     let (dtype, vocab) = manifest.tokenizer.shard_facts();
     let mut sources = Vec::new();
     for s in &manifest.sources {
@@ -229,7 +253,7 @@ fn catalog(out: &Path, manifest: &Manifest) -> Result<Vec<Catalog>> {
 }
 
 /// Checks that the mix's name makes file names under `OUT/mix`.
-fn check_name(opts: &MixOptions) -> Result<()> {
+pub(super) fn check_name(opts: &MixOptions) -> Result<()> {
     require(
         !opts.name.is_empty()
             && opts
@@ -248,7 +272,7 @@ fn check_name(opts: &MixOptions) -> Result<()> {
 
 /// Refuses to overwrite an existing mix of the same name unless
 /// `opts.force`: a training run may be reading it.
-fn check_overwrite(out: &Path, opts: &MixOptions) -> Result<()> {
+pub(super) fn check_overwrite(out: &Path, opts: &MixOptions) -> Result<()> {
     // The sidecar is the mix's commit record: an index without one is what
     // a killed `almr mix` left, and is overwritten.
     let existing: Vec<String> = ["json"]
@@ -290,7 +314,7 @@ fn check_samples(opts: &MixOptions) -> Result<u64> {
 }
 
 /// Checks the options that do not depend on the sources' sizes.
-fn check_options(opts: &MixOptions, sources: &[Catalog]) -> Result<()> {
+pub(super) fn check_options(opts: &MixOptions, sources: &[Catalog]) -> Result<()> {
     require((0.0..=1.0).contains(&opts.almr), || {
         format!("--almr {}: must lie in [0, 1]", opts.almr)
     })?;
@@ -339,7 +363,7 @@ fn check_per_source_options(opts: &MixOptions, sources: &[Catalog]) -> Result<()
 }
 
 /// Holds out the validation documents of one source.
-fn hold_out(catalog: Catalog, opts: &MixOptions) -> SourcePlan {
+pub(super) fn hold_out(catalog: Catalog, opts: &MixOptions) -> SourcePlan {
     let share = *opts
         .valid_shares
         .get(&catalog.name)
@@ -355,7 +379,7 @@ fn hold_out(catalog: Catalog, opts: &MixOptions) -> SourcePlan {
 }
 
 /// Weights inside each group, from `--weight` or the training tokens.
-fn group_weights(
+pub(super) fn group_weights(
     opts: &MixOptions,
     sources: &[SourcePlan],
     additional: bool,
@@ -393,7 +417,7 @@ fn group_weights(
 }
 
 /// Refuses a group with a share of the stream but no source to fill it.
-fn check_groups(
+pub(super) fn check_groups(
     opts: &MixOptions,
     groups: &[Vec<(usize, f64)>; 2],
     group_share: &[f64; 2],

@@ -19,7 +19,7 @@ use crate::mixfile::index::Start;
 
 /// A random generator for one purpose of one source, derived from the mix
 /// seed so that sources and epochs draw independently.
-fn rng(seed: u64, source: &str, purpose: &str, n: u64) -> ChaCha8Rng {
+pub(super) fn rng(seed: u64, source: &str, purpose: &str, n: u64) -> ChaCha8Rng {
     let key = format!("{source}\0{purpose}\0{n}");
     ChaCha8Rng::seed_from_u64(xxh3_64_with_seed(key.as_bytes(), seed))
 }

@@ -124,7 +124,7 @@ pub enum MixIndexError {
 }
 
 /// An I/O error while doing `action` on `path`, for `map_err`.
-fn io<'a>(
+pub(super) fn io<'a>(
     action: &'static str,
     path: &'a Path,
 ) -> impl FnOnce(std::io::Error) -> MixIndexError + 'a {
@@ -137,7 +137,11 @@ fn io<'a>(
 
 /// What the build's manifest says every shard holds, the token dtype and
 /// the vocabulary size, once its sha256 is the one the mix records.
-fn build_facts(out: &Path, report: &MixReport, mix: &Path) -> Result<(DType, u32), MixIndexError> {
+pub(super) fn build_facts(
+    out: &Path,
+    report: &MixReport,
+    mix: &Path,
+) -> Result<(DType, u32), MixIndexError> {
     let path = out.join("manifest.json");
     let bytes = std::fs::read(&path).map_err(io("reading", &path))?;
     let actual = sha256_hex(&bytes);
@@ -168,7 +172,7 @@ fn build_facts(out: &Path, report: &MixReport, mix: &Path) -> Result<(DType, u32
 }
 
 /// `Err(problem)` unless `ok`: one check of `MixIndex::check_layout`.
-fn require(ok: bool, problem: impl FnOnce() -> String) -> Result<(), String> {
+pub(super) fn require(ok: bool, problem: impl FnOnce() -> String) -> Result<(), String> {
     match ok {
         true => Ok(()),
         false => Err(problem()),
@@ -335,7 +339,7 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 }
 
 /// `OUT/mix/NAME` from `OUT/mix/NAME`, `NAME.json` or `NAME.mix`.
-fn stem(path: &Path) -> PathBuf {
+pub(super) fn stem(path: &Path) -> PathBuf {
     match path.extension().and_then(|e| e.to_str()) {
         Some("json" | "mix") => path.with_extension(""),
         _ => path.to_path_buf(),

@@ -45,6 +45,53 @@ pub struct MixReport {
     /// Every source of the build, in pipeline order; a source's position is
     /// its number in the index.
     pub sources: Vec<MixSource>,
+    /// For a packed (SFT) mix of a build with chat sources: how its
+    /// conversations were packed. Its ALMR counts trained (mask 1) tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packing: Option<Packing>,
+}
+
+/// How a packed (SFT) mix packed its conversations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Packing {
+    /// The packing rule: `best_fit_decreasing`, per block of
+    /// `block` conversations in blend order.
+    pub method: String,
+    /// Conversations per packing block.
+    pub block: u64,
+    /// What was done with conversations longer than `seq_len`: `drop` or
+    /// `truncate`.
+    pub too_long: String,
+    /// Conversations in the training sequences.
+    pub conversations: u64,
+    /// Tokens of those conversations (the rest of `samples · seq_len` is
+    /// padding, with mask 0).
+    pub tokens: u64,
+    /// Tokens with mask 1 in the training sequences.
+    pub trained_tokens: u64,
+    /// `tokens / (samples · seq_len)`.
+    pub efficiency: f64,
+    /// The same for the validation sequences.
+    pub valid_efficiency: f64,
+    /// Per source, in index order.
+    pub sources: Vec<PackedSource>,
+}
+
+/// How a packed mix uses one source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PackedSource {
+    /// Source name.
+    pub name: String,
+    /// Conversations taken into training sequences (with repeats).
+    pub conversations: u64,
+    /// Trained tokens they hold.
+    pub trained_tokens: u64,
+    /// Trained tokens of its training conversations, each once.
+    pub train_trained_tokens: u64,
+    /// Conversations left out for being longer than `seq_len`.
+    pub dropped_too_long: u64,
+    /// Conversations cut to `seq_len` tokens (`--too-long truncate`).
+    pub truncated: u64,
 }
 
 /// The index file and its checksum.

@@ -24,14 +24,43 @@ impl MixReport {
 impl fmt::Display for MixTable<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = self.report;
+        match &r.packing {
+            None => writeln!(
+                f,
+                "mix {}: {} samples of {}+1 tokens = {} training tokens, seed {}",
+                r.name, r.samples, r.seq_len, r.tokens, r.seed
+            )?,
+            Some(p) => {
+                writeln!(
+                    f,
+                    "SFT mix {}: {} conversations packed into {} sequences of at most {} tokens, \
+                     {} tokens ({} trained), packing efficiency {:.1}%, seed {}",
+                    r.name,
+                    p.conversations,
+                    r.samples,
+                    r.seq_len,
+                    p.tokens,
+                    p.trained_tokens,
+                    100.0 * p.efficiency,
+                    r.seed
+                )?;
+                let dropped: u64 = p.sources.iter().map(|s| s.dropped_too_long).sum();
+                let cut: u64 = p.sources.iter().map(|s| s.truncated).sum();
+                writeln!(
+                    f,
+                    "longer than {}: {dropped} dropped, {cut} truncated (--too-long {})",
+                    r.seq_len, p.too_long
+                )?;
+            }
+        }
+        let unit = if r.packing.is_some() {
+            "sequence"
+        } else {
+            "sample"
+        };
         writeln!(
             f,
-            "mix {}: {} samples of {}+1 tokens = {} training tokens, seed {}",
-            r.name, r.samples, r.seq_len, r.tokens, r.seed
-        )?;
-        writeln!(
-            f,
-            "ALMR target {:.4}, achieved {:.4}; worst {}-sample window off by {:.4}",
+            "ALMR target {:.4}, achieved {:.4}; worst {}-{unit} window off by {:.4}",
             r.target_almr, r.achieved_almr, r.window, r.max_window_deviation
         )?;
         writeln!(

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::MalformedReason;
+pub use crate::template::{Role, Turn};
 
 /// The shape of a chat record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
@@ -27,37 +28,6 @@ pub enum ChatSchema {
     /// `instruction + "\n" + input`, and the history pairs come first, as in
     /// LLaMA-Factory.
     Alpaca,
-}
-
-/// Who speaks a turn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// The system prompt.
-    System,
-    /// The user (the prompt).
-    User,
-    /// The model (the reply the loss is taken on).
-    Assistant,
-}
-
-impl Role {
-    /// The role's name, as chat templates see it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::System => "system",
-            Role::User => "user",
-            Role::Assistant => "assistant",
-        }
-    }
-}
-
-/// One turn of a conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Turn {
-    /// Who speaks.
-    pub role: Role,
-    /// What is said.
-    pub content: String,
 }
 
 /// Why a chat record is malformed, and the detail.

@@ -15,7 +15,8 @@ use serde::Serialize;
 use crate::chain::Step;
 use crate::error::{Error, Result};
 use crate::manifest::{Counts, Manifest};
-use crate::mix::{MixIndex, MixIndexError, Split};
+use crate::mix::{MixIndex, MixIndexError, MixReport, Split};
+use crate::mixfile::packed;
 use crate::shard::ShardReader;
 
 /// Document lengths in tokens (EOS included): nearest-rank percentiles.
@@ -236,28 +237,71 @@ fn group(
 }
 
 /// Points of a mix's ALMR curve.
-fn curve(index: &MixIndex) -> Result<Vec<CurvePoint>> {
-    let n = index.len(Split::Train);
-    let additional: Vec<bool> = (0..n)
-        .map(|i| Ok(index.report().sources[index.source_of(Split::Train, i)?].additional))
-        .collect::<Result<_>>()?;
-    let window = (index.report().window as usize).max(1);
-    let mut prefix = vec![0u64; n + 1];
-    for i in 0..n {
-        prefix[i + 1] = prefix[i] + additional[i] as u64;
+fn curve(weights: &[(u64, u64)], window: usize) -> Vec<CurvePoint> {
+    let n = weights.len();
+    let window = window.max(1);
+    let mut prefix = vec![(0u64, 0u64); n + 1];
+    for (i, &(add, all)) in weights.iter().enumerate() {
+        prefix[i + 1] = (prefix[i].0 + add, prefix[i].1 + all);
     }
+    let share = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     let points = n.min(500);
-    Ok((1..=points)
+    (1..=points)
         .map(|p| {
             let end = p * n / points;
             let start = end.saturating_sub(window);
             CurvePoint {
                 samples: end as u64,
-                cumulative: prefix[end] as f64 / end as f64,
-                window: (prefix[end] - prefix[start]) as f64 / (end - start) as f64,
+                cumulative: share(prefix[end].0, prefix[end].1),
+                window: share(
+                    prefix[end].0 - prefix[start].0,
+                    prefix[end].1 - prefix[start].1,
+                ),
             }
         })
-        .collect())
+        .collect()
+}
+
+/// Each training sample's weight toward the ALMR, as (additional, all): 1
+/// or 0 of 1 for a window of text; the trained tokens of additional
+/// sources, of all trained tokens, for a packed sequence.
+fn sample_weights(path: &Path) -> Result<(MixReport, Vec<(u64, u64)>)> {
+    if !packed::is_packed(path) {
+        let index = MixIndex::open(path)?;
+        let r = index.report();
+        let w = (0..index.len(Split::Train))
+            .map(|i| {
+                Ok((
+                    r.sources[index.source_of(Split::Train, i)?].additional as u64,
+                    1,
+                ))
+            })
+            .collect::<Result<_>>()?;
+        return Ok((r.clone(), w));
+    }
+    let index = packed::PackedIndex::open(path)?;
+    let r = index.report();
+    let mut w = Vec::with_capacity(index.len(Split::Train));
+    for i in 0..index.len(Split::Train) {
+        let (seq, convs) = (
+            index.read(Split::Train, i)?,
+            index.conversations(Split::Train, i)?,
+        );
+        let (mut add, mut all) = (0u64, 0u64);
+        for (k, e) in convs.iter().enumerate() {
+            let end = seq.starts.get(k + 1).copied().unwrap_or(seq.ids.len());
+            let trained = seq.mask[seq.starts[k]..end]
+                .iter()
+                .map(|&b| b as u64)
+                .sum::<u64>();
+            all += trained;
+            if r.sources[e.source as usize].additional {
+                add += trained;
+            }
+        }
+        w.push((add, all));
+    }
+    Ok((r.clone(), w))
 }
 
 /// Mixes under `OUT/mix/`, sorted by name.
@@ -275,14 +319,14 @@ fn mixes(out: &Path) -> Result<Vec<MixStats>> {
     names.sort();
     let mut out = Vec::new();
     for path in names {
-        let index = match MixIndex::open(&path) {
-            Err(e @ MixIndexError::Stale { .. }) => {
+        let (report, weights) = match sample_weights(&path) {
+            Err(Error::MixIndex(e @ MixIndexError::Stale { .. })) => {
                 eprintln!("warning: not shown: {e}");
                 continue;
             }
             other => other?,
         };
-        let r = index.report();
+        let r = &report;
         out.push(MixStats {
             name: r.name.clone(),
             samples: r.samples,
@@ -304,7 +348,7 @@ fn mixes(out: &Path) -> Result<Vec<MixStats>> {
                     valid_documents: s.valid_documents,
                 })
                 .collect(),
-            curve: curve(&index)?,
+            curve: curve(&weights, report.window as usize),
         });
     }
     Ok(out)

@@ -25,10 +25,9 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::template::ChatTemplate;
 use super::DocTokenizer;
 use crate::error::TokenizerError;
-use crate::read::chat::{Role, Turn};
+use crate::template::{ChatTemplate, Role, Turn};
 
 /// Which tokens of a conversation the loss counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -127,7 +126,8 @@ impl<'a> ChatEncoder<'a> {
         if rest.contains('\u{E000}') && rest.contains("almr-content-") {
             return Err(self
                 .template
-                .error(&"it shows a message's content more than once"));
+                .error(&"it shows a message's content more than once")
+                .into());
         }
         texts.push(rest);
         let mut at = 0;
@@ -151,9 +151,11 @@ impl<'a> ChatEncoder<'a> {
     }
 
     fn unplaced(&self, i: usize) -> TokenizerError {
-        self.template.error(&format!(
-            "it changes message {i}'s content in a way almr cannot place (only trimming is understood)"
-        ))
+        self.template
+            .error(&format!(
+                "it changes message {i}'s content in a way almr cannot place (only trimming is understood)"
+            ))
+            .into()
     }
 
     /// The byte ranges of `full` that the loss counts: each assistant turn's
@@ -176,11 +178,14 @@ impl<'a> ChatEncoder<'a> {
                 let prompt = self.template.render(&turns[..i], true)?;
                 let upto = self.template.render(&turns[..=i], false)?;
                 if !upto.starts_with(&prompt) || !full.starts_with(&upto) {
-                    return Err(self.template.error(&format!(
+                    return Err(self
+                        .template
+                        .error(&format!(
                         "it is not prefix-consistent at turn {i}: rendering the turns before it \
                          with the generation prompt, then up to it, then all, does not give \
                          prefixes of one another, so the reply's tokens cannot be found"
-                    )));
+                    ))
+                        .into());
                 }
                 Ok(prompt.len()..upto.len())
             })

@@ -10,7 +10,6 @@ mod bpe;
 pub mod chat;
 pub mod fast;
 mod pretokenize;
-pub mod template;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,5 +1,10 @@
 //! Chat templates: the model's own Jinja `chat_template`, rendered the way
-//! Hugging Face's `apply_chat_template` renders it, with `minijinja`.
+//! Hugging Face's `apply_chat_template` renders it, with `minijinja`, and the
+//! [`Turn`]s of a conversation they render.
+//!
+//! A formats-layer module (cargo feature `templates`, which `pipeline`
+//! enables) with its own [`TemplateError`], so that the trainer renders
+//! prompts the way a build rendered its chat shards.
 //!
 //! The template comes from the pipeline's `[tokenizer] chat_template`:
 //! `"auto"` (the `chat_template` of the `tokenizer_config.json` beside
@@ -13,8 +18,68 @@ use minijinja::value::Serde;
 use minijinja::{context, Environment, Error as JinjaError, ErrorKind, Value as JinjaValue};
 use serde_json::{Map, Value};
 
-use crate::error::TokenizerError;
-use crate::read::chat::Turn;
+/// Why a chat template cannot be found, loaded or rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    /// `chat_template = "auto"` and the tokenizer has no chat template.
+    #[error(
+        "{}: no chat_template here, so `chat_template = \"auto\"` has no template for the chat \
+         sources; set [tokenizer] chat_template to \"llama3\" (Meta's Llama-3 format) or to a Jinja file",
+        path.display()
+    )]
+    NoChatTemplate {
+        /// The `tokenizer_config.json` looked at.
+        path: PathBuf,
+    },
+    /// A chat template cannot be loaded or rendered, or its output cannot be
+    /// masked.
+    #[error("chat template {template}: {cause}")]
+    Template {
+        /// Where the template came from.
+        template: String,
+        /// What went wrong.
+        cause: String,
+    },
+    /// The `tokenizer_config.json` cannot be read or is not a JSON object.
+    #[error("{}: cannot read tokenizer: {cause}", path.display())]
+    Config {
+        /// The `tokenizer_config.json`.
+        path: PathBuf,
+        /// Why.
+        cause: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Who speaks a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The system prompt.
+    System,
+    /// The user (the prompt).
+    User,
+    /// The model (the reply the loss is taken on).
+    Assistant,
+}
+
+impl Role {
+    /// The role's name, as chat templates see it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
+/// One turn of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    /// Who speaks.
+    pub role: Role,
+    /// What is said.
+    pub content: String,
+}
 
 /// Meta's `ChatFormat` for Llama-3: `<|begin_of_text|>` once, then each
 /// message as `<|start_header_id|>ROLE<|end_header_id|>\n\n` + content +
@@ -53,7 +118,7 @@ pub struct ChatTemplate {
 impl ChatTemplate {
     /// Resolves `choice` (`auto`, `llama3` or a path) for the tokenizer at
     /// `tokenizer`.
-    pub fn resolve(choice: &str, tokenizer: &Path) -> Result<ChatTemplate, TokenizerError> {
+    pub fn resolve(choice: &str, tokenizer: &Path) -> Result<ChatTemplate, TemplateError> {
         let config_path = tokenizer.with_file_name(TOKENIZER_CONFIG);
         let config = read_config(&config_path)?;
         let token = |key: &str| config.as_ref().and_then(|c| token_text(c.get(key)));
@@ -67,7 +132,7 @@ impl ChatTemplate {
                 let text = config
                     .as_ref()
                     .and_then(|c| template_of(c.get("chat_template")))
-                    .ok_or_else(|| TokenizerError::NoChatTemplate {
+                    .ok_or_else(|| TemplateError::NoChatTemplate {
                         path: config_path.clone(),
                     })?;
                 let origin = format!("{} (chat_template)", config_path.display());
@@ -75,11 +140,10 @@ impl ChatTemplate {
             }
             path => {
                 let path = PathBuf::from(path);
-                let text =
-                    std::fs::read_to_string(&path).map_err(|e| TokenizerError::Template {
-                        template: path.display().to_string(),
-                        cause: format!("cannot read it: {e}"),
-                    })?;
+                let text = std::fs::read_to_string(&path).map_err(|e| TemplateError::Template {
+                    template: path.display().to_string(),
+                    cause: format!("cannot read it: {e}"),
+                })?;
                 (
                     path.display().to_string(),
                     text,
@@ -98,7 +162,7 @@ impl ChatTemplate {
         bos: String,
         eos: String,
         tokenizer_config: Option<Map<String, Value>>,
-    ) -> Result<ChatTemplate, TokenizerError> {
+    ) -> Result<ChatTemplate, TemplateError> {
         let mut env = Environment::new();
         // As Hugging Face's ImmutableSandboxedEnvironment(trim_blocks=True,
         // lstrip_blocks=True), with Python's string methods.
@@ -106,7 +170,7 @@ impl ChatTemplate {
             .trim_blocks(true)
             .lstrip_blocks(true)
             .build()
-            .map_err(|e| TokenizerError::Template {
+            .map_err(|e| TemplateError::Template {
                 template: origin.clone(),
                 cause: jinja_cause(&e),
             })?;
@@ -119,7 +183,7 @@ impl ChatTemplate {
             },
         );
         env.add_template_owned("chat_template", text.clone())
-            .map_err(|e| TokenizerError::Template {
+            .map_err(|e| TemplateError::Template {
                 template: origin.clone(),
                 cause: jinja_cause(&e),
             })?;
@@ -135,11 +199,7 @@ impl ChatTemplate {
 
     /// The conversation `turns` rendered, with the assistant's generation
     /// prompt at the end when `generation_prompt`.
-    pub fn render(
-        &self,
-        turns: &[Turn],
-        generation_prompt: bool,
-    ) -> Result<String, TokenizerError> {
+    pub fn render(&self, turns: &[Turn], generation_prompt: bool) -> Result<String, TemplateError> {
         let messages: Vec<Value> = turns
             .iter()
             .map(|t| serde_json::json!({"role": t.role.as_str(), "content": t.content}))
@@ -152,7 +212,7 @@ impl ChatTemplate {
         &self,
         messages: &[Value],
         generation_prompt: bool,
-    ) -> Result<String, TokenizerError> {
+    ) -> Result<String, TemplateError> {
         let template = self
             .env
             .get_template("chat_template")
@@ -168,8 +228,8 @@ impl ChatTemplate {
     }
 
     /// A template error, naming the template.
-    pub fn error(&self, cause: &dyn std::fmt::Display) -> TokenizerError {
-        TokenizerError::Template {
+    pub fn error(&self, cause: &dyn std::fmt::Display) -> TemplateError {
+        TemplateError::Template {
             template: self.origin.clone(),
             cause: cause.to_string(),
         }
@@ -202,12 +262,12 @@ fn jinja_cause(e: &JinjaError) -> String {
 }
 
 /// The parsed `tokenizer_config.json` at `path`, or `None` when there is none.
-fn read_config(path: &Path) -> Result<Option<Map<String, Value>>, TokenizerError> {
+fn read_config(path: &Path) -> Result<Option<Map<String, Value>>, TemplateError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
-            return Err(TokenizerError::Read {
+            return Err(TemplateError::Config {
                 path: path.to_path_buf(),
                 cause: Box::new(e),
             })
@@ -215,11 +275,11 @@ fn read_config(path: &Path) -> Result<Option<Map<String, Value>>, TokenizerError
     };
     match serde_json::from_slice(&bytes) {
         Ok(Value::Object(map)) => Ok(Some(map)),
-        Ok(_) => Err(TokenizerError::Read {
+        Ok(_) => Err(TemplateError::Config {
             path: path.to_path_buf(),
             cause: "not a JSON object".into(),
         }),
-        Err(e) => Err(TokenizerError::Read {
+        Err(e) => Err(TemplateError::Config {
             path: path.to_path_buf(),
             cause: Box::new(e),
         }),
@@ -252,7 +312,6 @@ fn template_of(v: Option<&Value>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::read::chat::Role;
 
     fn turns() -> Vec<Turn> {
         vec![
@@ -291,7 +350,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let tok = dir.path().join("tokenizer.json");
         let e = ChatTemplate::resolve(AUTO, &tok).err().unwrap();
-        assert!(matches!(e, TokenizerError::NoChatTemplate { .. }), "{e}");
+        assert!(matches!(e, TemplateError::NoChatTemplate { .. }), "{e}");
         std::fs::write(
             dir.path().join(TOKENIZER_CONFIG),
             r#"{"eos_token": "</s>"}"#,
