@@ -1,6 +1,8 @@
 //! Hugging Face checkpoints: `config.json` plus `model.safetensors`, or
 //! `model-0000K-of-0000N.safetensors` shards listed in
-//! `model.safetensors.index.json`, with HF tensor names.
+//! `model.safetensors.index.json`, with HF tensor names. A checkpoint of a
+//! run on a mix also carries the build's tokenizer ([`build_tokenizer`]),
+//! as Hub checkpoints do.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -26,6 +28,10 @@ pub const INDEX: &str = "model.safetensors.index.json";
 pub const CONFIG: &str = "config.json";
 /// Hugging Face's default shard size, 5 GB.
 pub const MAX_SHARD_BYTES: u64 = 5_000_000_000;
+/// The tokenizer.
+pub const TOKENIZER: &str = "tokenizer.json";
+/// The tokenizer's settings, with the chat template of a chat build.
+pub const TOKENIZER_CONFIG: &str = "tokenizer_config.json";
 
 /// `model.safetensors.index.json`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -252,6 +258,33 @@ pub enum Extra<'a> {
     /// A safetensors file of these tensors (`optimizer.safetensors`),
     /// written a tensor at a time like the weights.
     Tensors(&'a str, Vec<(String, Tensor)>),
+    /// A copy of this file (`tokenizer.json`).
+    Copy(&'a str, PathBuf),
+}
+
+/// The build directory of a mix: `OUT` for `OUT/mix/NAME` (or its `.json`
+/// or `.mix` file).
+fn build_dir(mix: &Path) -> Option<PathBuf> {
+    let stem = match mix.extension().and_then(|e| e.to_str()) {
+        Some("json" | "mix") => mix.with_extension(""),
+        _ => mix.to_path_buf(),
+    };
+    stem.parent()?.parent().map(Path::to_path_buf)
+}
+
+/// The tokenizer files of the build that `mix` was made from
+/// (`OUT/tokenizer.json` and `OUT/tokenizer_config.json`, those there are),
+/// for [`save`] to copy into a checkpoint.
+pub fn build_tokenizer(mix: &Path) -> Vec<Extra<'static>> {
+    let Some(out) = build_dir(mix) else {
+        return Vec::new();
+    };
+    [TOKENIZER, TOKENIZER_CONFIG]
+        .into_iter()
+        .map(|name| (name, out.join(name)))
+        .filter(|(_, path)| path.is_file())
+        .map(|(name, path)| Extra::Copy(name, path))
+        .collect()
 }
 
 /// Saves `model` to `dir` in `dtype` (f32 reloads bit-exactly), as one file
@@ -285,6 +318,13 @@ pub fn save(
                 std::fs::write(&path, bytes).at("writing", &path)?;
             }
             Extra::Tensors(name, tensors) => write_safetensors(&tmp.join(name), tensors)?,
+            // Read and written, not `fs::copy`: the copy gets the mode of
+            // any new file, not the source's.
+            Extra::Copy(name, from) => {
+                let bytes = std::fs::read(from).at("reading", from)?;
+                let path = tmp.join(name);
+                std::fs::write(&path, bytes).at("writing", &path)?;
+            }
         }
     }
     if dir.exists() {
@@ -408,6 +448,29 @@ mod tests {
                 assert_eq!(mode(&p), mode(&plain), "{}", p.display());
             }
         }
+    }
+
+    #[test]
+    fn a_checkpoint_carries_the_tokenizer_of_the_mixs_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("build");
+        std::fs::create_dir_all(out.join("mix")).unwrap();
+        std::fs::write(out.join(TOKENIZER), b"{\"model\": 1}").unwrap();
+        let m = Llama::init(&tiny(), 5, &Device::Cpu, DType::F32).unwrap();
+        for mix in ["mix/m", "mix/m.json", "mix/m.mix"] {
+            let ckpt = dir.path().join("ckpt");
+            let extra = build_tokenizer(&out.join(mix));
+            save(&m, &ckpt, Precision::F32, MAX_SHARD_BYTES, &extra).unwrap();
+            assert_eq!(
+                std::fs::read(ckpt.join(TOKENIZER)).unwrap(),
+                b"{\"model\": 1}"
+            );
+            assert!(!ckpt.join(TOKENIZER_CONFIG).exists(), "{mix}");
+        }
+        std::fs::write(out.join(TOKENIZER_CONFIG), b"{}").unwrap();
+        assert_eq!(build_tokenizer(&out.join("mix/m")).len(), 2);
+        assert!(build_tokenizer(Path::new("m")).is_empty());
+        assert!(build_tokenizer(&dir.path().join("elsewhere/mix/m")).is_empty());
     }
 
     #[test]

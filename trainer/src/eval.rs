@@ -1,17 +1,20 @@
-//! Mean next-token loss: over a shard's token stream (`almr-train eval`), and
-//! over a mix's validation split per language.
+//! Mean next-token loss: over a shard's token stream (`almr-train eval`),
+//! over a chat shard's trained tokens, and over a mix's validation split per
+//! language.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
+use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize, Serializer};
 
 use almr::mixfile::Split;
-use almr::shard::ShardReader;
+use almr::shard::{with_suffix, ShardReader};
 
 use crate::data::{to_batch, Batch, MixData};
 use crate::error::{IoContext, Result, TrainerError};
+use crate::loss::IGNORE;
 use crate::model::Llama;
 
 /// A mean loss and what it was measured over. The fields are in
@@ -21,7 +24,8 @@ use crate::model::Llama;
 pub struct Loss {
     /// Mean cross-entropy per predicted token (nats).
     pub loss: f64,
-    /// Predicted tokens (`windows · seq_len`).
+    /// Predicted tokens (`windows · seq_len`; the mask-1 tokens of packed
+    /// SFT samples).
     pub tokens: usize,
     /// Windows of `seq_len + 1` tokens.
     pub windows: usize,
@@ -67,16 +71,14 @@ struct Meter {
     sum: f64,
     counted: usize,
     windows: usize,
-    seq_len: usize,
 }
 
 impl Meter {
-    fn new(seq_len: usize) -> Meter {
+    fn new() -> Meter {
         Meter {
             sum: 0.0,
             counted: 0,
             windows: 0,
-            seq_len,
         }
     }
 
@@ -84,7 +86,8 @@ impl Meter {
         if batch.len == 0 {
             return Ok(());
         }
-        let (sum, counted) = model.loss_sum(&batch.inputs, &batch.targets)?;
+        let (sum, counted) =
+            model.loss_sum(&batch.inputs, batch.packing.as_ref(), &batch.targets)?;
         self.sum += sum;
         self.counted += counted;
         self.windows += batch.len;
@@ -99,7 +102,7 @@ impl Meter {
                 self.sum / self.counted as f64
             },
             windows: self.windows,
-            tokens: self.windows * self.seq_len,
+            tokens: self.counted,
         }
     }
 }
@@ -117,7 +120,7 @@ pub fn shard_loss(model: &Llama, prefix: &Path, seq_len: usize, batch: usize) ->
     let vocab = u32::try_from(model.config().vocab_size).unwrap_or(u32::MAX);
     let dtype = shard.dtype();
     let shard = shard.expect(dtype, vocab)?;
-    let mut meter = Meter::new(seq_len);
+    let mut meter = Meter::new();
     let mut stream = Vec::new();
     let mut pending: Vec<Vec<u32>> = Vec::new();
     for d in 0..shard.len() {
@@ -134,12 +137,143 @@ pub fn shard_loss(model: &Llama, prefix: &Path, seq_len: usize, batch: usize) ->
     Ok(meter.finish())
 }
 
+/// A mean loss over the trained tokens of a chat shard's conversations.
+/// The fields are in alphabetical order, as `--json` prints them.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChatLoss {
+    /// Conversations measured.
+    pub conversations: usize,
+    /// Mean cross-entropy per trained token (nats).
+    pub loss: f64,
+    /// Trained (mask 1) tokens predicted.
+    pub tokens: usize,
+}
+
+impl fmt::Display for ChatLoss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "loss {:.6} over {} conversations ({} trained tokens)",
+            self.loss, self.conversations, self.tokens
+        )
+    }
+}
+
+/// The mask shard beside a chat shard: `PREFIX.mask`.
+pub fn mask_prefix(prefix: &Path) -> std::path::PathBuf {
+    with_suffix(prefix, ".mask")
+}
+
+/// Whether `prefix` is a chat shard: `PREFIX.mask.idx` is there.
+pub fn is_chat_shard(prefix: &Path) -> bool {
+    with_suffix(&mask_prefix(prefix), ".idx").is_file()
+}
+
+/// Mean loss over the trained tokens of a chat shard: each conversation on
+/// its own, from position 0, `batch` at a time; the target at position `j`
+/// is token `j + 1`, counted where its mask is 1 (`PREFIX.mask`, a u8 shard
+/// of the same lengths). The mean is over every counted token.
+pub fn chat_shard_loss(model: &Llama, prefix: &Path, batch: usize) -> Result<ChatLoss> {
+    if batch == 0 {
+        return Err(TrainerError::NotPositive("batch"));
+    }
+    let vocab = u32::try_from(model.config().vocab_size).unwrap_or(u32::MAX);
+    let shard = ShardReader::open(prefix)?;
+    let dtype = shard.dtype();
+    let shard = shard.expect(dtype, vocab)?;
+    let mask = ShardReader::open(&mask_prefix(prefix))?;
+    if mask.len() != shard.len() {
+        return Err(mask_mismatch(
+            &mask,
+            &format!("{} sequences", mask.len()),
+            shard.len(),
+        ));
+    }
+    let mut out = ChatLoss {
+        conversations: 0,
+        loss: 0.0,
+        tokens: 0,
+    };
+    let (mut ids, mut bits) = (Vec::new(), Vec::new());
+    let mut pending = Vec::new();
+    for d in 0..shard.len() {
+        ids.clear();
+        bits.clear();
+        shard.read_into(d, &mut ids)?;
+        mask.read_into(d, &mut bits)?;
+        if bits.len() != ids.len() {
+            let what = format!("sequence {d} of {} tokens", bits.len());
+            return Err(mask_mismatch(&mask, &what, ids.len()));
+        }
+        pending.push(conversation_pair(&ids, &bits));
+        if pending.len() == batch {
+            add_conversations(model, &pending, &mut out)?;
+            pending.clear();
+        }
+    }
+    add_conversations(model, &pending, &mut out)?;
+    out.loss /= out.tokens as f64;
+    Ok(out)
+}
+
+/// A mask shard that does not match its token shard.
+fn mask_mismatch(mask: &ShardReader, what: &str, tokens: usize) -> TrainerError {
+    TrainerError::Shape(format!(
+        "{}: {what}, where the token shard has {tokens}",
+        mask.prefix().display()
+    ))
+}
+
+/// A conversation's inputs (every token but the last) and targets (the
+/// next token where its mask is 1, else [`IGNORE`]).
+fn conversation_pair(ids: &[u32], mask: &[u32]) -> (Vec<u32>, Vec<i64>) {
+    let n = ids.len().saturating_sub(1);
+    let targets = (1..=n)
+        .map(|j| match mask[j] {
+            0 => IGNORE,
+            _ => i64::from(ids[j]),
+        })
+        .collect();
+    (ids[..n].to_vec(), targets)
+}
+
+/// Adds the summed loss and counted tokens of conversations, run as one
+/// batch padded at the end (the padding predicts nothing, and causal
+/// attention keeps it out of every real token's view).
+fn add_conversations(
+    model: &Llama,
+    convs: &[(Vec<u32>, Vec<i64>)],
+    out: &mut ChatLoss,
+) -> Result<()> {
+    out.conversations += convs.len();
+    let t = convs.iter().map(|(i, _)| i.len()).max().unwrap_or(0);
+    if t == 0 || convs.iter().all(|(_, g)| g.iter().all(|&x| x == IGNORE)) {
+        return Ok(());
+    }
+    let mut inputs = Vec::with_capacity(convs.len() * t);
+    let mut targets = Vec::with_capacity(convs.len() * t);
+    for (i, g) in convs {
+        inputs.extend(i.iter().copied().chain(std::iter::repeat_n(0, t - i.len())));
+        targets.extend(
+            g.iter()
+                .copied()
+                .chain(std::iter::repeat_n(IGNORE, t - g.len())),
+        );
+    }
+    let inputs =
+        Tensor::from_vec(inputs, (convs.len(), t), &Device::Cpu)?.to_device(model.device())?;
+    let (sum, counted) = model.loss_sum(&inputs, None, &targets)?;
+    out.loss += sum;
+    out.tokens += counted;
+    Ok(())
+}
+
 /// Mean validation loss of a mix per language (at most `limit` samples each),
 /// `batch` samples at a time.
 pub fn valid_loss(model: &Llama, data: &MixData, limit: usize, batch: usize) -> Result<Losses> {
     let mut out = Vec::new();
     for (lang, samples) in data.valid_by_language(limit)? {
-        let mut meter = Meter::new(data.seq_len());
+        let mut meter = Meter::new();
         for chunk in samples.chunks(batch.max(1)) {
             meter.add(model, &data.batch(Split::Valid, chunk, model.device())?)?;
         }
@@ -171,7 +305,7 @@ impl ValidWindows {
     /// The windows [`valid_loss`] measures with `limit` samples per
     /// language.
     pub fn count(data: &MixData, limit: usize) -> Result<ValidWindows> {
-        let mut windows: BTreeMap<String, usize> = (data.index().report().sources.iter())
+        let mut windows: BTreeMap<String, usize> = (data.report().sources.iter())
             .map(|s| (s.language.clone(), 0))
             .collect();
         for (lang, samples) in data.valid_by_language(limit)? {

@@ -127,7 +127,8 @@ impl CustomOp2 for RmsNorm {
 // ---------------------------------------------------------------- RoPE
 
 /// The RoPE angles' cosines and sines, `[t, d]` row-major each (the two
-/// halves of a row alike, as Hugging Face's rotate-half expects).
+/// halves of a row alike, as Hugging Face's rotate-half expects), or
+/// `[b, t, d]`: a position per token of each sample (packed samples).
 #[derive(Clone)]
 pub struct Angles {
     /// Cosines.
@@ -153,14 +154,18 @@ struct Rope {
 }
 
 impl Rope {
-    /// `(b, t, d)` of a `[b, t, heads·d]` layout whose `t × d` angles are
-    /// known.
+    /// `(b, t, d)` of a `[b, t, heads·d]` layout whose `t × d` (or
+    /// `b × t × d`) angles are known.
     fn dims(&self, dims: &[usize]) -> candle_core::Result<(usize, usize, usize)> {
         let [b, t, hd] = dims else {
             candle_core::bail!("rope: input of shape {dims:?}")
         };
         let d = hd / self.heads.max(1);
-        if d == 0 || !d.is_multiple_of(2) || d * self.heads != *hd || self.angles.cos.len() != t * d
+        let angles = self.angles.cos.len();
+        if d == 0
+            || !d.is_multiple_of(2)
+            || d * self.heads != *hd
+            || (angles != t * d && angles != b * t * d)
         {
             candle_core::bail!(
                 "rope: {hd} columns for {} heads and {} angles",
@@ -184,6 +189,7 @@ impl Rope {
     ) {
         let heads = self.heads;
         let (cos, sin) = (&self.angles.cos, &self.angles.sin);
+        let per_sample = cos.len() > t * d;
         // dst row r, in dst's order; its src row.
         dst.par_chunks_mut(d).enumerate().for_each(|(r, out)| {
             let (bi, a, c) = if to_heads {
@@ -197,8 +203,9 @@ impl Rope {
             } else {
                 (bi * heads + head) * t + pos
             };
-            let a = &cos[pos * d..(pos + 1) * d];
-            let s = &sin[pos * d..(pos + 1) * d];
+            let at = if per_sample { bi * t + pos } else { pos };
+            let a = &cos[at * d..(at + 1) * d];
+            let s = &sin[at * d..(at + 1) * d];
             f(&src[src_row * d..(src_row + 1) * d], a, s, out);
         });
     }

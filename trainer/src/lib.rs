@@ -8,12 +8,13 @@
 //! fused with the loss in [`loss`]; fused attention softmax in [`ops`]; both
 //! on the row kernels of [`kernels`]) → [`data`] (samples through
 //! `almr::mixfile::MixIndex`) → [`train`] ([`schedule`], [`optim`]) →
-//! [`eval`]; [`report`] reads what runs wrote and draws their curves.
+//! [`eval`]; [`generate`] samples replies with a KV cache, [`chat`] holds a conversation; [`report`] reads what runs wrote and draws their curves.
 //! [`device`] holds the device and dtype choices, [`memory`] estimates a
 //! step's peak memory and checks it before the first, and every fallible
 //! function returns a [`TrainerError`].
 
 pub mod attention;
+pub mod chat;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
@@ -21,6 +22,7 @@ pub mod device;
 pub mod error;
 pub mod eval;
 pub mod fused;
+pub mod generate;
 pub mod kernels;
 pub mod loss;
 pub mod memory;

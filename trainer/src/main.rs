@@ -8,16 +8,20 @@ use std::process::ExitCode;
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 
+use almr_trainer::chat::{ChatFormat, Session};
 use almr_trainer::checkpoint;
 use almr_trainer::config::LlamaConfig;
 use almr_trainer::data::MixData;
 use almr_trainer::device::{DeviceSpec, Precision};
-use almr_trainer::eval::{shard_loss, valid_loss, Losses, ValidWindows};
+use almr_trainer::eval::{
+    chat_shard_loss, is_chat_shard, shard_loss, valid_loss, Losses, ValidWindows,
+};
+use almr_trainer::generate::{Decoder, Sampler, Sampling};
 use almr_trainer::memory::ByteSize;
 use almr_trainer::optim::AdamWConfig;
 use almr_trainer::report::{self, Report};
 use almr_trainer::schedule::{Kind, Schedule};
-use almr_trainer::train::{train, RunOptions, RunSpec, Start};
+use almr_trainer::train::{chat_template_tokens, train, ChatTokens, RunOptions, RunSpec, Start};
 
 /// Train and evaluate Llama-3 models on almr mixes (candle).
 #[derive(Parser)]
@@ -32,10 +36,22 @@ enum Command {
     /// Write a freshly initialised Hugging Face checkpoint.
     Init(InitArgs),
     /// Train on a mix (continual pre-training, or from scratch for proxies).
+    /// A packed SFT mix trains as `sft` does.
     Train(Box<TrainArgs>),
-    /// Mean next-token loss of a checkpoint over a shard or a mix's
-    /// validation split.
+    /// Supervised fine-tuning: `train` on a packed SFT mix (almr mix of
+    /// chat sources), which it requires. Each sample packs whole
+    /// conversations: positions restart at each one, attention stays
+    /// inside it, and the loss counts only the tokens its mask marks
+    /// (assistant replies and their end-of-turn token), token-weighted
+    /// over the step. Validation loss per language is over the held-out
+    /// conversations' mask-1 tokens.
+    Sft(Box<TrainArgs>),
+    /// Mean next-token loss of a checkpoint over a shard, a chat shard's
+    /// trained tokens, or a mix's validation split.
     Eval(EvalArgs),
+    /// Chat with a checkpoint: one reply to --prompt, or a conversation on
+    /// stdin, a user message a line.
+    Chat(ChatArgs),
     /// Curves of training runs: a summary per run, and charts of loss,
     /// validation loss, learning rate and speed in an HTML file.
     Report(ReportArgs),
@@ -143,6 +159,21 @@ struct TrainArgs {
     /// instead of what the device has free.
     #[arg(long, value_name = "SIZE")]
     max_memory: Option<ByteSize>,
+    /// mean: before the first step, set the embedding (and untied head) rows
+    /// of the chat template's special tokens (the added tokens of the
+    /// build's tokenizer.json that its tokenizer_config.json chat_template
+    /// uses) to the mean of the other rows. For a base model that never
+    /// trained them, e.g. Llama-3's <|start_header_id|>, <|end_header_id|>,
+    /// <|eot_id|>.
+    #[arg(long, value_enum, value_name = "HOW")]
+    init_untrained_tokens: Option<UntrainedInit>,
+}
+
+/// How `--init-untrained-tokens` sets the rows of untrained tokens.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum UntrainedInit {
+    /// The mean of the other rows.
+    Mean,
 }
 
 #[derive(clap::Args)]
@@ -151,7 +182,9 @@ struct EvalArgs {
     #[arg(long)]
     checkpoint: PathBuf,
     /// A shard prefix: its documents concatenated in order, cut into
-    /// non-overlapping windows of seq_len + 1 tokens.
+    /// non-overlapping windows of seq_len + 1 tokens. A chat shard (with
+    /// PREFIX.mask.{bin,idx}): each conversation on its own, the loss over
+    /// its trained (mask 1) tokens.
     #[arg(long, required_unless_present = "mix", conflicts_with = "mix")]
     shard: Option<PathBuf>,
     /// A mix (OUT/mix/NAME): its validation split, per language.
@@ -175,6 +208,39 @@ struct EvalArgs {
 }
 
 #[derive(clap::Args)]
+struct ChatArgs {
+    /// The checkpoint directory (config.json, safetensors, tokenizer.json).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Print the reply to this message and exit (else: read messages from
+    /// stdin, a line each, until an empty line or EOF).
+    #[arg(long)]
+    prompt: Option<String>,
+    /// A system message to start the conversation with.
+    #[arg(long)]
+    system: Option<String>,
+    /// The most tokens of a reply.
+    #[arg(long, default_value_t = 256)]
+    max_new_tokens: usize,
+    /// Sampling temperature (0: greedy).
+    #[arg(long, default_value_t = 0.7)]
+    temperature: f64,
+    /// Sample among the most likely tokens whose probabilities reach this.
+    #[arg(long, default_value_t = 0.9)]
+    top_p: f64,
+    /// Sampling seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// llama3 (built in) or a Jinja file (default: the chat_template of the
+    /// checkpoint's tokenizer_config.json).
+    #[arg(long)]
+    chat_template: Option<String>,
+    /// cpu, or cuda / cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: DeviceSpec,
+}
+
+#[derive(clap::Args)]
 struct ReportArgs {
     /// Run directories (each the --out of almr-train train).
     #[arg(required = true)]
@@ -188,9 +254,15 @@ struct ReportArgs {
 }
 
 impl TrainArgs {
-    /// The run these arguments define.
-    fn run_spec(&self) -> Result<RunSpec> {
+    /// The run these arguments define; `sft` requires a packed SFT mix.
+    fn run_spec(&self, sft: bool) -> Result<RunSpec> {
         let mix = MixData::open(&self.mix)?;
+        if sft && !mix.is_packed() {
+            bail!(
+                "{}: not an SFT mix (a packed mix of chat sources); `almr-train train` trains on it",
+                self.mix.display()
+            );
+        }
         let start = match (&self.config, &self.init) {
             (Some(c), None) => Start::Scratch {
                 config: LlamaConfig::preset_or_file(c)?,
@@ -199,9 +271,10 @@ impl TrainArgs {
             (None, Some(dir)) => Start::Checkpoint(dir.clone()),
             _ => bail!("give --config or --init"),
         };
+        let mean = self.mean_init(&mix)?;
         Ok(RunSpec {
             mix: self.mix.clone(),
-            mix_sha256: mix.index().report().index.digest.sha256.clone(),
+            mix_sha256: mix.report().index.digest.sha256.clone(),
             start,
             steps: self.steps,
             micro_batch: self.micro_batch,
@@ -226,7 +299,28 @@ impl TrainArgs {
             save_every: self.save_every,
             compute_dtype: self.compute_dtype.unwrap_or(self.device.default_compute()),
             save_dtype: self.save_dtype,
+            mean_init: mean.used.into_iter().map(|(i, _)| i).collect(),
+            mean_left_out: mean.added,
         })
+    }
+
+    /// The ids `--init-untrained-tokens mean` sets (printed on stderr), and
+    /// those left out of the mean.
+    fn mean_init(&self, mix: &MixData) -> Result<ChatTokens> {
+        let Some(UntrainedInit::Mean) = self.init_untrained_tokens else {
+            return Ok(ChatTokens {
+                used: Vec::new(),
+                added: Vec::new(),
+            });
+        };
+        let tokens = chat_template_tokens(mix.out_dir())?;
+        let list: Vec<String> = tokens
+            .used
+            .iter()
+            .map(|(i, t)| format!("{i} {t}"))
+            .collect();
+        eprintln!("chat template tokens: {}", list.join(", "));
+        Ok(tokens)
     }
 }
 
@@ -246,8 +340,10 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init(a) => init(&a),
-        Command::Train(a) => train_run(&a),
+        Command::Train(a) => train_run(&a, false),
+        Command::Sft(a) => train_run(&a, true),
         Command::Eval(a) => eval(&a),
+        Command::Chat(a) => chat(&a),
         Command::Report(a) => report_runs(&a),
     }
 }
@@ -269,9 +365,9 @@ fn init(a: &InitArgs) -> Result<()> {
     Ok(())
 }
 
-fn train_run(a: &TrainArgs) -> Result<()> {
+fn train_run(a: &TrainArgs, sft: bool) -> Result<()> {
     let device = a.device.open()?;
-    let spec = a.run_spec()?;
+    let spec = a.run_spec(sft)?;
     let options = RunOptions {
         out: a.out.clone(),
         device,
@@ -288,6 +384,17 @@ fn train_run(a: &TrainArgs) -> Result<()> {
 fn eval(a: &EvalArgs) -> Result<()> {
     let device = a.device.open()?;
     let model = checkpoint::load(&a.checkpoint, &device, a.device.default_compute().into())?;
+    if let Some(prefix) = a.shard.as_ref().filter(|p| is_chat_shard(p)) {
+        let loss = chat_shard_loss(&model, prefix, a.batch)?;
+        return match a.json {
+            true => almr::outln!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({ "shard": loss }))?
+            ),
+            false => almr::outln!("shard: {loss}"),
+        }
+        .map_err(Into::into);
+    }
     let losses = match (&a.shard, &a.mix) {
         (Some(prefix), _) => Losses(vec![(
             "shard".to_string(),
@@ -306,6 +413,51 @@ fn eval(a: &EvalArgs) -> Result<()> {
         almr::outln!("{}", serde_json::to_string_pretty(&losses)?)?;
     } else {
         print_lines(losses)?;
+    }
+    Ok(())
+}
+
+fn chat(a: &ChatArgs) -> Result<()> {
+    let sampler = Sampler::new(Sampling {
+        temperature: a.temperature,
+        top_p: a.top_p,
+        seed: a.seed,
+    })?;
+    if a.prompt.as_ref().is_some_and(|p| p.trim().is_empty()) {
+        bail!("--prompt is empty");
+    }
+    let format = ChatFormat::open(&a.checkpoint, a.chat_template.as_deref())?;
+    let device = a.device.open()?;
+    let compute = a.device.default_compute().into();
+    let model = checkpoint::load(&a.checkpoint, &device, compute)?;
+    let decoder = Decoder::new(&model, compute)?;
+    drop(model);
+    let mut session = Session::new(
+        format,
+        decoder,
+        sampler,
+        a.system.as_deref(),
+        a.max_new_tokens,
+    );
+    let show = |text: &str| {
+        almr::out!("{text}")?;
+        std::io::Write::flush(&mut std::io::stdout())
+    };
+    if let Some(prompt) = &a.prompt {
+        session.reply(prompt, show)?;
+        return Ok(almr::outln!("")?);
+    }
+    let interactive = std::io::stdin().is_terminal();
+    for line in std::io::stdin().lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            break;
+        }
+        let (_, cut) = session.reply(&line, show)?;
+        almr::outln!("")?;
+        if cut && interactive {
+            eprintln!("[cut at --max-new-tokens {}]", a.max_new_tokens);
+        }
     }
     Ok(())
 }

@@ -170,38 +170,98 @@ impl RmsNorm {
     }
 }
 
-/// What attention needs for sequences of `t` tokens: the cosines and sines
-/// of the RoPE angles (`[t, head_dim]`, in the compute dtype).
+/// Where packed samples' conversations are, per token of the batch
+/// (`[b·t]`, row-major): its position in its conversation, which RoPE
+/// rotates by, and its segment, outside which attention does not look
+/// ([`attention::Segments`]). Samples without it (CPT windows) are one
+/// sequence each, positions `0..t`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packing {
+    /// Position of each token within its conversation.
+    pub positions: Vec<u32>,
+    /// Segment of each token: its conversation's number in the sample.
+    pub segments: Vec<u32>,
+}
+
+/// What attention needs for `b` sequences of `t` tokens: the cosines and
+/// sines of the RoPE angles (`[t, head_dim]`, or `[b, 1, t, head_dim]` for
+/// packed samples, in the compute dtype), and the segments of packed
+/// samples.
 struct Positions {
     cos: Tensor,
     sin: Tensor,
     /// The same angles for the fused CPU path.
     angles: fused::Angles,
+    /// Packed samples' segments.
+    segments: Option<attention::Segments>,
+}
+
+/// The RoPE cosines and sines of positions `0..t`, `[t, head_dim]`
+/// row-major each.
+fn angle_table(config: &LlamaConfig, t: usize) -> (Vec<f32>, Vec<f32>) {
+    let inv = config.inv_freq();
+    let half = inv.len();
+    let mut cos = Vec::with_capacity(t * 2 * half);
+    let mut sin = Vec::with_capacity(t * 2 * half);
+    for pos in 0..t {
+        for _ in 0..2 {
+            for &f in &inv {
+                let a = pos as f64 * f;
+                cos.push(a.cos() as f32);
+                sin.push(a.sin() as f32);
+            }
+        }
+    }
+    (cos, sin)
+}
+
+/// The rows of `table` (`[t, d]`) at `positions`, in order.
+fn gather_rows(table: &[f32], d: usize, positions: &[u32]) -> Vec<f32> {
+    (positions.iter())
+        .flat_map(|&p| &table[p as usize * d..(p as usize + 1) * d])
+        .copied()
+        .collect()
 }
 
 impl Positions {
-    fn new(config: &LlamaConfig, t: usize, device: &Device, dtype: DType) -> Result<Positions> {
-        let inv = config.inv_freq();
-        let half = inv.len();
-        let mut cos = Vec::with_capacity(t * 2 * half);
-        let mut sin = Vec::with_capacity(t * 2 * half);
-        for pos in 0..t {
-            for _ in 0..2 {
-                for &f in &inv {
-                    let a = pos as f64 * f;
-                    cos.push(a.cos() as f32);
-                    sin.push(a.sin() as f32);
-                }
+    /// For `b` samples of `t` tokens: positions `0..t` in each, or those of
+    /// `packing`, and its segments.
+    fn new(
+        config: &LlamaConfig,
+        (b, t): (usize, usize),
+        packing: Option<&Packing>,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Positions> {
+        let (mut cos, mut sin) = angle_table(config, t);
+        let d = config.head_dim();
+        let mut shape = vec![t, d];
+        let mut segments = None;
+        if let Some(p) = packing {
+            let n = b * t;
+            let fits = p.positions.iter().all(|&x| (x as usize) < t);
+            if p.positions.len() != n || p.segments.len() != n || !fits {
+                return Err(TrainerError::Shape(format!(
+                    "packing of {} positions (all below {t}?) and {} segments for {b} samples of {t} tokens",
+                    p.positions.len(),
+                    p.segments.len()
+                )));
             }
+            (cos, sin) = (
+                gather_rows(&cos, d, &p.positions),
+                gather_rows(&sin, d, &p.positions),
+            );
+            shape = vec![b, 1, t, d];
+            segments = Some(attention::Segments::new(&p.segments, t)?);
         }
-        let shape = (t, 2 * half);
         Ok(Positions {
-            cos: Tensor::from_vec(cos.clone(), shape, device)?.to_dtype(dtype)?,
+            cos: Tensor::from_vec(cos.clone(), shape.clone(), device)?.to_dtype(dtype)?,
             sin: Tensor::from_vec(sin.clone(), shape, device)?.to_dtype(dtype)?,
             angles: fused::Angles {
                 cos: cos.into(),
                 sin: sin.into(),
             },
+            segments,
         })
     }
 
@@ -269,7 +329,7 @@ impl Attention {
         let k = pos.rope_heads(&self.k_proj.forward(x)?, nkv)?;
         let v = heads(&self.v_proj, nkv)?;
         let scale = 1.0 / (hd as f64).sqrt();
-        let y = attention::causal(&q, &k, &v, scale)?
+        let y = attention::causal(&q, &k, &v, scale, pos.segments.as_ref())?
             .transpose(1, 2)?
             .contiguous()?
             .reshape((b, t, nh * hd))?;
@@ -488,16 +548,53 @@ impl Llama {
         &self.device
     }
 
+    /// Sets the rows `ids` of the embedding, and of the head when it is not
+    /// tied, to the mean of the rows neither in `ids` nor in `left_out`: for
+    /// tokens the checkpoint never trained (`--init-untrained-tokens mean`).
+    /// An id past the vocabulary is an error.
+    pub fn set_rows_to_mean(&self, ids: &[u32], left_out: &[u32]) -> Result<()> {
+        let v = self.config.vocab_size;
+        if let Some(bad) = ids.iter().find(|&&i| i as usize >= v) {
+            return Err(TrainerError::Shape(format!(
+                "token id {bad} is past the vocabulary of {v}"
+            )));
+        }
+        let (mut set, mut averaged) = (vec![0f32; v], vec![1f32; v]);
+        for &i in ids {
+            set[i as usize] = 1.0;
+            averaged[i as usize] = 0.0;
+        }
+        for &i in left_out.iter().filter(|&&i| (i as usize) < v) {
+            averaged[i as usize] = 0.0;
+        }
+        let others = averaged.iter().filter(|&&x| x == 1.0).count();
+        if others == 0 {
+            return Err(TrainerError::Shape("no other rows to average".into()));
+        }
+        let set = Tensor::from_vec(set, (v, 1), &self.device)?;
+        let averaged = Tensor::from_vec(averaged, (v, 1), &self.device)?;
+        let keep = set.affine(-1.0, 1.0)?;
+        let heads = self.lm_head.iter().map(|h| &h.weight);
+        for p in std::iter::once(&self.embed_tokens).chain(heads) {
+            let w = p.var.as_tensor();
+            let mean = (averaged.t()?.matmul(w)? / others as f64)?;
+            p.var
+                .set(&(w.broadcast_mul(&keep)? + set.broadcast_mul(&mean)?)?)?;
+        }
+        Ok(())
+    }
+
     /// The final hidden states `[b, t, hidden]` (after the last norm, in the
-    /// compute dtype) for token ids `[b, t]` (u32), tracked by autograd.
-    fn hidden(&self, ids: &Tensor) -> Result<Tensor> {
+    /// compute dtype) for token ids `[b, t]` (u32), packed as `packing`
+    /// says, tracked by autograd.
+    fn hidden(&self, ids: &Tensor, packing: Option<&Packing>) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let embed = self.embed_tokens.cast(self.compute)?;
         let ids = ids.flatten_all()?;
         let mut x = embed
             .index_select(&ids, 0)?
             .reshape((b, t, self.config.hidden_size))?;
-        let pos = Positions::new(&self.config, t, &self.device, self.compute)?;
+        let pos = Positions::new(&self.config, (b, t), packing, &self.device, self.compute)?;
         for block in &self.layers {
             x = block.forward(&x, &pos)?;
         }
@@ -516,32 +613,40 @@ impl Llama {
     /// tensor, for inspection and tests; training and evaluation never make
     /// it ([`crate::loss`]).
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
-        let x = self.hidden(ids)?;
+        let x = self.hidden(ids, None)?;
         let w = self.head().cast(x.dtype())?;
         Ok(linear(&x, &w)?.to_dtype(DType::F32)?)
     }
 
     /// The summed next-token cross-entropy of `targets` (`[b·t]`,
-    /// [`loss::IGNORE`] for none) given `inputs` (`[b, t]`, u32), and the number of tokens
-    /// counted. No gradients; the logits are made a chunk at a time.
-    pub fn loss_sum(&self, inputs: &Tensor, targets: &[i64]) -> Result<(f64, usize)> {
-        let x = self.hidden(inputs)?.detach();
+    /// [`loss::IGNORE`] for none) given `inputs` (`[b, t]`, u32) packed as
+    /// `packing` says (`None`: one sequence per sample), and the number of
+    /// tokens counted. No gradients; the logits are made a chunk at a time.
+    pub fn loss_sum(
+        &self,
+        inputs: &Tensor,
+        packing: Option<&Packing>,
+        targets: &[i64],
+    ) -> Result<(f64, usize)> {
+        let x = self.hidden(inputs, packing)?.detach();
         let (b, t, h) = x.dims3()?;
         let w = self.head().var.as_tensor().detach();
         loss::linear_cross_entropy_sum(&x.reshape((b * t, h))?, &w, targets, self.head_rows)
     }
 
-    /// The mean next-token cross-entropy of `targets` given `inputs`, and
-    /// the gradients of `scale ×` that mean for every parameter. The head
-    /// runs fused with the loss ([`crate::loss`]); the rest of the model
-    /// gets its gradients from the head's gradient at the hidden states.
+    /// The mean next-token cross-entropy of `targets` given `inputs`
+    /// packed as `packing` says, and the gradients of `scale ×` that mean
+    /// for every parameter. The head runs fused with the loss
+    /// ([`crate::loss`]); the rest of the model gets its gradients from the
+    /// head's gradient at the hidden states.
     pub fn backward(
         &self,
         inputs: &Tensor,
+        packing: Option<&Packing>,
         targets: &[i64],
         scale: f64,
     ) -> Result<(f64, GradStore)> {
-        let x = self.hidden(inputs)?;
+        let x = self.hidden(inputs, packing)?;
         let (b, t, h) = x.dims3()?;
         let x = x.reshape((b * t, h))?;
         let head = self.head().var.as_tensor();
@@ -568,6 +673,8 @@ impl Llama {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::{to_packed_batch, PackedSeq};
+    use crate::testing::{values, worst};
 
     fn tiny() -> LlamaConfig {
         let mut c = LlamaConfig::preset_or_file("tiny").unwrap();
@@ -621,12 +728,12 @@ mod tests {
                 1,
             ];
             let (want, plain) = plain_grads(&m, &ids, &targets, 0.5);
-            let (got, fused) = m.backward(&ids, &targets, 0.5).unwrap();
+            let (got, fused) = m.backward(&ids, None, &targets, 0.5).unwrap();
             assert!(
                 (got - want).abs() <= 1e-5 * want,
                 "tied {tied}: {got} vs {want}"
             );
-            let (sum, counted) = m.loss_sum(&ids, &targets).unwrap();
+            let (sum, counted) = m.loss_sum(&ids, None, &targets).unwrap();
             assert_eq!(counted, 7);
             assert!((sum / 7.0 - want).abs() <= 1e-5 * want);
             for (name, var) in m.params() {
@@ -720,5 +827,202 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.to_string().contains("model.norm.weight"), "{e}");
+    }
+
+    /// A sample of `seq_len` tokens packing conversations of `lens` tokens,
+    /// each a prompt of 3 tokens (mask 0) and a reply (mask 1), then
+    /// padding.
+    fn pack(lens: &[usize], seq_len: usize, salt: u32) -> PackedSeq {
+        let n: usize = lens.iter().sum();
+        let ids = (0..n as u32).map(|i| (i * 7 + salt) % 50).collect();
+        let mut starts = vec![0];
+        for l in &lens[..lens.len() - 1] {
+            starts.push(starts.last().unwrap() + l);
+        }
+        let mask = (lens.iter())
+            .flat_map(|&l| (0..l).map(|j| (j >= 3) as u8))
+            .collect();
+        assert!(n <= seq_len);
+        PackedSeq {
+            source: 0,
+            ids,
+            mask,
+            starts,
+        }
+    }
+
+    /// The mean loss and the gradients of `scale ×` it, by name.
+    fn run(
+        m: &Llama,
+        ids: &Tensor,
+        packing: Option<&Packing>,
+        targets: &[i64],
+        scale: f64,
+    ) -> (f64, BTreeMap<String, Tensor>) {
+        let (loss, g) = m.backward(ids, packing, targets, scale).unwrap();
+        let grads = (m.params().into_iter())
+            .map(|(name, var)| (name, g.get(var.as_tensor()).unwrap().clone()))
+            .collect();
+        (loss, grads)
+    }
+
+    /// A batch of packed samples (three conversations of 50, 40 and 30
+    /// tokens across attention's row blocks, then padding; and two of 9 and
+    /// 100) has the loss and the gradients of its conversations run one by
+    /// one, unpacked with positions from 0, weighted by their counted
+    /// tokens.
+    #[test]
+    fn a_packed_batch_trains_as_its_conversations_one_by_one() {
+        let seq_len = 128;
+        let packs = [pack(&[50, 40, 30], seq_len, 1), pack(&[9, 100], seq_len, 2)];
+        for tied in [true, false] {
+            let mut c = tiny();
+            c.tie_word_embeddings = tied;
+            let m = Llama::init(&c, 7, &Device::Cpu, DType::F32).unwrap();
+            let b = to_packed_batch(&packs, seq_len, &Device::Cpu).unwrap();
+            let (loss, grads) = run(&m, &b.inputs, b.packing.as_ref(), &b.targets, 1.0);
+            let total = b.targets.iter().filter(|&&t| t != loss::IGNORE).count();
+            let mut want_loss = 0.0;
+            let mut want: BTreeMap<String, Tensor> = BTreeMap::new();
+            for p in &packs {
+                let ends = p.starts[1..].iter().copied().chain([p.ids.len()]);
+                for (a, e) in p.starts.iter().copied().zip(ends) {
+                    let ids = Tensor::new(&p.ids[a..e], &Device::Cpu).unwrap();
+                    let targets: Vec<i64> = (a..e)
+                        .map(|j| match j + 1 < e && p.mask[j + 1] == 1 {
+                            true => p.ids[j + 1] as i64,
+                            false => loss::IGNORE,
+                        })
+                        .collect();
+                    let n = targets.iter().filter(|&&t| t != loss::IGNORE).count();
+                    let w = n as f64 / total as f64;
+                    let ids = ids.unsqueeze(0).unwrap();
+                    let (l, g) = run(&m, &ids, None, &targets, w);
+                    want_loss += l * w;
+                    for (name, g) in g {
+                        let sum = match want.remove(&name) {
+                            Some(prev) => (prev + g).unwrap(),
+                            None => g,
+                        };
+                        want.insert(name, sum);
+                    }
+                }
+            }
+            assert!(
+                (loss - want_loss).abs() <= 1e-5 * want_loss,
+                "{loss} vs {want_loss}"
+            );
+            for (name, g) in &grads {
+                let a = g.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                let b = want[name].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                let top = b.iter().fold(0f32, |x, y| x.max(y.abs()));
+                let worst = (a.iter().zip(&b)).fold(0f32, |x, (p, q)| x.max((p - q).abs()));
+                assert!(worst <= 1e-5 * top, "tied {tied}, {name}: {worst} of {top}");
+            }
+        }
+    }
+
+    /// The hidden states of a conversation do not change when another
+    /// conversation of its pack does.
+    #[test]
+    fn a_conversation_does_not_see_its_neighbours() {
+        let m = Llama::init(&tiny(), 1, &Device::Cpu, DType::F32).unwrap();
+        let seq_len = 128;
+        let a = pack(&[50, 40, 30], seq_len, 1);
+        let mut b = a.clone();
+        for id in &mut b.ids[50..90] {
+            *id = (*id + 13) % 50;
+        }
+        let hidden = |p: &PackedSeq| {
+            let batch = to_packed_batch(std::slice::from_ref(p), seq_len, &Device::Cpu).unwrap();
+            m.hidden(&batch.inputs, batch.packing.as_ref()).unwrap()
+        };
+        let (ha, hb) = (hidden(&a), hidden(&b));
+        let rows = |h: &Tensor, s, n| h.narrow(1, s, n).unwrap();
+        for (s, n) in [(0, 50), (90, 38)] {
+            assert_eq!(worst(&rows(&ha, s, n), &rows(&hb, s, n)), 0.0, "{s}..");
+        }
+        assert!(worst(&rows(&ha, 50, 40), &rows(&hb, 50, 40)) > 1e-3);
+    }
+
+    /// Per-token positions rotate each token as the unpacked RoPE rotates
+    /// the token at that position, on the fused path and the composed one.
+    #[test]
+    fn packed_positions_rotate_as_unpacked_ones() {
+        let c = tiny();
+        let (b, t, heads, d) = (2, 12, c.num_attention_heads, c.head_dim());
+        let x = Tensor::from_vec(
+            values(b * t * heads * d, 3),
+            (b, t, heads * d),
+            &Device::Cpu,
+        );
+        let x = x.unwrap();
+        // Sample 0 repeats its first 5 tokens at positions 0..5 after them;
+        // sample 1 is unpacked.
+        let seg: Vec<u32> = (0..t).map(|j| (j >= 5) as u32).collect();
+        let pos0: Vec<u32> = (0..t as u32)
+            .map(|j| if j < 5 { j } else { j - 5 })
+            .collect();
+        let packing = Packing {
+            positions: [pos0.clone(), (0..t as u32).collect()].concat(),
+            segments: [seg, vec![0; t]].concat(),
+        };
+        let x0: Vec<Tensor> = (pos0.iter())
+            .map(|&p| x.narrow(0, 0, 1).unwrap().narrow(1, p as usize, 1).unwrap())
+            .collect();
+        let x0 = Tensor::cat(&x0, 1).unwrap();
+        let x = Tensor::cat(&[&x0, &x.narrow(0, 1, 1).unwrap()], 0).unwrap();
+        let packed = Positions::new(&c, (b, t), Some(&packing), &Device::Cpu, DType::F32);
+        let plain = Positions::new(&c, (b, t), None, &Device::Cpu, DType::F32).unwrap();
+        let packed = packed.unwrap();
+        let heads_of = |x: &Tensor| {
+            let x = x.reshape((b, t, heads, d)).unwrap();
+            x.transpose(1, 2).unwrap().contiguous().unwrap()
+        };
+        let fused = packed.rope_heads(&x, heads).unwrap();
+        let composed = packed.rope(&heads_of(&x)).unwrap();
+        assert!(worst(&fused, &composed) < 1e-6);
+        // Token 5 + j of sample 0 is token j, at position j.
+        let ours = fused.narrow(0, 0, 1).unwrap().narrow(2, 5, 5).unwrap();
+        let unpacked = plain.rope_heads(&x, heads).unwrap();
+        let theirs = unpacked.narrow(0, 0, 1).unwrap().narrow(2, 0, 5).unwrap();
+        assert_eq!(worst(&ours, &theirs), 0.0);
+        let sample1 = |r: &Tensor| r.narrow(0, 1, 1).unwrap();
+        assert_eq!(worst(&sample1(&fused), &sample1(&unpacked)), 0.0);
+    }
+
+    /// The rows set are the mean of the others but those left out, in the
+    /// embedding and the untied head; the other rows are unchanged.
+    #[test]
+    fn set_rows_to_mean_averages_the_other_rows() {
+        for tied in [true, false] {
+            let mut c = tiny();
+            c.tie_word_embeddings = tied;
+            let m = Llama::init(&c, 2, &Device::Cpu, DType::F32).unwrap();
+            let before: BTreeMap<String, Vec<Vec<f32>>> = (m.params().into_iter())
+                .filter(|(n, _)| n.contains("embed") || n.contains("lm_head"))
+                .map(|(n, v)| (n, v.as_tensor().to_vec2::<f32>().unwrap()))
+                .collect();
+            m.set_rows_to_mean(&[3, 7, 7], &[9]).unwrap();
+            assert_eq!(before.len(), if tied { 1 } else { 2 });
+            for (name, old) in before {
+                let new = by_name(&m)[&name].as_tensor().to_vec2::<f32>().unwrap();
+                let others: Vec<&Vec<f32>> = (old.iter().enumerate())
+                    .filter(|(r, _)| ![3, 7, 9].contains(r))
+                    .map(|(_, row)| row)
+                    .collect();
+                for (r, row) in new.iter().enumerate() {
+                    if r != 3 && r != 7 {
+                        assert_eq!(row, &old[r], "{name} {r}");
+                        continue;
+                    }
+                    for (k, x) in row.iter().enumerate() {
+                        let mean = others.iter().map(|o| o[k] as f64).sum::<f64>() / 47.0;
+                        assert!((*x as f64 - mean).abs() < 1e-6, "{name} {r} {k}");
+                    }
+                }
+            }
+            assert!(m.set_rows_to_mean(&[50], &[]).is_err());
+        }
     }
 }

@@ -39,10 +39,11 @@ use almr::mixfile::Split;
 
 use crate::checkpoint::{self, Extra};
 use crate::config::LlamaConfig;
-use crate::data::MixData;
+use crate::data::{Batch, MixData};
 use crate::device::Precision;
 use crate::error::{IoContext, Result, TrainerError};
 use crate::eval::{valid_loss, ValidWindows};
+use crate::loss::IGNORE;
 use crate::memory::{self, Limit, Source, Workload};
 use crate::model::Llama;
 use crate::optim::{clip_scale, grad_norm, AdamW, AdamWConfig};
@@ -95,6 +96,16 @@ pub struct RunSpec {
     pub compute_dtype: Precision,
     /// dtype of the final weights.
     pub save_dtype: Precision,
+    /// Token ids whose embedding rows (and head rows, when untied) are set
+    /// to the mean of the trained rows before the first step
+    /// (`--init-untrained-tokens mean`, [`chat_template_tokens`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mean_init: Vec<u32>,
+    /// Rows left out of that mean besides `mean_init`: every added token of
+    /// the tokenizer (Llama-3's ~250 reserved special tokens were never
+    /// trained either).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mean_left_out: Vec<u32>,
 }
 
 /// How to run it.
@@ -123,7 +134,8 @@ pub struct Metrics {
     pub step: u64,
     /// Learning rate of this step.
     pub lr: f64,
-    /// Mean training loss over the step's micro-batches.
+    /// Training loss of the step: the mean over its counted targets
+    /// (token-weighted across micro-batches).
     pub loss: f64,
     /// Global gradient norm before clipping.
     pub grad_norm: f64,
@@ -230,7 +242,7 @@ fn differing_keys(a: &RunSpec, b: &RunSpec) -> Vec<String> {
 fn check(spec: &RunSpec, data: &MixData) -> Result<()> {
     let global = spec.micro_batch * spec.grad_accum;
     let needed = spec.steps as usize * global;
-    let have = data.index().len(Split::Train);
+    let have = data.len(Split::Train);
     if needed > have {
         return Err(TrainerError::MixTooShort {
             steps: spec.steps,
@@ -393,6 +405,16 @@ fn progress_bar(opts: &RunOptions, steps: u64, done: u64) -> ProgressBar {
     bar
 }
 
+/// What the micro-batches of a step give.
+struct StepGrads {
+    /// The summed gradients, by parameter name.
+    grads: BTreeMap<String, Tensor>,
+    /// The step's loss, token-weighted ([`Trainer::gradients`]).
+    loss: f64,
+    /// Tokens in the micro-batches, padding excluded.
+    tokens: usize,
+}
+
 /// A run in progress: the model, its optimizer and how far they are.
 struct Trainer<'a> {
     spec: &'a RunSpec,
@@ -430,6 +452,14 @@ impl<'a> Trainer<'a> {
             Start::Scratch { config, seed } => Llama::init(config, *seed, &opts.device, compute)?,
             Start::Checkpoint(dir) => checkpoint::load(dir, &opts.device, compute)?,
         };
+        if !spec.mean_init.is_empty() {
+            model.set_rows_to_mean(&spec.mean_init, &spec.mean_left_out)?;
+            eprintln!(
+                "--init-untrained-tokens mean: rows {:?} set to the mean of the {} rows that are not added tokens",
+                spec.mean_init,
+                model.config().vocab_size.saturating_sub(spec.mean_left_out.len())
+            );
+        }
         let opt = AdamW::new(model.params(), spec.adamw.clone())?;
         Ok(Trainer {
             spec,
@@ -473,40 +503,63 @@ impl<'a> Trainer<'a> {
         let spec = self.spec;
         let t0 = Instant::now();
         let lr = spec.schedule.lr(self.step);
-        let (grads, loss_sum) = self.gradients()?;
-        let grad_norm = grad_norm(&grads)?;
+        let step = self.gradients()?;
+        let grad_norm = grad_norm(&step.grads)?;
         self.opt
-            .step(&grads, lr, clip_scale(grad_norm, spec.clip))?;
-        drop(grads);
-        let step_tokens = (spec.micro_batch * spec.grad_accum) as u64 * self.data.seq_len() as u64;
-        self.tokens += step_tokens;
+            .step(&step.grads, lr, clip_scale(grad_norm, spec.clip))?;
+        drop(step.grads);
+        self.tokens += step.tokens as u64;
         self.step += 1;
         Ok(Metrics {
             step: self.step,
             lr,
-            loss: loss_sum / spec.grad_accum as f64,
+            loss: step.loss,
             grad_norm,
             tokens: self.tokens,
-            tokens_per_s: step_tokens as f64 / t0.elapsed().as_secs_f64(),
+            tokens_per_s: step.tokens as f64 / t0.elapsed().as_secs_f64(),
             val_loss: BTreeMap::new(),
         })
     }
 
-    /// The gradients of the next step's micro-batches (each loss scaled by
-    /// `1 / grad_accum`), summed, by parameter name; and the sum of the
-    /// micro-batches' losses.
-    fn gradients(&self) -> Result<(BTreeMap<String, Tensor>, f64)> {
+    /// The next step's micro-batches.
+    fn micro_batches(&self) -> Result<Vec<Batch>> {
         let spec = self.spec;
+        (0..spec.grad_accum)
+            .map(|k| {
+                let first = (self.step as usize * spec.grad_accum + k) * spec.micro_batch;
+                let ids: Vec<usize> = (first..first + spec.micro_batch).collect();
+                self.data.batch(Split::Train, &ids, self.model.device())
+            })
+            .collect()
+    }
+
+    /// The gradients of the next step, by parameter name, and its loss.
+    ///
+    /// Token-weighted over the micro-batches, as Hugging Face's trainer does
+    /// with `num_items_in_batch`: the step's loss is the sum of the losses
+    /// of every counted target of its micro-batches over their number, so
+    /// micro-batch `k`, whose mean is over `n_k` of the step's `N` counted
+    /// targets, has its gradient scaled by `n_k / N`. A target in a
+    /// micro-batch with few assistant tokens weighs as much as one in a
+    /// micro-batch with many. CPT windows count every target, so there
+    /// `n_k / N = 1 / grad_accum`: the mean of the micro-batches' means.
+    fn gradients(&self) -> Result<StepGrads> {
+        let batches = self.micro_batches()?;
+        let counts: Vec<usize> = (batches.iter())
+            .map(|b| b.targets.iter().filter(|&&t| t != IGNORE).count())
+            .collect();
+        let total: usize = counts.iter().sum();
         let mut grads: BTreeMap<String, Tensor> = BTreeMap::new();
         let mut loss_sum = 0f64;
-        for k in 0..spec.grad_accum {
-            let first = (self.step as usize * spec.grad_accum + k) * spec.micro_batch;
-            let ids: Vec<usize> = (first..first + spec.micro_batch).collect();
-            let b = self.data.batch(Split::Train, &ids, self.model.device())?;
+        for (b, &n) in batches.iter().zip(&counts) {
+            let weight = if total == 0 {
+                0.0
+            } else {
+                n as f64 / total as f64
+            };
             let (loss, g) =
-                self.model
-                    .backward(&b.inputs, &b.targets, 1.0 / spec.grad_accum as f64)?;
-            loss_sum += loss;
+                (self.model).backward(&b.inputs, b.packing.as_ref(), &b.targets, weight)?;
+            loss_sum += loss * weight;
             for (name, var) in self.model.params() {
                 if let Some(gv) = g.get(var.as_tensor()) {
                     let total = match grads.remove(&name) {
@@ -517,7 +570,11 @@ impl<'a> Trainer<'a> {
                 }
             }
         }
-        Ok((grads, loss_sum))
+        Ok(StepGrads {
+            grads,
+            loss: loss_sum,
+            tokens: batches.iter().map(|b| b.tokens).sum(),
+        })
     }
 
     /// Adds the validation loss per language to `m` on evaluation steps:
@@ -551,15 +608,17 @@ impl<'a> Trainer<'a> {
             tokens: self.tokens,
         };
         let state = serde_json::to_vec_pretty(&state).expect("the state serializes");
+        let mut extra = vec![
+            Extra::Tensors("optimizer.safetensors", self.opt.state()?),
+            Extra::Bytes("trainer_state.json", state),
+        ];
+        extra.extend(checkpoint::build_tokenizer(&self.spec.mix));
         checkpoint::save(
             &self.model,
             &checkpoint_dir(out, self.step),
             Precision::F32,
             checkpoint::MAX_SHARD_BYTES,
-            &[
-                Extra::Tensors("optimizer.safetensors", self.opt.state()?),
-                Extra::Bytes("trainer_state.json", state),
-            ],
+            &extra,
         )
     }
 }
@@ -637,6 +696,64 @@ fn check_hyper(spec: &RunSpec) -> Result<()> {
     }
 }
 
+/// The special tokens a chat template uses, by id: the added tokens of
+/// `BUILD/tokenizer.json` whose text appears in the `chat_template` of
+/// `BUILD/tokenizer_config.json` (a string, or a list of named templates).
+/// Base Llama-3 never trained those of the Llama-3 Instruct template
+/// (`<|start_header_id|>`, `<|end_header_id|>`, `<|eot_id|>`). None at all
+/// is an error: the template does not use the tokenizer's special tokens.
+/// The special tokens of a build's chat template, and every added token.
+#[derive(Debug)]
+pub struct ChatTokens {
+    /// The added tokens the template uses, by id, with their text.
+    pub used: Vec<(u32, String)>,
+    /// The id of every added token of `tokenizer.json`.
+    pub added: Vec<u32>,
+}
+
+pub fn chat_template_tokens(build: &Path) -> Result<ChatTokens> {
+    #[derive(Deserialize)]
+    struct Added {
+        id: u32,
+        content: String,
+    }
+    #[derive(Deserialize)]
+    struct Tokenizer {
+        #[serde(default)]
+        added_tokens: Vec<Added>,
+    }
+    let tokenizer: Tokenizer = read_json(&build.join("tokenizer.json"))?;
+    let path = build.join("tokenizer_config.json");
+    let config: serde_json::Value = read_json(&path)?;
+    let problem = |problem: &str| TrainerError::Config {
+        path: path.clone(),
+        problem: problem.to_string(),
+    };
+    let template = match config.get("chat_template") {
+        Some(serde_json::Value::String(t)) => t.clone(),
+        Some(serde_json::Value::Array(list)) => (list.iter())
+            .filter_map(|t| t.get("template")?.as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => return Err(problem("no chat_template")),
+    };
+    let mut added: Vec<u32> = tokenizer.added_tokens.iter().map(|a| a.id).collect();
+    added.sort_unstable();
+    added.dedup();
+    let mut used: Vec<(u32, String)> = (tokenizer.added_tokens.into_iter())
+        .filter(|a| !a.content.is_empty() && template.contains(&a.content))
+        .map(|a| (a.id, a.content))
+        .collect();
+    used.sort();
+    used.dedup();
+    match used.is_empty() {
+        true => Err(problem(
+            "its chat_template uses none of the added tokens of tokenizer.json",
+        )),
+        false => Ok(ChatTokens { used, added }),
+    }
+}
+
 /// Runs (or resumes) training: checks the options, the run directory and
 /// the memory a step needs (printing the estimate on stderr) before writing
 /// anything, then trains to `spec.steps` or `opts.stop_at`, and appends the
@@ -676,7 +793,7 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Outcome> {
                 &final_dir,
                 spec.save_dtype,
                 checkpoint::MAX_SHARD_BYTES,
-                &[],
+                &checkpoint::build_tokenizer(&spec.mix),
             )?;
         }
         bar.finish();
@@ -693,4 +810,45 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Outcome> {
         metrics_path: log.path.clone(),
         memory: record,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The added tokens the template text holds, sorted by id; a template
+    /// without any is an error.
+    #[test]
+    fn chat_template_tokens_are_the_added_tokens_the_template_uses() {
+        let dir = tempfile::tempdir().unwrap();
+        let added = |id: u32, content: &str| serde_json::json!({ "id": id, "content": content, "special": true });
+        let tokenizer = serde_json::json!({
+            "added_tokens": [
+                added(128000, "<|begin_of_text|>"),
+                added(128009, "<|eot_id|>"),
+                added(128006, "<|start_header_id|>"),
+                added(128007, "<|end_header_id|>"),
+                added(128010, "<|reserved_special_token_2|>"),
+            ],
+            "model": { "type": "BPE" },
+        });
+        std::fs::write(dir.path().join("tokenizer.json"), tokenizer.to_string()).unwrap();
+        let config = |template: &str| {
+            let c =
+                serde_json::json!({ "chat_template": template, "bos_token": "<|begin_of_text|>" });
+            std::fs::write(dir.path().join("tokenizer_config.json"), c.to_string()).unwrap();
+        };
+        config(
+            "{% for m in messages %}<|start_header_id|>{{ m.role }}<|end_header_id|>\n\n\
+             {{ m.content }}<|eot_id|>{% endfor %}",
+        );
+        let got = chat_template_tokens(dir.path()).unwrap();
+        let ids: Vec<u32> = got.used.iter().map(|(i, _)| *i).collect();
+        assert_eq!(ids, [128006, 128007, 128009]);
+        assert_eq!(got.used[2].1, "<|eot_id|>");
+        assert_eq!(got.added, [128000, 128006, 128007, 128009, 128010]);
+        config("{{ messages }}");
+        let e = chat_template_tokens(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("none of the added tokens"), "{e}");
+    }
 }

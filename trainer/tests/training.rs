@@ -44,6 +44,8 @@ fn spec(mix: &Path, steps: u64, lr: f64) -> RunSpec {
         save_every: 3,
         compute_dtype: Precision::F32,
         save_dtype: Precision::F32,
+        mean_init: Vec::new(),
+        mean_left_out: Vec::new(),
     }
 }
 
@@ -295,7 +297,9 @@ fn eval_reads_a_shard_as_non_overlapping_windows() {
             &Device::Cpu,
         )
         .unwrap();
-        let (window_sum, counted) = model.loss_sum(&b.inputs, &b.targets).unwrap();
+        let (window_sum, counted) = model
+            .loss_sum(&b.inputs, b.packing.as_ref(), &b.targets)
+            .unwrap();
         sum += window_sum / counted as f64;
     }
     let got = almr_trainer::eval::shard_loss(&model, &prefix, 16, 4).unwrap();
