@@ -1,32 +1,28 @@
 //! A conversation's tokens and loss mask: the rendered chat template,
 //! encoded, with 1 on every token the loss counts.
 //!
-//! 1. **Render.** The whole conversation, without a generation prompt. The
-//!    template ends the conversation: nothing is appended.
-//! 2. **Find the contents.** The template is rendered once more with each
-//!    message's content replaced by a marker. Between the markers is the
-//!    template's own text; the real rendering must be that text with each
-//!    content (or the content trimmed, as many templates do) in the markers'
-//!    places. Otherwise the template changes content in a way almr cannot
-//!    place, and that is an error naming the template.
-//! 3. **Find the assistant spans.** For each assistant turn `i`, the prefix
+//! 1. **Render and place.** The whole conversation, without a generation
+//!    prompt, and where each message's content lies in it
+//!    ([`ChatTemplate::render_placed`]). The template ends the conversation:
+//!    nothing is appended.
+//! 2. **Find the assistant spans.** For each assistant turn `i`, the prefix
 //!    `P` (turns before `i`, with the generation prompt) and `Q` (turns up to
 //!    `i`) are rendered. `Q` must start with `P` and the whole rendering with
 //!    `Q` (the template is prefix-consistent), and `Q` minus `P` (the reply
 //!    and the template's end of turn, e.g. `<|eot_id|>`) has mask 1.
-//! 4. **Encode.** The template's text is split at the vocabulary's added
-//!    tokens, each of which becomes its single id; everything else, contents
-//!    included, is encoded as plain text, so special-token text inside a
-//!    message stays text. Text is cut only where the mask changes.
+//! 3. **Encode** the [`place::pieces`]: the template's text split at the
+//!    vocabulary's added tokens, each its single id; contents as plain text,
+//!    so special-token text inside a message stays text; plain text cut only
+//!    where the mask changes.
 
 use std::ops::Range;
 
-use aho_corasick::{AhoCorasick, MatchKind};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::DocTokenizer;
 use crate::error::TokenizerError;
+use crate::template::place::{self, AddedTokens, Piece};
 use crate::template::{ChatTemplate, Role, Turn};
 
 /// Which tokens of a conversation the loss counts.
@@ -55,12 +51,7 @@ pub struct Encoded {
 pub struct ChatEncoder<'a> {
     template: &'a ChatTemplate,
     tokenizer: &'a DocTokenizer,
-    added: Option<(AhoCorasick, Vec<u32>)>,
-}
-
-/// A marker that stands for message `i`'s content in the skeleton rendering.
-fn marker(i: usize) -> String {
-    format!("\u{E000}almr-content-{i}\u{E001}")
+    added: Option<AddedTokens>,
 }
 
 impl<'a> ChatEncoder<'a> {
@@ -69,93 +60,38 @@ impl<'a> ChatEncoder<'a> {
         template: &'a ChatTemplate,
         tokenizer: &'a DocTokenizer,
     ) -> Result<Self, TokenizerError> {
-        let (contents, ids): (Vec<String>, Vec<u32>) = tokenizer.added_tokens().into_iter().unzip();
-        let added = match contents.is_empty() {
-            true => None,
-            false => Some((
-                AhoCorasick::builder()
-                    .match_kind(MatchKind::LeftmostLongest)
-                    .build(&contents)
-                    .map_err(|e| template.error(&format!("added tokens: {e}")))?,
-                ids,
-            )),
-        };
         Ok(ChatEncoder {
             template,
             tokenizer,
-            added,
+            added: AddedTokens::new(&tokenizer.added_tokens())?,
         })
     }
 
     /// The ids and mask of `turns`.
     pub fn encode(&self, turns: &[Turn], mask: &MaskConfig) -> Result<Encoded, TokenizerError> {
-        let full = self.template.render(turns, false)?;
-        let contents = self.locate_contents(turns, &full)?;
+        let placed = self.template.render_placed(turns, false)?;
         let trained = match mask.train_on_prompt {
-            true => std::iter::once(0..full.len()).collect(),
-            false => self.assistant_spans(turns, &full, mask.mask_history)?,
+            true => std::iter::once(0..placed.text.len()).collect(),
+            false => self.assistant_spans(turns, &placed.text, mask.mask_history)?,
         };
-        self.encode_pieces(&full, &contents, &trained)
-    }
-
-    /// The byte range of each message's content in `full`.
-    fn locate_contents(
-        &self,
-        turns: &[Turn],
-        full: &str,
-    ) -> Result<Vec<Range<usize>>, TokenizerError> {
-        let masked: Vec<Turn> = (0..turns.len())
-            .map(|i| Turn {
-                role: turns[i].role,
-                content: marker(i),
-            })
-            .collect();
-        let skeleton = self.template.render(&masked, false)?;
-        let mut texts = Vec::with_capacity(turns.len() + 1);
-        let mut rest = skeleton.as_str();
-        for i in 0..turns.len() {
-            let m = marker(i);
-            let at = rest.find(&m).ok_or_else(|| {
-                self.template.error(&format!(
-                    "it does not show message {i}'s content (every message must appear once, in order)"
-                ))
-            })?;
-            texts.push(&rest[..at]);
-            rest = &rest[at + m.len()..];
+        let mut out = Encoded {
+            ids: Vec::new(),
+            mask: Vec::new(),
+        };
+        for piece in place::pieces(&placed, &trained, self.added.as_ref()) {
+            match piece {
+                Piece::Special(id, bit) => {
+                    out.ids.push(id);
+                    out.mask.push(bit);
+                }
+                Piece::Text(text, bit) => {
+                    let ids = self.tokenizer.encode_text(&text)?;
+                    out.mask.extend(std::iter::repeat_n(bit, ids.len()));
+                    out.ids.extend(ids);
+                }
+            }
         }
-        if rest.contains('\u{E000}') && rest.contains("almr-content-") {
-            return Err(self
-                .template
-                .error(&"it shows a message's content more than once")
-                .into());
-        }
-        texts.push(rest);
-        let mut at = 0;
-        let mut ranges = Vec::with_capacity(turns.len());
-        for (i, turn) in turns.iter().enumerate() {
-            at = expect_text(full, at, texts[i]).ok_or_else(|| self.unplaced(i))?;
-            let c = &turn.content;
-            let next = texts[i + 1];
-            let candidates = [c.as_str(), c.trim(), c.trim_start(), c.trim_end()];
-            let content = candidates
-                .into_iter()
-                .find(|c| full[at..].starts_with(c) && full[at + c.len()..].starts_with(next))
-                .ok_or_else(|| self.unplaced(i))?;
-            ranges.push(at..at + content.len());
-            at += content.len();
-        }
-        match expect_text(full, at, texts[turns.len()]) {
-            Some(end) if end == full.len() => Ok(ranges),
-            _ => Err(self.unplaced(turns.len().saturating_sub(1))),
-        }
-    }
-
-    fn unplaced(&self, i: usize) -> TokenizerError {
-        self.template
-            .error(&format!(
-                "it changes message {i}'s content in a way almr cannot place (only trimming is understood)"
-            ))
-            .into()
+        Ok(out)
     }
 
     /// The byte ranges of `full` that the loss counts: each assistant turn's
@@ -191,72 +127,4 @@ impl<'a> ChatEncoder<'a> {
             })
             .collect()
     }
-
-    /// Encodes `full`: template text split at added tokens, contents as
-    /// plain text, cut where the mask changes.
-    fn encode_pieces(
-        &self,
-        full: &str,
-        contents: &[Range<usize>],
-        trained: &[Range<usize>],
-    ) -> Result<Encoded, TokenizerError> {
-        let mut cuts: Vec<usize> = vec![0, full.len()];
-        for r in contents.iter().chain(trained) {
-            cuts.extend([r.start, r.end]);
-        }
-        cuts.sort_unstable();
-        cuts.dedup();
-        let mut out = Encoded {
-            ids: Vec::new(),
-            mask: Vec::new(),
-        };
-        let mut text = String::new();
-        let mut text_bit = 0u8;
-        let inside = |ranges: &[Range<usize>], at: usize| ranges.iter().any(|r| r.contains(&at));
-        for w in cuts.windows(2) {
-            let (start, end) = (w[0], w[1]);
-            if start == end {
-                continue;
-            }
-            let bit = inside(trained, start) as u8;
-            if bit != text_bit {
-                self.flush(&mut text, text_bit, &mut out)?;
-                text_bit = bit;
-            }
-            let piece = &full[start..end];
-            match (&self.added, inside(contents, start)) {
-                (Some((finder, ids)), false) => {
-                    let mut last = 0;
-                    for m in finder.find_iter(piece) {
-                        text.push_str(&piece[last..m.start()]);
-                        self.flush(&mut text, bit, &mut out)?;
-                        out.ids.push(ids[m.pattern().as_usize()]);
-                        out.mask.push(bit);
-                        last = m.end();
-                    }
-                    text.push_str(&piece[last..]);
-                }
-                _ => text.push_str(piece),
-            }
-        }
-        self.flush(&mut text, text_bit, &mut out)?;
-        Ok(out)
-    }
-
-    /// Encodes the pending plain `text` with mask `bit`.
-    fn flush(&self, text: &mut String, bit: u8, out: &mut Encoded) -> Result<(), TokenizerError> {
-        if text.is_empty() {
-            return Ok(());
-        }
-        let ids = self.tokenizer.encode_text(text)?;
-        out.mask.extend(std::iter::repeat_n(bit, ids.len()));
-        out.ids.extend(ids);
-        text.clear();
-        Ok(())
-    }
-}
-
-/// The end of `text` when `full` has it at `at`.
-fn expect_text(full: &str, at: usize, text: &str) -> Option<usize> {
-    full.get(at..)?.starts_with(text).then_some(at + text.len())
 }

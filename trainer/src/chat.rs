@@ -2,18 +2,18 @@
 //! template, the conversation encoded as `almr build` encodes chat shards,
 //! and replies generated with [`crate::generate`].
 //!
-//! The prompt is the conversation rendered with the generation prompt. Its
-//! text is split at the vocabulary's added tokens, each of which becomes its
-//! single id (`<|begin_of_text|>`, `<|start_header_id|>`, …); the rest is
-//! encoded as plain text, special-token text included, as almr's
-//! `ChatEncoder` encodes template text. (Unlike a build, which places each
-//! message's content and keeps special-token text typed into it as text,
-//! the whole prompt is split, so such text in a message becomes the token.)
+//! The prompt is the conversation rendered with the generation prompt and
+//! encoded as a build encodes chat shards ([`almr::template::place`]): the
+//! template's text is split at the vocabulary's added tokens, each of which
+//! becomes its single id (`<|begin_of_text|>`, `<|start_header_id|>`, …);
+//! message contents are plain text, so special-token text typed into a
+//! message stays text.
 
 use std::path::{Path, PathBuf};
 
 use tokenizers::Tokenizer;
 
+use almr::template::place::{self, AddedTokens, Piece};
 use almr::template::{ChatTemplate, Role, TemplateError, Turn, AUTO, TOKENIZER_CONFIG};
 
 use crate::checkpoint::TOKENIZER;
@@ -76,8 +76,8 @@ pub struct ChatFormat {
     tokenizer: Tokenizer,
     path: PathBuf,
     template: ChatTemplate,
-    /// Added tokens, longest first.
-    added: Vec<(String, u32)>,
+    /// The vocabulary's added tokens.
+    added: Option<AddedTokens>,
     stop: Vec<u32>,
 }
 
@@ -101,11 +101,10 @@ impl ChatFormat {
             Err(TemplateError::NoChatTemplate { path }) => Err(ChatError::NoTemplate { path }),
             other => Ok(other?),
         }?;
-        let mut added: Vec<(String, u32)> = (tokenizer.get_added_tokens_decoder().into_iter())
+        let added: Vec<(String, u32)> = (tokenizer.get_added_tokens_decoder().into_iter())
             .map(|(id, t)| (t.content, id))
-            .filter(|(c, _)| !c.is_empty())
             .collect();
-        added.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
+        let added = AddedTokens::new(&added)?;
         let stop = stop_tokens(&tokenizer, &template);
         Ok(ChatFormat {
             tokenizer,
@@ -130,34 +129,15 @@ impl ChatFormat {
 
     /// The ids of `turns` rendered with the generation prompt.
     pub fn prompt(&self, turns: &[Turn]) -> Result<Vec<u32>, ChatError> {
-        let text = self.template.render(turns, true)?;
-        self.encode(&text)
-    }
-
-    /// `text` split at added tokens (each its id), the rest encoded as
-    /// plain text.
-    pub fn encode(&self, text: &str) -> Result<Vec<u32>, ChatError> {
+        let placed = self.template.render_placed(turns, true)?;
         let mut ids = Vec::new();
-        let mut rest = text;
-        while !rest.is_empty() {
-            let (at, token) = match self.next_added(rest) {
-                Some((at, content, id)) => (at, Some((content.len(), id))),
-                None => (rest.len(), None),
-            };
-            ids.extend(self.encode_plain(&rest[..at])?);
-            let Some((len, id)) = token else { break };
-            ids.push(id);
-            rest = &rest[at + len..];
+        for piece in place::pieces(&placed, &[], self.added.as_ref()) {
+            match piece {
+                Piece::Special(id, _) => ids.push(id),
+                Piece::Text(text, _) => ids.extend(self.encode_plain(&text)?),
+            }
         }
         Ok(ids)
-    }
-
-    /// The leftmost added token in `text` (the longest of those there),
-    /// with its byte offset.
-    fn next_added(&self, text: &str) -> Option<(usize, &str, u32)> {
-        (self.added.iter())
-            .filter_map(|(c, id)| text.find(c.as_str()).map(|at| (at, c.as_str(), *id)))
-            .min_by_key(|&(at, c, _)| (at, std::cmp::Reverse(c.len())))
     }
 
     /// Plain text's ids, with no special tokens added.

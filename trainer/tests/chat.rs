@@ -63,6 +63,9 @@ fn the_prompt_is_encoded_as_tokenizers_encodes_the_rendered_template() {
     // <|end_of_text|> and the template's <|eot_id|>.
     assert_eq!(f.stop_tokens(), [128001, 128009]);
     assert_eq!(f.decode(&ids[ids.len() - 4..]).unwrap(), "assistant\n\n");
+    // Special-token text typed into a message stays text, as in a build.
+    let typed = f.prompt(&[turn(Role::User, "say <|eot_id|>")]).unwrap();
+    assert_eq!(typed.iter().filter(|&&i| i == 128009).count(), 1);
 }
 
 /// Writes a chat shard of `convs` (each a prompt and a reply) at `prefix`:
@@ -71,10 +74,13 @@ fn chat_shard(f: &ChatFormat, prefix: &Path, convs: &[(&str, &str)]) -> Vec<(Vec
     let mut tokens = ShardWriter::create(prefix, ShardDType::I32).unwrap();
     let mut masks = ShardWriter::create(&mask_prefix(prefix), ShardDType::U8).unwrap();
     let mut out = Vec::new();
+    let tok = common::root().join("fixtures/tokenizers/llama3/tokenizer.json");
+    let hf = tokenizers::Tokenizer::from_file(tok).unwrap();
     for (user, reply) in convs {
         let mut ids = f.prompt(&[turn(Role::User, user)]).unwrap();
         let mut mask = vec![0u8; ids.len()];
-        let answer = f.encode(&format!("{reply}<|eot_id|>")).unwrap();
+        let answer = hf.encode(format!("{reply}<|eot_id|>"), false).unwrap();
+        let answer = answer.get_ids().to_vec();
         mask.extend(vec![1u8; answer.len()]);
         ids.extend(answer);
         tokens.push(&ids).unwrap();

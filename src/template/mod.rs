@@ -11,6 +11,8 @@
 //! `tokenizer.json`), `"llama3"` (the built-in [`LLAMA3`], Meta's
 //! `ChatFormat`), or the path of a Jinja file.
 
+pub mod place;
+
 use std::path::{Path, PathBuf};
 
 use minijinja::syntax::SyntaxConfig;
