@@ -330,11 +330,11 @@ pub struct MixIndex {
     samples: [(usize, usize); 2],
 }
 
-fn u64_at(b: &[u8], at: usize) -> u64 {
+pub(super) fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
+pub(super) fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
 }
 
@@ -346,10 +346,26 @@ pub(super) fn stem(path: &Path) -> PathBuf {
     }
 }
 
-impl MixIndex {
-    /// Opens a mix from `OUT/mix/NAME` (or its `.json` or `.mix` file),
-    /// checking every record against the shards.
-    pub fn open(path: &Path) -> Result<MixIndex, MixIndexError> {
+/// What both mix readers open first: the sidecar, the build it belongs to
+/// (checked against the manifest the mix records) and the index, mapped.
+pub(super) struct Opened {
+    /// The sidecar.
+    pub report: MixReport,
+    /// The build's output directory.
+    pub out: PathBuf,
+    /// The index file, mapped.
+    pub map: Mmap,
+    /// Its path.
+    pub file_path: PathBuf,
+    /// The build's token dtype.
+    pub dtype: DType,
+    /// Its vocabulary size.
+    pub vocab: u32,
+}
+
+impl Opened {
+    /// Opens the mix at `OUT/mix/NAME` (or its `.json` or `.mix` file).
+    pub fn open(path: &Path) -> Result<Opened, MixIndexError> {
         let stem = stem(path);
         let json = stem.with_extension("json");
         let text = std::fs::read_to_string(&json).map_err(io("reading", &json))?;
@@ -369,8 +385,57 @@ impl MixIndex {
         let file_path = out.join(&report.index.path);
         let file = File::open(&file_path).map_err(io("opening", &file_path))?;
         // SAFETY: indexes are written once, atomically, and never modified;
-        // every offset read below is checked against the map's length.
+        // every offset read from them is checked against the map's length.
         let map = unsafe { Mmap::map(&file) }.map_err(io("mapping", &file_path))?;
+        Ok(Opened {
+            report,
+            out,
+            map,
+            file_path,
+            dtype,
+            vocab,
+        })
+    }
+
+    /// Checks what every index starts with: its size against the sidecar,
+    /// `magic`, `version`, and the `seq_len` at byte 16; returns `seq_len`.
+    pub fn check_header(
+        b: &[u8],
+        report: &MixReport,
+        magic: &[u8; 8],
+        version: u64,
+    ) -> Result<u64, String> {
+        let listed = report.index.digest.bytes;
+        require(b.len() as u64 == listed, || {
+            format!("{} bytes, the sidecar lists {listed}", b.len())
+        })?;
+        require(b.len() >= 24 && &b[..8] == magic, || "bad magic".into())?;
+        require(u64_at(b, 8) == version, || {
+            format!("version {}, expected {version}", u64_at(b, 8))
+        })?;
+        let seq_len = u64_at(b, 16);
+        require(seq_len == report.seq_len, || {
+            "seq_len differs from the sidecar".into()
+        })?;
+        require((1..=MAX_SEQ_LEN).contains(&seq_len), || {
+            format!("seq_len {seq_len} outside 1..={MAX_SEQ_LEN}")
+        })?;
+        Ok(seq_len)
+    }
+}
+
+impl MixIndex {
+    /// Opens a mix from `OUT/mix/NAME` (or its `.json` or `.mix` file),
+    /// checking every record against the shards.
+    pub fn open(path: &Path) -> Result<MixIndex, MixIndexError> {
+        let Opened {
+            report,
+            out,
+            map,
+            file_path,
+            dtype,
+            vocab,
+        } = Opened::open(path)?;
         let mut sources = Vec::new();
         for s in &report.sources {
             let mut shards = Vec::new();
@@ -411,23 +476,9 @@ impl MixIndex {
     /// is wrong.
     fn check_layout(&mut self) -> Result<(), String> {
         let b = &self.map;
-        let listed = self.report.index.digest.bytes;
-        require(b.len() as u64 == listed, || {
-            format!("{} bytes, the sidecar lists {listed}", b.len())
-        })?;
-        require(b.len() >= HEADER_LEN && &b[..8] == MAGIC, || {
-            "bad magic".into()
-        })?;
-        require(u64_at(b, 8) == VERSION, || {
-            format!("version {}, expected {VERSION}", u64_at(b, 8))
-        })?;
-        let (seq_len, n_sources) = (u64_at(b, 16), u64_at(b, 24) as usize);
-        require(seq_len == self.report.seq_len, || {
-            "seq_len differs from the sidecar".into()
-        })?;
-        require((1..=MAX_SEQ_LEN).contains(&seq_len), || {
-            format!("seq_len {seq_len} outside 1..={MAX_SEQ_LEN}")
-        })?;
+        Opened::check_header(b, &self.report, MAGIC, VERSION)?;
+        require(b.len() >= HEADER_LEN, || "truncated header".into())?;
+        let n_sources = u64_at(b, 24) as usize;
         require(n_sources == self.sources.len(), || {
             format!(
                 "{n_sources} sources, the sidecar lists {}",

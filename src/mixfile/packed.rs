@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
-use super::index::{build_facts, io, require, stem, MixIndexError, Split, MAX_SEQ_LEN};
+use super::index::{io, require, stem, u32_at, u64_at, MixIndexError, Opened, Split};
 use super::report::MixReport;
 use crate::fsutil::{create_hashed, finish_hashed, partial_path, FileDigest};
 use crate::shard::{with_suffix, DType, ShardReader};
@@ -132,44 +132,23 @@ pub struct PackedIndex {
     entries_at: usize,
 }
 
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-}
-
 impl PackedIndex {
     /// Opens a packed mix from `OUT/mix/NAME` (or its `.json` or `.mix`),
     /// checking every entry against the shards and masks.
     pub fn open(path: &Path) -> Result<PackedIndex, MixIndexError> {
-        let stem = stem(path);
-        let json = stem.with_extension("json");
-        let text = std::fs::read_to_string(&json).map_err(io("reading", &json))?;
-        let report: MixReport =
-            serde_json::from_str(&text).map_err(|source| MixIndexError::Json {
-                path: json.clone(),
-                source,
-            })?;
-        let out = stem
-            .parent()
-            .and_then(Path::parent)
-            .ok_or_else(|| MixIndexError::NotInMixDir {
-                path: path.to_path_buf(),
-            })?
-            .to_path_buf();
-        let (dtype, vocab) = build_facts(&out, &report, &json)?;
+        let Opened {
+            report,
+            out,
+            map,
+            file_path,
+            dtype,
+            vocab,
+        } = Opened::open(path)?;
         let sources = report
             .sources
             .iter()
             .map(|s| open_source(&out, &s.shards, dtype, vocab))
             .collect::<Result<_, _>>()?;
-        let file_path = out.join(&report.index.path);
-        let file = File::open(&file_path).map_err(io("opening", &file_path))?;
-        // SAFETY: indexes are written once, atomically, and never modified;
-        // every offset read below is checked against the map's length.
-        let map = unsafe { Mmap::map(&file) }.map_err(io("mapping", &file_path))?;
         let mut index = PackedIndex {
             report,
             out,
@@ -190,23 +169,8 @@ impl PackedIndex {
     /// Checks the index against its sidecar, shards and masks.
     fn check_layout(&mut self) -> Result<(), String> {
         let b = &self.map;
-        let listed = self.report.index.digest.bytes;
-        require(b.len() as u64 == listed, || {
-            format!("{} bytes, the sidecar lists {listed}", b.len())
-        })?;
-        require(b.len() >= HEADER_LEN && &b[..8] == MAGIC, || {
-            "bad magic".into()
-        })?;
-        require(u64_at(b, 8) == VERSION, || {
-            format!("version {}", u64_at(b, 8))
-        })?;
-        let seq_len = u64_at(b, 16);
-        require(seq_len == self.report.seq_len, || {
-            "seq_len differs from the sidecar".into()
-        })?;
-        require((1..=MAX_SEQ_LEN).contains(&seq_len), || {
-            format!("seq_len {seq_len} outside 1..={MAX_SEQ_LEN}")
-        })?;
+        let seq_len = Opened::check_header(b, &self.report, MAGIC, VERSION)?;
+        require(b.len() >= HEADER_LEN, || "truncated header".into())?;
         require(u64_at(b, 24) as usize == self.sources.len(), || {
             "the source count differs from the sidecar".into()
         })?;
