@@ -237,6 +237,52 @@ pub fn jsonl(data: &[u8]) {
         assert_eq!(plain, chunked, "small reads changed the items");
         check_failed_read(data, &plain, &failing);
     }
+    chat(data);
+}
+
+/// The same bytes read as conversations of each shape: one item per
+/// non-blank line, located, and every conversation kept is well formed
+/// (an optional system turn, then user and assistant in turn, ending on a
+/// non-blank assistant turn) with its turns' contents as its text.
+fn chat(data: &[u8]) {
+    use almr::read::chat::{joined, ChatSchema, Role};
+    let fields = Fields {
+        text: "text".into(),
+        id: None,
+    };
+    let non_blank = lines(data).into_iter().filter(|(_, l)| !blank(l)).count();
+    for schema in [
+        ChatSchema::Messages,
+        ChatSchema::Sharegpt,
+        ChatSchema::Alpaca,
+    ] {
+        let [plain, chunked, _] = streams(data).map(|input| {
+            let reader = JsonlReader::new(input, LABEL.into(), fields.clone()).chat(schema);
+            reader.collect::<Vec<_>>()
+        });
+        check_located(&plain);
+        assert_eq!(plain.len(), non_blank, "one item per non-blank line");
+        assert_eq!(plain, chunked, "small reads changed the conversations");
+        for item in &plain {
+            let Item::Doc(r) = item else { continue };
+            let turns = r.turns.as_ref().expect("a conversation has turns");
+            let body = match turns.first() {
+                Some(t) if t.role == Role::System => &turns[1..],
+                _ => &turns[..],
+            };
+            assert!(!body.is_empty() && body.len() % 2 == 0, "{turns:?}");
+            for (i, t) in body.iter().enumerate() {
+                let want = if i % 2 == 0 {
+                    Role::User
+                } else {
+                    Role::Assistant
+                };
+                assert_eq!(t.role, want, "{turns:?}");
+                assert!(t.role == Role::User || !t.content.trim().is_empty());
+            }
+            assert_eq!(r.text, joined(turns));
+        }
+    }
 }
 
 // ------------------------------------------------------------------- text

@@ -79,3 +79,122 @@ fn untied_logits_without_rope_scaling_match_the_reference() {
     c.num_key_value_heads = Some(4);
     compare(c, vec![vec![5, 999, 17, 3, 3, 3, 250, 0, 1, 42]]);
 }
+
+/// The reference's logits for one sequence of `ids` of the checkpoint in
+/// `dir`.
+fn reference_logits(dir: &std::path::Path, ids: &[u32]) -> Vec<Vec<f64>> {
+    let ids_path = dir.join("ids.json");
+    std::fs::write(&ids_path, serde_json::to_string(&[ids]).unwrap()).unwrap();
+    let out = Command::new("python3")
+        .arg(common::root().join("trainer/tests/reference_llama.py"))
+        .arg(dir)
+        .arg(&ids_path)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut logits: Vec<Vec<Vec<f64>>> = serde_json::from_value(v["logits"].clone()).unwrap();
+    logits.remove(0)
+}
+
+/// A small untied model with weights large enough that greedy decoding does
+/// not repeat one token, saved in `dir`.
+fn small_checkpoint(dir: &std::path::Path) -> Llama {
+    let mut c = common::tiny(2);
+    c.vocab_size = 300;
+    c.tie_word_embeddings = false;
+    c.initializer_range = 0.2;
+    checkpoint::init(&c, 5, Precision::F32, dir).unwrap();
+    checkpoint::load(dir, &Device::Cpu, DType::F32).unwrap()
+}
+
+/// Greedy generation with the KV cache picks, at every step, the argmax of
+/// the independent reference's logits over the same prefix.
+#[test]
+fn greedy_generation_follows_the_reference() {
+    use almr_trainer::generate::{Decoder, Sampler, Sampling};
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_checkpoint(dir.path());
+    let decoder = Decoder::new(&model, DType::F32).unwrap();
+    let prompt = [7u32, 42, 199, 3, 250, 18];
+    let mut sampler = Sampler::new(Sampling {
+        temperature: 0.0,
+        top_p: 1.0,
+        seed: 0,
+    })
+    .unwrap();
+    let (got, _) = decoder
+        .generate(
+            &prompt,
+            &mut decoder.cache(),
+            &mut sampler,
+            (32, &[]),
+            |_| Ok::<_, almr_trainer::error::TrainerError>(()),
+        )
+        .unwrap();
+    assert_eq!(got.len(), 32);
+    let mut all = prompt.to_vec();
+    all.extend(&got[..31]);
+    let logits = reference_logits(dir.path(), &all);
+    for (k, &token) in got.iter().enumerate() {
+        let row = &logits[prompt.len() - 1 + k];
+        let best = (0..row.len())
+            .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+            .unwrap();
+        assert_eq!(token as usize, best, "token {k} of {got:?}");
+    }
+    let distinct: std::collections::BTreeSet<_> = got.iter().collect();
+    assert!(distinct.len() > 3, "a degenerate path: {got:?}");
+}
+
+/// `eval` of a chat shard is the mean, over mask-1 targets, of the
+/// independent reference's cross-entropy, each conversation run alone.
+#[test]
+fn masked_chat_shard_loss_matches_the_reference() {
+    use almr::shard::{DType as ShardDType, ShardWriter};
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_checkpoint(dir.path());
+    let prefix = dir.path().join("chat");
+    let convs: [(&[u32], &[u8]); 3] = [
+        (&[1, 20, 30, 40, 50, 60, 70], &[0, 0, 0, 1, 1, 1, 1]),
+        (&[1, 99, 98, 97, 5, 6], &[0, 0, 0, 0, 1, 1]),
+        (
+            &[1, 250, 251, 252, 253, 254, 255, 256, 257],
+            &[0, 0, 1, 1, 0, 0, 1, 1, 1],
+        ),
+    ];
+    let mut tokens = ShardWriter::create(&prefix, ShardDType::U16).unwrap();
+    let mut masks =
+        ShardWriter::create(&almr_trainer::eval::mask_prefix(&prefix), ShardDType::U8).unwrap();
+    let (mut sum, mut n) = (0f64, 0usize);
+    for (ids, mask) in convs {
+        tokens.push(ids).unwrap();
+        masks
+            .push(&mask.iter().map(|&b| b as u32).collect::<Vec<_>>())
+            .unwrap();
+        let logits = reference_logits(dir.path(), &ids[..ids.len() - 1]);
+        for j in 1..ids.len() {
+            if mask[j] == 1 {
+                let row = &logits[j - 1];
+                let max = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let lse = max + row.iter().map(|x| (x - max).exp()).sum::<f64>().ln();
+                sum += lse - row[ids[j] as usize];
+                n += 1;
+            }
+        }
+    }
+    tokens.finish().unwrap();
+    masks.finish().unwrap();
+    let got = almr_trainer::eval::chat_shard_loss(&model, &prefix, 2).unwrap();
+    assert_eq!(got.tokens, n);
+    assert!(
+        (got.loss - sum / n as f64).abs() < 1e-4,
+        "{} vs {}",
+        got.loss,
+        sum / n as f64
+    );
+}
