@@ -31,6 +31,7 @@ pub mod ops;
 pub mod optim;
 pub mod report;
 pub mod schedule;
+pub mod sweep;
 #[cfg(test)]
 mod testing;
 pub mod train;

@@ -55,6 +55,31 @@ enum Command {
     /// Curves of training runs: a summary per run, and charts of loss,
     /// validation loss, learning rate and speed in an HTML file.
     Report(ReportArgs),
+    /// The ALMR × learning-rate sweep (see docs/sweep.md).
+    #[command(subcommand)]
+    Sweep(SweepCommand),
+}
+
+#[derive(Subcommand)]
+enum SweepCommand {
+    /// Fit the loss law per language over a table of finished cells and
+    /// recommend the (ALMR, LR) of the big run; writes recommendation.json.
+    Fit(SweepFitArgs),
+}
+
+#[derive(clap::Args)]
+struct SweepFitArgs {
+    /// The cells file: a JSON object per line (docs/sweep.md).
+    cells: PathBuf,
+    /// English loss may rise to (1 + T) × the base's.
+    #[arg(long, value_name = "T", default_value_t = 0.03)]
+    tolerance: f64,
+    /// Print recommendation.json instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Where to write recommendation.json (default: the cells file's directory).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -345,6 +370,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => eval(&a),
         Command::Chat(a) => chat(&a),
         Command::Report(a) => report_runs(&a),
+        Command::Sweep(SweepCommand::Fit(a)) => sweep_fit(&a),
     }
 }
 
@@ -474,6 +500,26 @@ fn report_runs(a: &ReportArgs) -> Result<()> {
     almr::out!("{runs}")?;
     if let Some(path) = &a.html {
         almr::outln!("report: {}", path.display())?;
+    }
+    Ok(())
+}
+
+fn sweep_fit(a: &SweepFitArgs) -> Result<()> {
+    let cells = almr_trainer::sweep::cells::Cells::read(&a.cells)?;
+    let rec = almr_trainer::sweep::recommend(&cells, a.tolerance)?;
+    let dir = match &a.out {
+        Some(d) => d.clone(),
+        None => a.cells.parent().map(PathBuf::from).unwrap_or_default(),
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    };
+    let path = rec.write(&dir)?;
+    match a.json {
+        true => almr::out!("{}", rec.to_json())?,
+        false => almr::outln!("{rec}wrote {}", path.display())?,
     }
     Ok(())
 }
