@@ -7,7 +7,6 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::source::Tokens;
 use crate::config::Source;
 use crate::error::{Context, Result};
 use crate::fsutil::FileDigest;
@@ -44,6 +43,14 @@ pub struct StagedMask {
     pub idx: FileDigest,
     /// Tokens with mask 1: those the loss counts.
     pub trained: u64,
+}
+
+/// A kept document's token ids, and for a conversation its loss mask.
+pub struct Tokens {
+    /// The ids.
+    pub ids: Vec<u32>,
+    /// One bit per id for a conversation: 1 where the loss counts.
+    pub mask: Option<Vec<u8>>,
 }
 
 /// Cuts one source's documents into shards of at most `max_shard_tokens`.

@@ -9,7 +9,7 @@ use indicatif::ProgressBar;
 use rayon::prelude::*;
 
 use super::late::{DocKey, Ledger};
-use super::sink::{ShardSink, StagedShard};
+use super::sink::{ShardSink, StagedShard, Tokens};
 use super::{BuildOptions, MAX_WARNINGS};
 use crate::chain::{Chain, Stage};
 use crate::config::Source;
@@ -85,14 +85,6 @@ enum Work {
     Live(Doc),
     Dropped(Doc, Dropped),
     Bad(usize, Malformed),
-}
-
-/// A kept document's token ids, and for a conversation its loss mask.
-pub struct Tokens {
-    /// The ids.
-    pub ids: Vec<u32>,
-    /// One bit per id for a conversation: 1 where the loss counts.
-    pub mask: Option<Vec<u8>>,
 }
 
 /// A record once through the chain.

@@ -54,6 +54,9 @@ impl Greedy {
     }
 }
 
+/// Samples per window for the reported `max_window_deviation`.
+pub const WINDOW: usize = 1000;
+
 /// Source index of each of `samples` samples.
 ///
 /// `groups[g]` lists `(source, weight)` pairs; `group_weights[g]` is the

@@ -3,15 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use super::plan::{MixOptions, MixPlan, SourcePlan};
+use super::blend::WINDOW;
+use super::plan::{lock, MixOptions, MixPlan, SourcePlan};
 use super::{blend, stream};
 use crate::error::{Error, Result};
-use crate::fsutil::{self, write_atomic};
+use crate::fsutil::write_atomic;
 use crate::mixfile::index::{self, Record, SourceLists, DIR};
 use crate::mixfile::report::{IndexFile, MixReport, MixSource};
-
-/// Samples per window for the reported `max_window_deviation`.
-pub const WINDOW: usize = 1000;
 
 /// Builds the mix `opts.name` over the build in `out` and writes
 /// `OUT/mix/NAME.mix` and `OUT/mix/NAME.json`.
@@ -34,21 +32,6 @@ pub fn mix(out: &Path, opts: &MixOptions) -> Result<MixReport> {
     write_atomic(&sidecar, report.to_json().as_bytes())
         .map_err(Error::file("writing", &sidecar))?;
     Ok(report)
-}
-
-/// Takes the lock of mix `name`: `OUT/mix/.NAME.lock`.
-pub(super) fn lock(out: &Path, name: &str) -> Result<std::fs::File> {
-    let dir = out.join(DIR);
-    std::fs::create_dir_all(&dir).map_err(Error::file("creating", &dir))?;
-    let path = dir.join(format!(".{name}.lock"));
-    match fsutil::lock_with_pid(&path).map_err(Error::file("locking", &path))? {
-        Ok(file) => Ok(file),
-        Err(holder) => Err(Error::Invalid(format!(
-            "mix {name:?} is being written by {}, which holds {}; wait for it to finish",
-            fsutil::holder_name(&holder),
-            path.display()
-        ))),
-    }
 }
 
 /// What writing the index learned that the sidecar reports.

@@ -20,6 +20,7 @@ mod pack;
 mod plan;
 pub mod stream;
 
-pub use self::mixer::{mix, WINDOW};
+pub use self::blend::WINDOW;
+pub use self::mixer::mix;
 pub use self::plan::{MixOptions, Size, TooLong};
 pub use crate::mixfile::{MixIndex, MixIndexError, MixReport, Span, Split, DIR};

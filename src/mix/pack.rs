@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 
 use rand::seq::SliceRandom;
 
-use super::mixer::{lock, WINDOW};
-use super::plan::{self, Catalog, MixOptions, Size, SourcePlan, TooLong};
+use super::blend::WINDOW;
+use super::plan::{self, lock, Catalog, MixOptions, Size, SourcePlan, TooLong};
 use super::stream;
 use crate::error::{Error, Result};
 use crate::fsutil::{sha256_hex, write_atomic};

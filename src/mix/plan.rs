@@ -11,7 +11,7 @@ use std::path::Path;
 
 use super::{blend, stream};
 use crate::error::{Error, Result};
-use crate::fsutil::sha256_hex;
+use crate::fsutil::{self, sha256_hex};
 use crate::manifest::Manifest;
 use crate::mixfile::index::{SourceLists, DIR, MAX_SEQ_LEN};
 use crate::mixfile::report::MixShard;
@@ -479,4 +479,19 @@ fn check_enough_data(opts: &MixOptions, sources: &[SourcePlan]) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Takes the lock of mix `name`: `OUT/mix/.NAME.lock`.
+pub(super) fn lock(out: &Path, name: &str) -> Result<std::fs::File> {
+    let dir = out.join(DIR);
+    std::fs::create_dir_all(&dir).map_err(Error::file("creating", &dir))?;
+    let path = dir.join(format!(".{name}.lock"));
+    match fsutil::lock_with_pid(&path).map_err(Error::file("locking", &path))? {
+        Ok(file) => Ok(file),
+        Err(holder) => Err(Error::Invalid(format!(
+            "mix {name:?} is being written by {}, which holds {}; wait for it to finish",
+            fsutil::holder_name(&holder),
+            path.display()
+        ))),
+    }
 }
