@@ -77,28 +77,17 @@ pub fn sample(mix_path: &Path, split: Split, n: usize, seed: u64) -> Result<Vec<
         let mut documents = Vec::new();
         for sp in index.spans(split, i)? {
             let shard = index.shard(&sp);
-            let rel = shard
-                .prefix()
-                .strip_prefix(index.out_dir())
-                .unwrap_or(shard.prefix())
-                .to_path_buf();
-            let table = with_suffix(shard.prefix(), ".docs.parquet");
-            documents.push(SpanInfo {
-                provenance: provenance::read_row_of(&table, shard, sp.document)?,
-                doc_tokens: shard.seq_len(sp.document)?,
-                shard: rel,
-                document: sp.document,
-                start: sp.start,
-                end: sp.end,
-            });
+            documents.push(span_info(
+                index.out_dir(),
+                shard,
+                sp.document,
+                sp.start..sp.end,
+            )?);
         }
         let s = &report.sources[index.source_of(split, i)?];
         out.push(DecodedSample {
             index: i,
-            split: match split {
-                Split::Train => "train",
-                Split::Valid => "valid",
-            },
+            split: split_name(split),
             source: s.name.clone(),
             language: s.language.clone(),
             additional: s.additional,
@@ -109,6 +98,36 @@ pub fn sample(mix_path: &Path, split: Split, n: usize, seed: u64) -> Result<Vec<
         });
     }
     Ok(out)
+}
+
+/// `train` or `valid`.
+fn split_name(split: Split) -> &'static str {
+    match split {
+        Split::Train => "train",
+        Split::Valid => "valid",
+    }
+}
+
+/// Where a sample's tokens `range` of `document` of `shard` come from.
+fn span_info(
+    out: &Path,
+    shard: &crate::shard::ShardReader,
+    document: usize,
+    range: std::ops::Range<usize>,
+) -> Result<SpanInfo> {
+    let table = with_suffix(shard.prefix(), ".docs.parquet");
+    Ok(SpanInfo {
+        provenance: provenance::read_row_of(&table, shard, document)?,
+        doc_tokens: shard.seq_len(document)?,
+        shard: shard
+            .prefix()
+            .strip_prefix(out)
+            .unwrap_or(shard.prefix())
+            .to_path_buf(),
+        document,
+        start: range.start,
+        end: range.end,
+    })
 }
 
 fn load_tokenizer(out: &Path) -> Result<tokenizers::Tokenizer> {
@@ -138,19 +157,12 @@ fn sample_packed(mix_path: &Path, split: Split, n: usize, seed: u64) -> Result<V
         let mut text = String::new();
         for (k, e) in index.conversations(split, i)?.iter().enumerate() {
             let (shard, document) = index.shard_of(e);
-            let table = with_suffix(shard.prefix(), ".docs.parquet");
-            documents.push(SpanInfo {
-                provenance: provenance::read_row_of(&table, shard, document)?,
-                doc_tokens: shard.seq_len(document)?,
-                shard: shard
-                    .prefix()
-                    .strip_prefix(index.out_dir())
-                    .unwrap_or(shard.prefix())
-                    .to_path_buf(),
+            documents.push(span_info(
+                index.out_dir(),
+                shard,
                 document,
-                start: 0,
-                end: e.len as usize,
-            });
+                0..e.len as usize,
+            )?);
             let end = seq.starts.get(k + 1).copied().unwrap_or(seq.ids.len());
             let range = seq.starts[k]..end;
             text.push_str(&marked(
@@ -163,10 +175,7 @@ fn sample_packed(mix_path: &Path, split: Split, n: usize, seed: u64) -> Result<V
         let s = &index.report().sources[seq.source];
         out.push(DecodedSample {
             index: i,
-            split: match split {
-                Split::Train => "train",
-                Split::Valid => "valid",
-            },
+            split: split_name(split),
             source: s.name.clone(),
             language: s.language.clone(),
             additional: s.additional,
