@@ -304,17 +304,21 @@ pub fn grad_norm(grads: &BTreeMap<String, Tensor>) -> Result<f64> {
     Ok(sum.sqrt())
 }
 
-/// `Σ g²` in f64: on the CPU straight from the buffer, elsewhere as tensor
-/// ops.
+/// `Σ g²` in f64: on the CPU straight from the buffer (the same bits for
+/// any thread count), elsewhere as tensor ops.
 fn sum_of_squares(g: &Tensor) -> Result<f64> {
     {
         let (storage, layout) = g.storage_and_layout();
         if let candle_core::Storage::Cpu(s) = &*storage {
             if let Ok(values) = kernels::f32s(s, layout, "AdamW") {
-                return Ok(values
+                // Chunk sums in parallel, added up in chunk order: a
+                // parallel `sum` adds in the order threads finish, which
+                // changed the last bit of the norm from run to run.
+                let chunks: Vec<f64> = values
                     .par_chunks(PASS_CHUNK)
                     .map(|c| c.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>())
-                    .sum());
+                    .collect();
+                return Ok(chunks.iter().sum());
             }
         }
     }
