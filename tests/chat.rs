@@ -423,6 +423,22 @@ fn an_sft_mix_packs_whole_conversations() {
     for i in 0..index.len(Split::Train) {
         assert!(index.read(Split::Train, i).unwrap().ids.len() <= 41);
     }
+    // An empty stream, and one past what a mix holds, are refused.
+    for size in [Size::Samples(0), Size::Tokens(1 << 62)] {
+        let e = mix(
+            &out,
+            &MixOptions {
+                size,
+                name: "refused".into(),
+                ..opts(TooLong::Drop, 256)
+            },
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("sample") || e.to_string().contains("at most"),
+            "{e}"
+        );
+    }
     // The same options give the same bytes.
     let again = mix(
         &out,

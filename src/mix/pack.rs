@@ -98,6 +98,7 @@ pub fn mix(out: &Path, opts: &MixOptions) -> Result<MixReport> {
     ];
     let share = [opts.almr, 1.0 - opts.almr];
     plan::check_groups(opts, &groups, &share)?;
+    check_size(opts, &usable)?;
     let picked = blend(opts, &sources, &usable, &groups, &share)?;
     let train = pack_blocks(&picked, opts);
     let valid: Vec<Vec<Entry>> = (0..sources.len())
@@ -140,6 +141,32 @@ pub fn mix(out: &Path, opts: &MixOptions) -> Result<MixReport> {
     write_atomic(&sidecar, report.to_json().as_bytes())
         .map_err(Error::file("writing", &sidecar))?;
     Ok(report)
+}
+
+/// Refuses an empty stream, and one that needs more than
+/// [`plan::MAX_SAMPLES`] conversations (at their mean length), before
+/// anything is allocated.
+fn check_size(opts: &MixOptions, usable: &[Usable]) -> Result<()> {
+    plan::check_samples(opts)?;
+    let target = match opts.size {
+        Size::Samples(n) => n.saturating_mul(opts.seq_len),
+        Size::Tokens(t) => t,
+    };
+    let (convs, tokens) = usable
+        .iter()
+        .flat_map(|u| &u.train)
+        .fold((0u64, 0u64), |(n, t), c| (n + 1, t + c.len as u64));
+    let needed = match tokens {
+        0 => 0,
+        t => (target as u128 * convs as u128).div_ceil(t as u128),
+    };
+    match needed <= plan::MAX_SAMPLES as u128 {
+        true => Ok(()),
+        false => Err(Error::Invalid(format!(
+            "{target} tokens need about {needed} conversations; a packed mix takes at most {}",
+            plan::MAX_SAMPLES
+        ))),
+    }
 }
 
 /// A source's training and validation conversations that fit, with their

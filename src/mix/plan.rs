@@ -296,7 +296,7 @@ pub const MAX_SAMPLES: u64 = 1 << 32;
 
 /// The number of training samples `--samples` or `--tokens` asks for,
 /// checked against [`MAX_SAMPLES`] before anything is allocated.
-fn check_samples(opts: &MixOptions) -> Result<u64> {
+pub(super) fn check_samples(opts: &MixOptions) -> Result<u64> {
     let (samples, asked) = match opts.size {
         Size::Samples(n) => (n, String::from("--samples")),
         Size::Tokens(t) => (

@@ -210,7 +210,7 @@ impl ChatTemplate {
     }
 
     /// Renders a list of `{role, content}` messages.
-    pub fn render_messages(
+    fn render_messages(
         &self,
         messages: &[Value],
         generation_prompt: bool,

@@ -161,7 +161,7 @@ impl fmt::Display for ChatLoss {
 
 /// The mask shard beside a chat shard: `PREFIX.mask`.
 pub fn mask_prefix(prefix: &Path) -> std::path::PathBuf {
-    with_suffix(prefix, ".mask")
+    with_suffix(prefix, almr::mixfile::packed::MASK)
 }
 
 /// Whether `prefix` is a chat shard: `PREFIX.mask.idx` is there.
