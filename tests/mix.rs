@@ -110,6 +110,24 @@ fn the_same_mix_twice_gives_identical_bytes() {
     );
 }
 
+/// A name may hold dots (`almr0.5`): the mix opens by its stem, not as
+/// `almr0.json`, in both readers, and its files are named in full.
+#[test]
+fn a_mix_named_with_a_dot_opens_by_its_stem() {
+    let report = mix(build(), &options("almr0.5", 0.5, 64, 200)).unwrap();
+    assert!(build().join("mix/almr0.5.mix").exists());
+    assert_eq!(
+        almr::mixfile::mix_file(&stem("almr0.5"), "json"),
+        build().join("mix/almr0.5.json")
+    );
+    let index = MixIndex::open(&stem("almr0.5")).unwrap();
+    assert_eq!(index.report(), &report);
+    assert_eq!(
+        almr::mixfile::open_checked(&stem("almr0.5")).unwrap(),
+        report
+    );
+}
+
 #[test]
 fn an_existing_mix_is_overwritten_only_with_force() {
     let files = |name: &str| {

@@ -338,6 +338,16 @@ pub(super) fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
 }
 
+/// The file `OUT/mix/NAME.EXT` of the mix `OUT/mix/NAME`. A name may hold
+/// dots (`almr0.5`), so this appends rather than `with_extension`, which
+/// would replace `.5`.
+pub fn mix_file(stem: &Path, ext: &str) -> PathBuf {
+    let mut name = stem.as_os_str().to_os_string();
+    name.push(".");
+    name.push(ext);
+    PathBuf::from(name)
+}
+
 /// `OUT/mix/NAME` from `OUT/mix/NAME`, `NAME.json` or `NAME.mix`.
 pub(super) fn stem(path: &Path) -> PathBuf {
     match path.extension().and_then(|e| e.to_str()) {
@@ -367,7 +377,7 @@ impl Opened {
     /// Opens the mix at `OUT/mix/NAME` (or its `.json` or `.mix` file).
     pub fn open(path: &Path) -> Result<Opened, MixIndexError> {
         let stem = stem(path);
-        let json = stem.with_extension("json");
+        let json = mix_file(&stem, "json");
         let text = std::fs::read_to_string(&json).map_err(io("reading", &json))?;
         let report: MixReport =
             serde_json::from_str(&text).map_err(|source| MixIndexError::Json {

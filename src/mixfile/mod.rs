@@ -14,7 +14,7 @@ pub mod packed;
 pub mod report;
 pub mod table;
 
-pub use self::index::{MixIndex, MixIndexError, Span, Split, DIR};
+pub use self::index::{mix_file, MixIndex, MixIndexError, Span, Split, DIR};
 pub use self::report::MixReport;
 
 /// Opens the mix at `OUT/mix/NAME` with the reader its kind needs (a

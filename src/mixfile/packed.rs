@@ -41,7 +41,7 @@ pub struct Entry {
 
 /// Whether `magic` starts a packed index.
 pub fn is_packed(path: &Path) -> bool {
-    let index = stem(path).with_extension("mix");
+    let index = super::index::mix_file(&stem(path), "mix");
     let mut head = [0u8; 8];
     File::open(index)
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))

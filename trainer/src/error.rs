@@ -212,6 +212,14 @@ pub enum TrainerError {
         /// When the run saves: `saves every N steps and at --stop-at`.
         saves: String,
     },
+    /// A branch from a step the parent run saved no checkpoint after.
+    #[error("{}: no checkpoint after step {step} to branch from", parent.display())]
+    NoBranchPoint {
+        /// The parent run.
+        parent: PathBuf,
+        /// The step.
+        step: u64,
+    },
     /// `--resume` with settings other than those in `run.json`.
     #[error("--resume with other settings than the run's: {} differ", keys.join(", "))]
     ResumeMismatch {

@@ -23,6 +23,9 @@ use almr_trainer::report::{self, Report};
 use almr_trainer::schedule::{Kind, Schedule};
 use almr_trainer::train::{chat_template_tokens, train, ChatTokens, RunOptions, RunSpec, Start};
 
+#[cfg(feature = "sweep")]
+mod sweep_cli;
+
 /// Train and evaluate Llama-3 models on almr mixes (candle).
 #[derive(Parser)]
 #[command(name = "almr-train", version, about, long_about = None)]
@@ -62,6 +65,20 @@ enum Command {
 
 #[derive(Subcommand)]
 enum SweepCommand {
+    /// Run the grid of ALMR × peak learning rate as continual pre-training
+    /// from one base: a mix per ALMR, a WSD run per cell with a decay
+    /// branch per shorter budget, the table (cells.jsonl) and its fit.
+    /// Resumable: run it again (with no settings) to continue.
+    #[cfg(feature = "sweep")]
+    Run(Box<sweep_cli::RunArgs>),
+    /// Make the base of a sweep whose mixes `sweep run --emit` made: train
+    /// it (when the sweep pre-trains it) and validate it (base.json).
+    #[cfg(feature = "sweep")]
+    Base(sweep_cli::BaseArgs),
+    /// Run one cell of a prepared sweep (what -j's children and the job
+    /// scripts run); a finished cell exits at once.
+    #[cfg(feature = "sweep")]
+    Cell(sweep_cli::CellArgs),
     /// Fit the loss law per language over a table of finished cells and
     /// recommend the (ALMR, LR) of the big run; writes recommendation.json.
     Fit(SweepFitArgs),
@@ -69,7 +86,9 @@ enum SweepCommand {
 
 #[derive(clap::Args)]
 struct SweepFitArgs {
-    /// The cells file: a JSON object per line (docs/sweep.md).
+    /// The cells file: a JSON object per line (docs/sweep.md); or a sweep
+    /// directory, whose cells.jsonl is first rewritten from its finished
+    /// cells.
     cells: PathBuf,
     /// English loss may rise to (1 + T) × the base's.
     #[arg(long, value_name = "T", default_value_t = 0.03)]
@@ -370,6 +389,12 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => eval(&a),
         Command::Chat(a) => chat(&a),
         Command::Report(a) => report_runs(&a),
+        #[cfg(feature = "sweep")]
+        Command::Sweep(SweepCommand::Run(a)) => sweep_cli::run(&a),
+        #[cfg(feature = "sweep")]
+        Command::Sweep(SweepCommand::Base(a)) => sweep_cli::base(&a),
+        #[cfg(feature = "sweep")]
+        Command::Sweep(SweepCommand::Cell(a)) => sweep_cli::cell(&a),
         Command::Sweep(SweepCommand::Fit(a)) => sweep_fit(&a),
     }
 }
@@ -401,6 +426,7 @@ fn train_run(a: &TrainArgs, sft: bool) -> Result<()> {
         stop_at: a.stop_at,
         progress: std::io::stderr().is_terminal(),
         max_memory: a.max_memory.map(|s| s.0),
+        diverge_factor: None,
     };
     let outcome = train(&spec, &options)?;
     almr::outln!("{outcome}")?;
@@ -505,11 +531,18 @@ fn report_runs(a: &ReportArgs) -> Result<()> {
 }
 
 fn sweep_fit(a: &SweepFitArgs) -> Result<()> {
-    let cells = almr_trainer::sweep::cells::Cells::read(&a.cells)?;
+    #[cfg(feature = "sweep")]
+    let table = match a.cells.is_dir() {
+        true => almr_trainer::sweep::run::table(&a.cells)?,
+        false => a.cells.clone(),
+    };
+    #[cfg(not(feature = "sweep"))]
+    let table = a.cells.clone();
+    let cells = almr_trainer::sweep::cells::Cells::read(&table)?;
     let rec = almr_trainer::sweep::recommend(&cells, a.tolerance)?;
     let dir = match &a.out {
         Some(d) => d.clone(),
-        None => a.cells.parent().map(PathBuf::from).unwrap_or_default(),
+        None => table.parent().map(PathBuf::from).unwrap_or_default(),
     };
     let dir = if dir.as_os_str().is_empty() {
         PathBuf::from(".")

@@ -125,7 +125,27 @@ pub struct RunOptions {
     /// The memory a step may use, in bytes, instead of what the device has
     /// ([`memory::available`]).
     pub max_memory: Option<u64>,
+    /// Stop as diverged when a step's loss is not finite or passes this
+    /// many times the lowest step loss of the run so far (the sweep's
+    /// rule; [`Diverged`]). `None`: train to the end whatever the loss.
+    pub diverge_factor: Option<f64>,
 }
+
+/// Why a run stopped as diverged; written to `RUN/diverged.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Diverged {
+    /// The step whose loss diverged.
+    pub step: u64,
+    /// Its training loss (`null` when not finite).
+    pub loss: Option<f64>,
+    /// The lowest step loss before it (`null` at the first step).
+    pub lowest: Option<f64>,
+    /// What happened, in words.
+    pub reason: String,
+}
+
+/// The file a diverged run writes.
+pub const DIVERGED: &str = "diverged.json";
 
 /// One line of `metrics.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -169,6 +189,8 @@ pub struct Outcome {
     pub metrics: Vec<Metrics>,
     /// Whether it stopped early (`stop_at`).
     pub stopped: bool,
+    /// Why it stopped as diverged, if it did.
+    pub diverged: Option<Diverged>,
     /// `RUN/metrics.jsonl`.
     pub metrics_path: PathBuf,
     /// Estimated and measured memory, as written to `RUN/memory.jsonl`.
@@ -188,6 +210,9 @@ impl fmt::Display for Outcome {
             }
             if self.stopped {
                 f.write_str(" (stopped; --resume continues)")?;
+            }
+            if let Some(d) = &self.diverged {
+                write!(f, " (diverged: {})", d.reason)?;
             }
             writeln!(f)?;
         }
@@ -353,6 +378,9 @@ fn log_memory(out: &Path, record: &memory::Record) -> Result<()> {
 struct MetricsLog {
     path: PathBuf,
     file: File,
+    /// The lowest finite step loss logged (+∞ before the first): the
+    /// divergence rule's reference, kept across a resume.
+    lowest: f64,
 }
 
 impl MetricsLog {
@@ -360,6 +388,7 @@ impl MetricsLog {
     /// of steps `1..=step` and dropping any partial line.
     fn open(out: &Path, step: u64) -> Result<MetricsLog> {
         let path = out.join("metrics.jsonl");
+        let mut lowest = f64::INFINITY;
         if path.exists() {
             let text = std::fs::read_to_string(&path).at("reading", &path)?;
             let mut kept = String::new();
@@ -368,6 +397,7 @@ impl MetricsLog {
                     Ok(m) if m.step <= step => {
                         kept.push_str(line);
                         kept.push('\n');
+                        lowest = lowest.min(m.loss);
                     }
                     _ => {}
                 }
@@ -380,15 +410,49 @@ impl MetricsLog {
             .append(true)
             .open(&path)
             .at("opening", &path)?;
-        Ok(MetricsLog { path, file })
+        Ok(MetricsLog { path, file, lowest })
     }
 
-    fn append(&mut self, m: &Metrics) -> Result<()> {
+    /// Appends `m`; under a divergence factor, says whether its loss
+    /// diverged against the lowest loss before it.
+    fn append(&mut self, m: &Metrics, factor: Option<f64>) -> Result<Option<Diverged>> {
+        self.write(m)?;
+        let diverged = factor.and_then(|f| diverged(m, self.lowest, f));
+        if m.loss.is_finite() {
+            self.lowest = self.lowest.min(m.loss);
+        }
+        Ok(diverged)
+    }
+
+    fn write(&mut self, m: &Metrics) -> Result<()> {
         let line = serde_json::to_string(m).expect("metrics serialize");
         writeln!(self.file, "{line}")
             .and_then(|()| self.file.flush())
             .at("writing", &self.path)
     }
+}
+
+/// Whether step `m` diverged: a loss (training, or validation on an
+/// evaluation step) that is not finite, or a training loss above `factor`
+/// times `lowest`, the lowest of the steps before.
+fn diverged(m: &Metrics, lowest: f64, factor: f64) -> Option<Diverged> {
+    let finite = m.loss.is_finite() && m.val_loss.values().all(|v| v.is_finite());
+    let reason = if !finite {
+        format!("a loss is not finite at step {}", m.step)
+    } else if m.loss > factor * lowest {
+        format!(
+            "loss {:.4} at step {} is above {factor} × the lowest, {lowest:.4}",
+            m.loss, m.step
+        )
+    } else {
+        return None;
+    };
+    Some(Diverged {
+        step: m.step,
+        loss: m.loss.is_finite().then_some(m.loss),
+        lowest: lowest.is_finite().then_some(lowest),
+        reason,
+    })
 }
 
 fn progress_bar(opts: &RunOptions, steps: u64, done: u64) -> ProgressBar {
@@ -754,6 +818,52 @@ pub fn chat_template_tokens(build: &Path) -> Result<ChatTokens> {
     }
 }
 
+/// Starts run `out`, defined by `spec`, as a branch of run `parent` after
+/// its optimizer step `step`: `out` gets `spec` as its `run.json`, the
+/// parent's `checkpoint-STEP` (its files hard-linked, or copied across
+/// file systems) and the parent's metrics of steps `1..=step`, so that
+/// [`train`] with `resume` continues it. When `spec` agrees with the
+/// parent's up to that step (a WSD run with a shorter decay branching off
+/// a longer one's stable phase), the branch is the run `spec` would have
+/// been from the start, bit for bit. `out` must not hold a run.
+pub fn branch(spec: &RunSpec, parent: &Path, step: u64, out: &Path) -> Result<()> {
+    let from = checkpoint_dir(parent, step);
+    if !from.join("trainer_state.json").exists() {
+        return Err(TrainerError::NoBranchPoint {
+            parent: parent.to_path_buf(),
+            step,
+        });
+    }
+    if out.join("run.json").exists() || out.join("metrics.jsonl").exists() {
+        return Err(TrainerError::RunExists {
+            out: out.to_path_buf(),
+        });
+    }
+    link_dir(&from, &checkpoint_dir(out, step))?;
+    let path = parent.join("metrics.jsonl");
+    let text = std::fs::read_to_string(&path).at("reading", &path)?;
+    let kept: String = (text.lines())
+        .filter(|l| serde_json::from_str::<Metrics>(l).is_ok_and(|m| m.step <= step))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let path = out.join("metrics.jsonl");
+    almr::fsutil::write_atomic(&path, kept.as_bytes()).at("writing", &path)?;
+    write_run_json(spec, out)
+}
+
+/// Hard-links (or copies) the files of directory `from` into a new `to`.
+fn link_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).at("creating", to)?;
+    for e in std::fs::read_dir(from).at("listing", from)? {
+        let src = e.at("listing", from)?.path();
+        let dst = to.join(src.file_name().expect("a directory entry has a name"));
+        if std::fs::hard_link(&src, &dst).is_err() {
+            std::fs::copy(&src, &dst).at("copying to", &dst)?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs (or resumes) training: checks the options, the run directory and
 /// the memory a step needs (printing the estimate on stderr) before writing
 /// anything, then trains to `spec.steps` or `opts.stop_at`, and appends the
@@ -771,19 +881,24 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Outcome> {
     let from = trainer.step;
     let mut metrics = Vec::new();
     let mut stopped = false;
+    let mut diverged = None;
     while trainer.step < spec.steps && !stopped {
         let mut m = trainer.optimizer_step()?;
         trainer.evaluate_if_due(&mut m)?;
-        log.append(&m)?;
+        diverged = log.append(&m, opts.diverge_factor)?;
         bar.set_message(format!("loss {:.4} lr {:.2e}", m.loss, m.lr));
         bar.inc(1);
         metrics.push(m);
+        if let Some(d) = &diverged {
+            write_diverged(&opts.out, d)?;
+            break;
+        }
         if trainer.save_due(opts.stop_at) {
             trainer.save(&opts.out)?;
         }
         stopped = opts.stop_at == Some(trainer.step) && trainer.step < spec.steps;
     }
-    if stopped {
+    if stopped || diverged.is_some() {
         bar.abandon();
     } else {
         if trainer.step == spec.steps {
@@ -807,9 +922,17 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Outcome> {
         steps: spec.steps,
         metrics,
         stopped,
+        diverged,
         metrics_path: log.path.clone(),
         memory: record,
     })
+}
+
+/// Writes `RUN/diverged.json`.
+fn write_diverged(out: &Path, d: &Diverged) -> Result<()> {
+    let path = out.join(DIVERGED);
+    let text = serde_json::to_string_pretty(d).expect("a Diverged serializes") + "\n";
+    almr::fsutil::write_atomic(&path, text.as_bytes()).at("writing", &path)
 }
 
 #[cfg(test)]

@@ -1,16 +1,19 @@
-//! The trainer builds against almr's formats only: none of the pipeline's
-//! heavy dependencies is in its tree, dev-dependencies included. plotters,
-//! which draws both `almr stats --html` and `almr-train report --html`, is
-//! the trainer's own dependency, not one it gets through almr.
+//! Without its `sweep` feature (on by default: `sweep run` makes mixes
+//! through almr's pipeline), the trainer builds against almr's formats
+//! only: none of the pipeline's heavy dependencies is in its tree,
+//! dev-dependencies included. plotters, which draws both `almr stats
+//! --html` and `almr-train report --html`, is the trainer's own dependency,
+//! not one it gets through almr.
 
 use std::process::Command;
 
-/// `cargo tree -p almr-trainer ARGS`, every kind of edge, one package a
-/// line.
+/// `cargo tree -p almr-trainer --no-default-features ARGS`, every kind of
+/// edge, one package a line.
 fn cargo_tree(args: &[&str]) -> String {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let out = Command::new(env!("CARGO"))
         .args(["tree", "--offline", "--locked", "-p", "almr-trainer"])
+        .arg("--no-default-features")
         .args(["-e", "normal,build,dev", "--format", "{p}"])
         .args(args)
         .current_dir(root)

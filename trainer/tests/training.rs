@@ -64,6 +64,7 @@ fn try_run(
             stop_at,
             progress: false,
             max_memory: None,
+            diverge_factor: None,
         },
     )
 }
@@ -165,6 +166,106 @@ fn a_resumed_run_continues_exactly() {
     }
 }
 
+/// Every f32 of a checkpoint's tensors, by name, as bits.
+fn weights(dir: &Path) -> Vec<(String, Vec<u32>)> {
+    let t = almr_trainer::checkpoint::load_tensors(dir).unwrap();
+    let mut out: Vec<_> = (t.iter())
+        .map(|(n, t)| {
+            let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            (n.clone(), v.iter().map(|x| x.to_bits()).collect())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A WSD run of 4 steps (decay 1) branched off the stable phase of a
+/// WSD run of 8 steps (decay 2) after step 3 is the 4-step run itself, bit
+/// for bit: metrics, validation loss and final weights.
+#[test]
+fn a_wsd_branch_is_the_shorter_run_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mix = common::fixture_mix(dir.path(), "branch", 16, 200);
+    let wsd = |steps: u64, decay: u64| {
+        let mut s = spec(&mix, steps, 2e-3);
+        s.micro_batch = 2;
+        s.save_every = 0;
+        s.eval_every = 2;
+        s.eval_samples = 2;
+        s.schedule.kind = Kind::Wsd;
+        s.schedule.total = steps;
+        s.schedule.decay_steps = decay;
+        s
+    };
+    let (long, short) = (wsd(8, 2), wsd(4, 1));
+    let parent = dir.path().join("long");
+    run(&long, &parent, false, Some(3));
+    run(&long, &parent, true, None);
+    let whole = dir.path().join("short");
+    let want = run(&short, &whole, false, None);
+
+    let fork = dir.path().join("fork");
+    almr_trainer::train::branch(&short, &parent, 3, &fork).unwrap();
+    let e = almr_trainer::train::branch(&short, &parent, 3, &fork).unwrap_err();
+    assert!(e.to_string().contains("already holds a run"), "{e}");
+    let e = almr_trainer::train::branch(&short, &parent, 2, &dir.path().join("x")).unwrap_err();
+    assert!(e.to_string().contains("no checkpoint after step 2"), "{e}");
+    let got = try_run(&short, &fork, true, None).unwrap();
+    assert_eq!(got.resumed_from, 3);
+    assert_eq!(curve(&read_metrics(&fork)), curve(&want));
+    assert!(want.last().unwrap().val_loss.len() == 2);
+    assert_eq!(weights(&fork.join("final")), weights(&whole.join("final")));
+    // The long run's own last steps decay differently: not the same weights.
+    assert_ne!(
+        weights(&parent.join("final")),
+        weights(&whole.join("final"))
+    );
+}
+
+/// A learning rate far too high: the run stops at the first step whose loss
+/// passes the factor times the lowest before it, says so in diverged.json,
+/// and saves no final weights; without a factor it trains on.
+#[test]
+fn a_diverging_run_stops_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let mix = common::fixture_mix(dir.path(), "diverge", 16, 200);
+    let mut s = spec(&mix, 12, 3.0);
+    s.save_every = 0;
+    s.eval_every = 0;
+    s.eval_samples = 0;
+    s.clip = 0.0;
+    s.schedule.warmup = 0;
+    let out = dir.path().join("run");
+    let options = |out: &Path, factor| RunOptions {
+        out: out.to_path_buf(),
+        device: Device::Cpu,
+        resume: false,
+        stop_at: None,
+        progress: false,
+        max_memory: None,
+        diverge_factor: factor,
+    };
+    let o = train(&s, &options(&out, Some(1.5))).unwrap();
+    let d = o.diverged.expect("diverged");
+    assert!(d.step < 12, "{d:?}");
+    assert_eq!(o.last_step, d.step);
+    let lowest = d.lowest.unwrap();
+    let loss = d.loss.unwrap_or(f64::INFINITY);
+    assert!(loss > 1.5 * lowest, "{d:?}");
+    let losses: Vec<f64> = o.metrics.iter().map(|m| m.loss).collect();
+    let before = &losses[..losses.len() - 1];
+    assert_eq!(lowest, before.iter().cloned().fold(f64::INFINITY, f64::min));
+    assert!(before.iter().all(|&l| l <= 1.5 * lowest), "{losses:?}");
+    let written: almr_trainer::train::Diverged =
+        serde_json::from_str(&std::fs::read_to_string(out.join("diverged.json")).unwrap()).unwrap();
+    assert_eq!(written, d);
+    assert!(!out.join("final").exists());
+
+    let on = dir.path().join("on");
+    let o = train(&s, &options(&on, None)).unwrap();
+    assert!(o.diverged.is_none() && o.last_step == 12);
+}
+
 #[test]
 fn resume_needs_a_run_and_a_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
@@ -217,6 +318,7 @@ fn memory_is_estimated_refused_and_measured() {
                 stop_at: None,
                 progress: false,
                 max_memory,
+                diverge_factor: None,
             },
         )
     };

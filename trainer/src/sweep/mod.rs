@@ -6,6 +6,8 @@ pub mod cells;
 pub mod fit;
 pub mod recommend;
 mod report;
+#[cfg(feature = "sweep")]
+pub mod run;
 
 use std::path::{Path, PathBuf};
 
