@@ -357,8 +357,20 @@ our_helpers() {
 	return 0
 }
 
+# "pid ppid" of every process, from /proc (procps may be absent in CI).
+proc_parents() {
+	local st rest ppid
+	for st in /proc/[0-9]*/stat; do
+		rest=$(cat "$st" 2>/dev/null) || continue
+		rest=${rest##*) } # past "pid (comm) "; comm may hold spaces
+		read -r _ ppid _ <<<"$rest"
+		st=${st#/proc/}
+		echo "${st%/stat} $ppid"
+	done
+}
+
 descendants() { # pids...: them and all their descendants
-	ps -eo pid=,ppid= | awk -v roots="$*" '
+	proc_parents | awk -v roots="$*" '
 		BEGIN { n = split(roots, r, " "); for (i = 1; i <= n; i++) keep[r[i]] = 1 }
 		{ parent[$1] = $2 }
 		END {
@@ -557,8 +569,12 @@ cmd_selftest() {
 		not_alive "$p" || fail "pid $p ($(cat "/proc/$p/comm" 2>/dev/null)) still alive after stop"
 	done
 	[ -z "$(our_helpers)" ] || fail "slurmstepd/slurmscriptd left after stop: $(our_helpers)"
-	local strays
-	strays=$(pgrep -a -f -- "$STATE/" | awk '$2 ~ /(munged|slurmctld|slurmd|slurmstepd)$/' || true)
+	local strays q
+	strays=$(for q in /proc/[0-9]*; do
+		case $(cat "$q/comm" 2>/dev/null) in munged | slurmctld | slurmd | slurmstepd) ;; *) continue ;; esac
+		grep -q '^State:.*Z' "$q/status" 2>/dev/null && continue
+		{ tr '\0' ' ' <"$q/cmdline"; } 2>/dev/null | grep -F -- "$STATE/" | sed "s|^|${q#/proc/} |"
+	done)
 	[ -z "$strays" ] || fail "daemons naming $STATE left: $strays"
 	cmd_stop 2>&1 | grep -q 'nothing of ours was running' || fail "second stop did not say nothing was running"
 	echo "selftest OK: start $(awk "BEGIN {printf \"%.1f\", $t_start - $t0}") s, jobs $(awk "BEGIN {printf \"%.1f\", $t_jobs - $t_start}") s, total $(awk "BEGIN {printf \"%.1f\", $EPOCHREALTIME - $t0}") s"
