@@ -7,11 +7,11 @@ use std::fmt::Write as _;
 use super::super::html::{chart_row, esc};
 use super::super::text::{loss, si};
 use super::curves::{self, lr_colour, lr_name, Metric};
-use super::text::setting;
+use super::text::{edges, setting};
 use super::{surface, CellRow, SweepReport};
 use crate::error::Result;
 use crate::sweep::cells::Lang;
-use crate::sweep::recommend::{sci, Region, Setting};
+use crate::sweep::recommend::sci;
 use crate::sweep::Recommendation;
 
 /// The page's style rules of a sweep's section.
@@ -115,53 +115,21 @@ fn interval(html: &mut String, rec: &Recommendation) {
     }
 }
 
-/// Which edges of the swept range `s` lies on, and what to sweep.
-fn edges(s: &Setting, region: &Region) -> Vec<String> {
-    let near = |a: f64, b: f64, span: f64| (a - b).abs() <= 1e-9 * span.abs().max(1.0);
-    let [r0, r1] = region.almr;
-    let [l0, l1] = region.ln_lr;
-    let mut out = Vec::new();
-    let pairs = [
-        (
-            near(s.almr, r0, r1 - r0),
-            format!("the lowest ALMR swept ({r0:.3}): add lower ones"),
-        ),
-        (
-            near(s.almr, r1, r1 - r0),
-            format!("the highest ALMR swept ({r1:.3}): add higher ones"),
-        ),
-        (
-            near(s.lr.ln(), l0, l1 - l0),
-            format!(
-                "the lowest learning rate swept ({}): add lower ones",
-                sci(l0.exp())
-            ),
-        ),
-        (
-            near(s.lr.ln(), l1, l1 - l0),
-            format!(
-                "the highest learning rate swept ({}): add higher ones",
-                sci(l1.exp())
-            ),
-        ),
-    ];
-    out.extend(pairs.into_iter().filter(|p| p.0).map(|p| p.1));
-    out
-}
-
-/// The warning that the optimum is on the grid's edge.
+/// The warning that the optimum is on an edge of the grid that a wider
+/// grid can pass.
 fn grid_edge(html: &mut String, rec: &Recommendation) {
-    if !rec.on_grid_edge {
+    let what = match &rec.recommended {
+        Some(_) => "recommended",
+        None => "unconstrained",
+    };
+    let edges = edges(rec);
+    if edges.is_empty() {
         return;
     }
-    let (what, s) = match &rec.recommended {
-        Some(s) => ("recommended", s),
-        None => ("unconstrained", &rec.unconstrained),
-    };
     let _ = writeln!(
         html,
-        "<p class=\"edge\"><b>Extend the grid.</b> The {what} optimum is on the edge of the swept range, at {}: the optimum may lie outside it. Sweep again with the grid extended.</p>",
-        esc(&edges(s, &rec.region).join("; "))
+        "<p class=\"edge\"><b>Extend the grid.</b> The {what} optimum is on the edge of the swept range, so the true optimum may lie outside it: it is at {}. Sweep again with the grid extended.</p>",
+        esc(&edges.join("; "))
     );
 }
 

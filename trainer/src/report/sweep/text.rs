@@ -59,6 +59,38 @@ pub(crate) fn setting(s: &Setting) -> String {
     )
 }
 
+/// The edges of the swept range the recommended (else the unconstrained)
+/// optimum lies on that a wider grid can pass (not ALMR 0 or 1), and what
+/// to sweep there.
+pub(crate) fn edges(rec: &Recommendation) -> Vec<String> {
+    let s = rec.recommended.unwrap_or(rec.unconstrained);
+    if !rec.on_grid_edge {
+        return Vec::new();
+    }
+    let near = |a: f64, b: f64, span: f64| (a - b).abs() <= 1e-9 * span.abs().max(1.0);
+    let ([r0, r1], [l0, l1]) = (rec.region.almr, rec.region.ln_lr);
+    let (lr0, lr1) = (sci(l0.exp()), sci(l1.exp()));
+    let edges = [
+        (
+            near(s.almr, r0, r1 - r0) && r0 > 0.0,
+            format!("the lowest ALMR swept ({r0:.3}): add lower ones"),
+        ),
+        (
+            near(s.almr, r1, r1 - r0) && r1 < 1.0,
+            format!("the highest ALMR swept ({r1:.3}): add higher ones"),
+        ),
+        (
+            near(s.lr.ln(), l0, l1 - l0),
+            format!("the lowest learning rate swept ({lr0}): add lower ones"),
+        ),
+        (
+            near(s.lr.ln(), l1, l1 - l0),
+            format!("the highest learning rate swept ({lr1}): add higher ones"),
+        ),
+    ];
+    edges.into_iter().filter(|e| e.0).map(|e| e.1).collect()
+}
+
 /// The recommendation's lines: the optima, the fit's quality, the grid
 /// edge, the big run's commands.
 fn write_fit(f: &mut fmt::Formatter<'_>, rec: &Recommendation) -> fmt::Result {
@@ -77,10 +109,12 @@ fn write_fit(f: &mut fmt::Formatter<'_>, rec: &Recommendation) -> fmt::Result {
         "fit: zh R² {:.4}, LOO RMSE {:.4}; en R² {:.4}, LOO RMSE {:.4} (log L)",
         zh.r2, zh.loo_rmse, en.r2, en.loo_rmse
     )?;
-    if rec.on_grid_edge {
+    let edges = edges(rec);
+    if !edges.is_empty() {
         writeln!(
             f,
-            "on the grid's edge: the optimum may lie outside the swept range; extend the grid and sweep again"
+            "on the grid's edge, at {}: the optimum may lie outside the swept range; extend the grid and sweep again",
+            edges.join("; ")
         )?;
     }
     if !rec.commands.is_empty() {
