@@ -19,6 +19,7 @@ use almr_trainer::eval::{
 use almr_trainer::generate::{Decoder, Sampler, Sampling};
 use almr_trainer::memory::ByteSize;
 use almr_trainer::optim::AdamWConfig;
+use almr_trainer::report::sweep::{self, SweepReport};
 use almr_trainer::report::{self, Report};
 use almr_trainer::schedule::{Kind, Schedule};
 use almr_trainer::train::{chat_template_tokens, train, ChatTokens, RunOptions, RunSpec, Start};
@@ -56,7 +57,9 @@ enum Command {
     /// stdin, a user message a line.
     Chat(ChatArgs),
     /// Curves of training runs: a summary per run, and charts of loss,
-    /// validation loss, learning rate and speed in an HTML file.
+    /// validation loss, learning rate and speed in an HTML file. Of an
+    /// ALMR × learning-rate sweep: its cells, the fitted loss surfaces, the
+    /// recommendation, and every cell's curves.
     Report(ReportArgs),
     /// The ALMR × learning-rate sweep (see docs/sweep.md).
     #[command(subcommand)]
@@ -286,13 +289,16 @@ struct ChatArgs {
 
 #[derive(clap::Args)]
 struct ReportArgs {
-    /// Run directories (each the --out of almr-train train).
+    /// Run directories (each the --out of almr-train train) and sweep
+    /// directories (with a cells.jsonl or a sweep.json); the sweeps are
+    /// reported first.
     #[arg(required = true)]
     runs: Vec<PathBuf>,
     /// Write a self-contained HTML page with the charts here.
     #[arg(long)]
     html: Option<PathBuf>,
-    /// Print the summaries as JSON.
+    /// Print the summaries as JSON: `runs`, and `sweeps` (cells and
+    /// recommendation) when there are any.
     #[arg(long)]
     json: bool,
 }
@@ -515,15 +521,29 @@ fn chat(a: &ChatArgs) -> Result<()> {
 }
 
 fn report_runs(a: &ReportArgs) -> Result<()> {
-    let runs = Report::load(&a.runs)?;
+    let (sweep_dirs, run_dirs): (Vec<PathBuf>, Vec<PathBuf>) =
+        a.runs.iter().cloned().partition(|d| sweep::is_sweep(d));
+    let sweeps = (sweep_dirs.iter())
+        .map(|d| SweepReport::load(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let runs = Report::load(&run_dirs)?;
     if let Some(path) = &a.html {
-        report::html::write(&runs, path)?;
+        report::html::write(&sweeps, &runs, path)?;
     }
     if a.json {
-        almr::outln!("{}", serde_json::to_string_pretty(&runs)?)?;
+        let mut v = serde_json::to_value(&runs)?;
+        if !sweeps.is_empty() {
+            v["sweeps"] = serde_json::to_value(&sweeps)?;
+        }
+        almr::outln!("{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(());
     }
-    almr::out!("{runs}")?;
+    for s in &sweeps {
+        almr::outln!("{s}")?;
+    }
+    if !runs.runs.is_empty() {
+        almr::out!("{runs}")?;
+    }
     if let Some(path) = &a.html {
         almr::outln!("report: {}", path.display())?;
     }

@@ -1,25 +1,31 @@
-//! The self-contained HTML page of `almr-train report --html`: a summary
-//! table per run and inline SVG charts, no scripts, no external files.
+//! The self-contained HTML page of `almr-train report --html`: a section
+//! per sweep ([`super::sweep::page`]), then a summary table per run and
+//! inline SVG charts; no scripts, no external files.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use super::charts::{self, By};
+use super::sweep::{page, SweepReport};
 use super::text::{loss, peaks, si, steps};
 use super::{Report, Run};
 use crate::error::{IoContext, Result};
 use crate::eval::MIN_WINDOWS;
 
-fn esc(s: &str) -> String {
+/// `s` escaped for HTML text and attributes.
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
 }
 
-/// The document head, the title and the key of the runs' colours.
-fn head(html: &mut String, report: &Report) {
-    let names: Vec<String> = report.runs.iter().map(|r| esc(&r.summary.name)).collect();
+/// The document head and the title, naming the sweeps and runs.
+fn head(html: &mut String, sweeps: &[SweepReport], report: &Report) {
+    let names: Vec<String> = (sweeps.iter().map(|s| s.name()))
+        .chain(report.runs.iter().map(|r| r.summary.name.clone()))
+        .map(|n| esc(&n))
+        .collect();
     let _ = write!(
         html,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -31,15 +37,22 @@ fn head(html: &mut String, report: &Report) {
          td.few{{background:#fde2e1}} p.warn{{color:#a61b1b}}\
          span.key{{display:inline-block;width:22px;height:4px;margin:0 6px 3px 14px}}\
          .charts{{display:flex;flex-wrap:wrap;gap:12px}} svg{{border:1px solid #ddd}}\
-         .runs{{display:flex;flex-wrap:wrap;gap:0 40px}}\
-         </style></head><body>\n<h1>almr-train report</h1>\n<p>",
-        names = names.join(", ")
+         .runs{{display:flex;flex-wrap:wrap;gap:0 40px}}{sweep}\
+         </style></head><body>\n<h1>almr-train report</h1>\n",
+        names = names.join(", "),
+        sweep = page::CSS,
     );
-    for (i, n) in names.iter().enumerate() {
+}
+
+/// The key of the runs' colours.
+fn run_key(html: &mut String, report: &Report) {
+    html.push_str("<p>");
+    for (i, r) in report.runs.iter().enumerate() {
         let _ = write!(
             html,
-            "<span class=\"key\" style=\"background:{}\"></span>{n} ",
-            charts::css_colour(i)
+            "<span class=\"key\" style=\"background:{}\"></span>{} ",
+            charts::css_colour(i),
+            esc(&r.summary.name)
         );
     }
     html.push_str("</p>\n");
@@ -97,7 +110,7 @@ fn summary(html: &mut String, i: usize, run: &Run) {
 }
 
 /// A row of charts under a heading.
-fn chart_row(html: &mut String, title: &str, svgs: &[String]) {
+pub(crate) fn chart_row(html: &mut String, title: &str, svgs: &[String]) {
     let _ = write!(html, "<h2>{}</h2>\n<div class=\"charts\">\n", esc(title));
     for s in svgs {
         html.push_str(s);
@@ -136,22 +149,28 @@ fn chart_sections(html: &mut String, report: &Report) -> Result<()> {
     Ok(())
 }
 
-/// Renders the page.
-pub fn render(report: &Report) -> Result<String> {
+/// Renders the page: each sweep's section, then the runs'.
+pub fn render(sweeps: &[SweepReport], report: &Report) -> Result<String> {
     let mut html = String::new();
-    head(&mut html, report);
-    html.push_str("<h2>Runs</h2>\n<div class=\"runs\">\n");
-    for (i, run) in report.runs.iter().enumerate() {
-        summary(&mut html, i, run);
+    head(&mut html, sweeps, report);
+    for sweep in sweeps {
+        page::section(&mut html, sweep)?;
     }
-    html.push_str("</div>\n");
-    chart_sections(&mut html, report)?;
+    if !report.runs.is_empty() {
+        run_key(&mut html, report);
+        html.push_str("<h2>Runs</h2>\n<div class=\"runs\">\n");
+        for (i, run) in report.runs.iter().enumerate() {
+            summary(&mut html, i, run);
+        }
+        html.push_str("</div>\n");
+        chart_sections(&mut html, report)?;
+    }
     html.push_str("\n</body></html>\n");
     Ok(html)
 }
 
 /// Renders the page and writes it to `path`.
-pub fn write(report: &Report, path: &Path) -> Result<()> {
-    let page = render(report)?;
+pub fn write(sweeps: &[SweepReport], report: &Report, path: &Path) -> Result<()> {
+    let page = render(sweeps, report)?;
     almr::fsutil::write_atomic(path, page.as_bytes()).at("writing", path)
 }

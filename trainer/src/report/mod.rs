@@ -2,7 +2,9 @@
 //! from each run directory's `run.json`, `metrics.jsonl` and `valid.json`.
 //! A [`Report`] displays as a table, one row per run ([`text`]),
 //! serializes as its summaries (`--json`), and renders as a self-contained
-//! HTML page with charts ([`html`], drawn by [`charts`]).
+//! HTML page with charts ([`html`], drawn by [`charts`]). A sweep directory
+//! reads as a [`sweep::SweepReport`]: its cells, the fit over them, and the
+//! runs of the cells.
 //!
 //! A run still going, stopped or killed reads as far as it got: a partial
 //! last line of `metrics.jsonl` is skipped, as the trainer itself does when
@@ -10,6 +12,7 @@
 
 pub mod charts;
 pub mod html;
+pub mod sweep;
 mod text;
 
 use std::collections::BTreeMap;
@@ -207,7 +210,7 @@ fn read_lines<T: serde::de::DeserializeOwned>(
 }
 
 /// Reads one run directory.
-fn read_run(dir: &Path) -> Result<Run> {
+pub(crate) fn read_run(dir: &Path) -> Result<Run> {
     if !dir.is_dir() {
         return Err(TrainerError::NotARun {
             dir: dir.to_path_buf(),

@@ -85,7 +85,7 @@ fn header(langs: &[String]) -> Vec<String> {
 }
 
 /// Writes rows as columns: the first left-aligned, the others right.
-fn columns(f: &mut fmt::Formatter<'_>, rows: &[Vec<String>]) -> fmt::Result {
+pub(crate) fn columns(f: &mut fmt::Formatter<'_>, rows: &[Vec<String>]) -> fmt::Result {
     let n = rows.iter().map(Vec::len).max().unwrap_or(0);
     let width: Vec<usize> = (0..n)
         .map(|c| {
