@@ -1,8 +1,9 @@
 //! `almr-train sweep run` on the fixture build, through the command line:
 //! a sweep killed part-way and run again (two cells at a time) ends with
 //! the bytes of one never stopped, without rerunning a finished cell; the
-//! job scripts of `--emit slurm`, run by hand, give the same; a diverged
-//! cell stays in the table; other settings for a started sweep are refused.
+//! job scripts of `--emit slurm`, submitted to a real one-node Slurm
+//! (scripts/slurm-local.sh), give the same; a diverged cell stays in the
+//! table; other settings for a started sweep are refused.
 
 mod common;
 
@@ -79,6 +80,15 @@ fn run_args(dir: &Path, rest: &[String]) -> Vec<String> {
     v
 }
 
+/// Panics with its stderr unless `out` is a success.
+fn succeeded(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -111,6 +121,84 @@ fn start_and_kill(args: &[String], sweep: &Path) {
     }
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// A one-node Slurm of our own (scripts/slurm-local.sh, its state in a
+/// temporary directory, on ports of its own), stopped when dropped.
+struct Slurm {
+    env: Vec<(String, String)>,
+}
+
+impl Slurm {
+    fn start(dir: &Path) -> Slurm {
+        // munged runs as the munge user: it must reach its socket's directory.
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).unwrap();
+        let port = 20000 + (std::process::id() % 10000) as u16 * 2;
+        let env = vec![
+            (
+                "ALMR_SLURM_DIR".to_string(),
+                dir.join("slurm").display().to_string(),
+            ),
+            ("ALMR_SLURMCTLD_PORT".to_string(), port.to_string()),
+            ("ALMR_SLURMD_PORT".to_string(), (port + 1).to_string()),
+            (
+                "SLURM_CONF".to_string(),
+                dir.join("slurm/slurm.conf").display().to_string(),
+            ),
+        ];
+        let slurm = Slurm { env };
+        let out = slurm.script("start");
+        assert!(
+            out.status.success(),
+            "scripts/slurm-local.sh start (as root: it installs Debian's slurm packages):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        slurm
+    }
+
+    fn script(&self, what: &str) -> Output {
+        self.command("bash")
+            .arg(common::root().join("scripts/slurm-local.sh"))
+            .arg(what)
+            .output()
+            .unwrap()
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
+        c.env("RAYON_NUM_THREADS", "1");
+        c
+    }
+
+    /// Waits until the queue is empty.
+    fn wait_idle(&self, limit: Duration) {
+        let t0 = Instant::now();
+        loop {
+            let out = self
+                .command("squeue")
+                .args(["-h", "-o", "%i"])
+                .output()
+                .unwrap();
+            succeeded(&out);
+            if out.stdout.is_empty() {
+                return;
+            }
+            assert!(
+                t0.elapsed() < limit,
+                "jobs still queued: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+impl Drop for Slurm {
+    fn drop(&mut self) {
+        self.script("stop");
+    }
 }
 
 #[test]
@@ -184,25 +272,33 @@ fn a_killed_sweep_resumes_to_the_same_bytes_and_emitted_jobs_agree() {
     ok(&args);
     let jobs = emitted.join("jobs");
     let array = String::from_utf8(read(&jobs.join("cells.sbatch"))).unwrap();
-    assert!(array.contains("#SBATCH --array=0-11%1") && array.contains("#SBATCH --time=10"));
+    // sbatch reads #SBATCH lines only before the first command.
+    let header: Vec<&str> = (array.lines().skip(1))
+        .take_while(|l| l.starts_with('#'))
+        .collect();
+    assert!(header.contains(&"#SBATCH --array=0-11%1"), "{array}");
+    assert!(header.contains(&"#SBATCH --time=10"), "{array}");
     let submit = String::from_utf8(read(&jobs.join("submit.sh"))).unwrap();
     assert!(submit.contains("--dependency=afterok:\"$base\" --kill-on-invalid-dep=yes"));
-    let mut scripts = vec![jobs.join("base.sh")];
-    scripts.extend((0..12).map(|k| jobs.join(format!("cell-{k:03}.sh"))));
-    scripts.push(jobs.join("fit.sh"));
-    for s in scripts {
-        let out = Command::new("bash")
-            .arg(&s)
-            .env("RAYON_NUM_THREADS", "2")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}: {}",
-            s.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    // Each script is a plain bash script too: the base, by hand.
+    let out = Command::new("bash")
+        .arg(jobs.join("base.sh"))
+        .output()
+        .unwrap();
+    succeeded(&out);
+    // The rest through a real Slurm: submit.sh, then wait for the fit.
+    let slurm = Slurm::start(dir.path());
+    let out = slurm
+        .command("bash")
+        .arg(jobs.join("submit.sh"))
+        .output()
+        .unwrap();
+    succeeded(&out);
+    slurm.wait_idle(Duration::from_secs(900));
+    assert!(
+        jobs.join("logs").read_dir().unwrap().count() >= 13,
+        "a log per job"
+    );
     assert_eq!(read(&emitted.join("cells.jsonl")), cells.as_bytes());
     assert_eq!(read(&emitted.join("recommendation.json")), rec);
 }

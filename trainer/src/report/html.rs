@@ -6,19 +6,12 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::charts::{self, By};
+use super::markup::{chart_row, esc};
 use super::sweep::{page, SweepReport};
 use super::text::{loss, peaks, si, steps};
 use super::{Report, Run};
 use crate::error::{IoContext, Result};
 use crate::eval::MIN_WINDOWS;
-
-/// `s` escaped for HTML text and attributes.
-pub(crate) fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
 
 /// The document head and the title, naming the sweeps and runs.
 fn head(html: &mut String, sweeps: &[SweepReport], report: &Report) {
@@ -105,16 +98,6 @@ fn summary(html: &mut String, i: usize, run: &Run) {
     html.push_str("</table>\n");
     for w in &s.warnings {
         let _ = writeln!(html, "<p class=\"warn\">Warning: {}</p>", esc(w));
-    }
-    html.push_str("</div>\n");
-}
-
-/// A row of charts under a heading.
-pub(crate) fn chart_row(html: &mut String, title: &str, svgs: &[String]) {
-    let _ = write!(html, "<h2>{}</h2>\n<div class=\"charts\">\n", esc(title));
-    for s in svgs {
-        html.push_str(s);
-        html.push('\n');
     }
     html.push_str("</div>\n");
 }

@@ -12,6 +12,7 @@
 
 pub mod charts;
 pub mod html;
+mod markup;
 pub mod sweep;
 mod text;
 

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::super::html::{chart_row, esc};
+use super::super::markup::{chart_row, esc};
 use super::super::text::{loss, si};
 use super::curves::{self, lr_colour, lr_name, Metric};
 use super::text::{edges, setting};

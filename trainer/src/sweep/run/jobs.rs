@@ -233,12 +233,11 @@ impl Slurm<'_> {
         }
         let n = self.plan.cells().len();
         let array = format!(
-            "#SBATCH --array=0-{}%{}\nexec bash {}/cell-\"$(printf %03d \"$SLURM_ARRAY_TASK_ID\")\".sh\n",
-            n - 1,
-            self.parallel.max(1),
+            "exec bash {}/cell-\"$(printf %03d \"$SLURM_ARRAY_TASK_ID\")\".sh\n",
             quote(&jobs.display().to_string())
         );
-        self.script(&jobs.join("cells.sbatch"), "cells", &array)?;
+        let header = format!("--array=0-{}%{}", n - 1, self.parallel.max(1));
+        self.script_with(&jobs.join("cells.sbatch"), "cells", &[header], &array)?;
         let fit = format!(
             "exec {exe} sweep fit {sweep} --tolerance {}\n",
             self.tolerance
@@ -252,12 +251,23 @@ impl Slurm<'_> {
 
     /// Writes a job script: the `#SBATCH` header, then `body`.
     fn script(&self, path: &Path, name: &str, body: &str) -> RunResult<()> {
+        self.script_with(path, name, &[], body)
+    }
+
+    /// Writes a job script with `extra` `#SBATCH` options too. sbatch reads
+    /// options only up to the first command, so every one is in the header.
+    fn script_with(&self, path: &Path, name: &str, extra: &[String], body: &str) -> RunResult<()> {
         let logs = self.sweep.join("jobs").join("logs");
+        // An array task's log is JOB_TASK; another job's, its job id.
+        let log = match extra.iter().any(|o| o.starts_with("--array")) {
+            true => "%A_%a",
+            false => "%j",
+        };
         let mut text = format!(
-            "#!/usr/bin/env bash\n#SBATCH --job-name=almr-sweep-{name}\n#SBATCH --output={}/{name}-%A_%a.out\n",
+            "#!/usr/bin/env bash\n#SBATCH --job-name=almr-sweep-{name}\n#SBATCH --output={}/{name}-{log}.out\n",
             logs.display()
         );
-        for o in self.options {
+        for o in extra.iter().chain(self.options) {
             let _ = writeln!(text, "#SBATCH {o}");
         }
         text.push_str("set -euo pipefail\n");
