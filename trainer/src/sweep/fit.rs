@@ -1,7 +1,8 @@
 //! The law fitted per language over the cells,
 //! `L = E + C·(s+ε)^−γ + k·(ln η − (a + b·r))² [+ B·s^μ / D^β]`,
-//! by a Huber loss on log L with L-BFGS (More–Thuente line search) from a
-//! fixed grid of starts.
+//! by a Huber loss on log L: L-BFGS (More–Thuente line search) from a start
+//! read off the data and a fixed grid of starts, the best end point refined
+//! by Levenberg–Marquardt.
 
 use argmin::core::{CostFunction, Error as ArgminError, Executor, Gradient, State};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
@@ -19,6 +20,8 @@ pub const EPSILON: f64 = 1e-3;
 pub const HUBER_DELTA: f64 = 2e-2;
 /// L-BFGS iterations per start.
 const MAX_ITERS: u64 = 400;
+/// Levenberg–Marquardt iterations of the final refinement, at most.
+const REFINE_ITERS: usize = 100;
 
 /// The data-size term `B·s^μ / D^β`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -330,35 +333,184 @@ fn minimize(data: &Data, start: &[f64]) -> (Vec<f64>, f64) {
     }
 }
 
-/// The fixed grid of starts: a, b from a line through the best cell of each
-/// ALMR; E, γ, k over a small grid.
+/// The starts: the one from the data ([`data_start`]) first, then a fixed
+/// grid: a, b from a line through the best cell of each ALMR; E, γ, k over
+/// a small grid.
 fn starts(data: &Data) -> Vec<Vec<f64>> {
-    let min_l = data
-        .points
-        .iter()
-        .map(|p| p.ln_l.exp())
-        .fold(f64::INFINITY, f64::min);
-    let (a, b) = best_lr_line(&data.points);
-    let mut out = Vec::new();
+    let min_l = min_loss(data);
+    let (a, b) = line(&best_cells(&data.points));
+    let mut out = vec![data_start(data)];
     for e_frac in [0.5, 0.9] {
         for gamma in [0.3, 1.0] {
             for k in [0.01, 0.1] {
                 let e = e_frac * min_l;
                 let c = 0.5 * (min_l - e) + 1e-3;
-                let mut t = vec![e.ln(), c.ln(), f64::ln(gamma), f64::ln(k), a, b];
-                if data.with_tokens {
-                    t.extend([(0.05 * min_l).ln(), 0.5f64.ln(), 0.3f64.ln()]);
-                }
-                out.push(t);
+                out.push(with_tokens_start(data, [e, c, gamma, k], a, b));
             }
         }
     }
     out
 }
 
-/// The least-squares line `ln η = a + b·r` through the lowest-loss cell of
-/// each ALMR.
-fn best_lr_line(points: &[Point]) -> (f64, f64) {
+/// The lowest observed loss.
+fn min_loss(data: &Data) -> f64 {
+    (data.points.iter())
+        .map(|p| p.ln_l.exp())
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// The unconstrained parameters of positive `[E, C, γ, k]` and `a`, `b`,
+/// with the tokens term's start (B 5 % of the least loss, μ 0.5, β 0.3)
+/// when it is fitted.
+fn with_tokens_start(data: &Data, positive: [f64; 4], a: f64, b: f64) -> Vec<f64> {
+    let mut t: Vec<f64> = positive.iter().map(|x| x.ln()).collect();
+    t.extend([a, b]);
+    if data.with_tokens {
+        t.extend([(0.05 * min_loss(data)).ln(), 0.5f64.ln(), 0.3f64.ln()]);
+    }
+    t
+}
+
+/// The start read off the data: `ln η* = a + b·r` through the vertices of
+/// parabolas in ln η fitted per ALMR (else through the best cell of each
+/// ALMR), then E, C, k by linear least squares for each γ of [`GAMMAS`],
+/// keeping the best.
+fn data_start(data: &Data) -> Vec<f64> {
+    let vertices = row_vertices(data);
+    let (a, b) = match vertices.is_empty() {
+        true => line(&best_cells(&data.points)),
+        false => line(&vertices),
+    };
+    let min_l = min_loss(data);
+    let fallback = [0.5 * min_l, 0.25 * min_l, 0.5, 0.05];
+    let positive = share_terms(data, a, b).unwrap_or(fallback);
+    with_tokens_start(data, positive, a, b)
+}
+
+/// The γ tried by [`data_start`].
+const GAMMAS: [f64; 12] = [0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.3, 1.7, 2.2, 3.0];
+
+/// `(r, ln η at the vertex, weight)` of the cells' parabolas in ln η, one per
+/// ALMR and token count with 3 distinct learning rates or more, where it
+/// curves upwards; the vertex kept within one grid span of the cells'
+/// learning rates, the weight its curvature.
+fn row_vertices(data: &Data) -> Vec<(f64, f64, f64)> {
+    let (lo, hi) = span(data.points.iter().map(|p| p.ln_eta));
+    let mut keys: Vec<(f64, f64)> = data.points.iter().map(|p| (p.r, p.d)).collect();
+    keys.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.total_cmp(&y.1)));
+    keys.dedup();
+    keys.iter()
+        .filter_map(|&(r, d)| {
+            let row: Vec<&Point> = (data.points.iter())
+                .filter(|p| p.r == r && p.d == d)
+                .collect();
+            let (v, curv) = parabola_vertex(&row)?;
+            Some((r, v.clamp(2.0 * lo - hi, 2.0 * hi - lo), curv))
+        })
+        .collect()
+}
+
+/// The least and greatest of `values`.
+fn span(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    })
+}
+
+/// The vertex and curvature of `L ≈ p0 + p1·x + p2·x²` (x = ln η) through
+/// `row`, least squares weighted by 1/L² (≈ on log L); none unless it has
+/// 3 distinct learning rates and curves upwards.
+fn parabola_vertex(row: &[&Point]) -> Option<(f64, f64)> {
+    if distinct(row.iter().map(|p| p.ln_eta)) < 3 {
+        return None;
+    }
+    let mid = row.iter().map(|p| p.ln_eta).sum::<f64>() / row.len() as f64;
+    let eqs = row.iter().map(|p| {
+        let x = p.ln_eta - mid;
+        ([1.0, x, x * x], p.ln_l.exp())
+    });
+    let [_, p1, p2] = weighted_lstsq(eqs)?;
+    (p2 > 0.0).then(|| (mid - p1 / (2.0 * p2), p2))
+}
+
+/// E, C, k of `L ≈ E + C·(s+ε)^−γ + k·(ln η − a − b·r)²` by least squares
+/// weighted by 1/L², for the γ of [`GAMMAS`] that fits best with all three
+/// positive; `[E, C, γ, k]`, or none when no γ gives positive ones.
+fn share_terms(data: &Data, a: f64, b: f64) -> Option<[f64; 4]> {
+    let mut best: Option<(f64, [f64; 4])> = None;
+    for gamma in GAMMAS {
+        let feature = |p: &Point| {
+            let s = data.lang.share(p.r);
+            let q = p.ln_eta - a - b * p.r;
+            [1.0, (s + EPSILON).powf(-gamma), q * q]
+        };
+        let eqs = data.points.iter().map(|p| (feature(p), p.ln_l.exp()));
+        let Some([e, c, k]) = weighted_lstsq(eqs) else {
+            continue;
+        };
+        if e <= 0.0 || c <= 0.0 || k <= 0.0 {
+            continue;
+        }
+        let sse: f64 = (data.points.iter())
+            .map(|p| {
+                let [_, f, q2] = feature(p);
+                ((e + c * f + k * q2).ln() - p.ln_l).powi(2)
+            })
+            .sum();
+        if best.is_none_or(|(b, _)| sse < b) {
+            best = Some((sse, [e, c, gamma, k]));
+        }
+    }
+    best.map(|(_, t)| t)
+}
+
+/// The least-squares solution of `x·p = y` over the equations `(x, y)`,
+/// each weighted by 1/y²; none when the normal equations are singular.
+fn weighted_lstsq(eqs: impl Iterator<Item = ([f64; 3], f64)>) -> Option<[f64; 3]> {
+    let mut m = vec![vec![0.0; 4]; 3];
+    for (x, y) in eqs {
+        let w = 1.0 / (y * y);
+        for i in 0..3 {
+            for j in 0..3 {
+                m[i][j] += w * x[i] * x[j];
+            }
+            m[i][3] += w * x[i] * y;
+        }
+    }
+    let p = solve(m)?;
+    Some([p[0], p[1], p[2]])
+}
+
+/// Solves the n × n system of the augmented n × (n + 1) matrix `m` by
+/// Gaussian elimination with partial pivoting; none when it is (near)
+/// singular.
+fn solve(mut m: Vec<Vec<f64>>) -> Option<Vec<f64>> {
+    let n = m.len();
+    let scale = (0..n).map(|i| m[i][i].abs()).fold(0.0, f64::max);
+    for col in 0..n {
+        let piv = (col..n).max_by(|&i, &j| m[i][col].abs().total_cmp(&m[j][col].abs()))?;
+        m.swap(col, piv);
+        let pivot = m[col][col].abs();
+        if pivot.is_nan() || pivot <= 1e-14 * scale {
+            return None;
+        }
+        let (top, below) = m.split_at_mut(col + 1);
+        let pivot_row = &top[col];
+        for row in below {
+            let f = row[col] / pivot_row[col];
+            (row[col..].iter_mut().zip(&pivot_row[col..])).for_each(|(x, p)| *x -= f * p);
+        }
+    }
+    let mut x = vec![0.0; n];
+    for i in (0..n).rev() {
+        let rest: f64 = (i + 1..n).map(|j| m[i][j] * x[j]).sum();
+        x[i] = (m[i][n] - rest) / m[i][i];
+    }
+    Some(x)
+}
+
+/// `(r, ln η, 1)` of the lowest-loss cell of each ALMR.
+fn best_cells(points: &[Point]) -> Vec<(f64, f64, f64)> {
     let mut best: Vec<Point> = Vec::new();
     for p in points {
         match best.iter_mut().find(|q| q.r == p.r) {
@@ -367,13 +519,19 @@ fn best_lr_line(points: &[Point]) -> (f64, f64) {
             None => best.push(*p),
         }
     }
-    let n = best.len() as f64;
-    let mr = best.iter().map(|p| p.r).sum::<f64>() / n;
-    let me = best.iter().map(|p| p.ln_eta).sum::<f64>() / n;
-    let sxx: f64 = best.iter().map(|p| (p.r - mr).powi(2)).sum();
-    let sxy: f64 = best.iter().map(|p| (p.r - mr) * (p.ln_eta - me)).sum();
+    best.iter().map(|p| (p.r, p.ln_eta, 1.0)).collect()
+}
+
+/// The weighted least-squares line `y = a + b·x` through `(x, y, weight)`;
+/// flat when the x do not vary.
+fn line(points: &[(f64, f64, f64)]) -> (f64, f64) {
+    let w: f64 = points.iter().map(|p| p.2).sum();
+    let mx = points.iter().map(|p| p.2 * p.0).sum::<f64>() / w;
+    let my = points.iter().map(|p| p.2 * p.1).sum::<f64>() / w;
+    let sxx: f64 = points.iter().map(|p| p.2 * (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|p| p.2 * (p.0 - mx) * (p.1 - my)).sum();
     let b = if sxx > 0.0 { sxy / sxx } else { 0.0 };
-    (me - b * mr, b)
+    (my - b * mx, b)
 }
 
 /// The best of the starts (the first, on ties).
@@ -381,7 +539,8 @@ pub fn fit_theta(data: &Data) -> Vec<f64> {
     best_of(data, &starts(data))
 }
 
-/// The best fit from the given starts.
+/// The best fit from the given starts (L-BFGS from each, the first on
+/// ties), refined by [`refine`].
 pub fn best_of(data: &Data, starts: &[Vec<f64>]) -> Vec<f64> {
     let mut best: Option<(Vec<f64>, f64)> = None;
     for s in starts {
@@ -390,7 +549,58 @@ pub fn best_of(data: &Data, starts: &[Vec<f64>]) -> Vec<f64> {
             best = Some((t, c));
         }
     }
-    best.map(|(t, _)| t).unwrap_or_default()
+    best.map(|(t, c)| refine(data, t, c)).unwrap_or_default()
+}
+
+/// Levenberg–Marquardt steps on the Huber objective (Gauss–Newton with the
+/// Huber weights) from `theta` of cost `cost`: the final refinement, which
+/// takes the fit to the optimum where L-BFGS stops short of it (the
+/// parameters of the share term are nearly degenerate).
+fn refine(data: &Data, mut theta: Vec<f64>, mut cost: f64) -> Vec<f64> {
+    let mut lambda = 1e-3;
+    for _ in 0..REFINE_ITERS {
+        let Some(step) = lm_step(data, &theta, lambda) else {
+            break;
+        };
+        let trial: Vec<f64> = theta.iter().zip(&step).map(|(t, s)| t + s).collect();
+        let c = objective(data, &trial).0;
+        if c < cost {
+            let converged = cost - c <= 1e-12 * cost;
+            (theta, cost, lambda) = (trial, c, (lambda / 3.0).max(1e-12));
+            if converged {
+                break;
+            }
+        } else if lambda > 1e8 {
+            break;
+        } else {
+            lambda *= 4.0;
+        }
+    }
+    theta
+}
+
+/// The Levenberg–Marquardt step at `theta` with damping `lambda`:
+/// `(H + λ·diag H)·step = −g`, H and g summed over the cells with the
+/// Jacobian of ln L and the Huber weights.
+fn lm_step(data: &Data, theta: &[f64], lambda: f64) -> Option<Vec<f64>> {
+    let t = Theta::new(theta);
+    let n = theta.len();
+    let mut m = vec![vec![0.0; n + 1]; n];
+    let mut jac = vec![0.0; n];
+    for p in &data.points {
+        let pred = t.predict_grad(data.lang, p, &mut jac);
+        jac.iter_mut().for_each(|j| *j /= pred);
+        let rho = pred.ln() - p.ln_l;
+        let w = (HUBER_DELTA / rho.abs()).min(1.0);
+        for i in 0..n {
+            for j in 0..n {
+                m[i][j] += w * jac[i] * jac[j];
+            }
+            m[i][n] -= w * rho * jac[i];
+        }
+    }
+    (0..n).for_each(|i| m[i][i] *= 1.0 + lambda);
+    solve(m)
 }
 
 /// The fit of one language, with its quality.

@@ -95,6 +95,9 @@ pub struct LangFit {
     pub fit: Fit,
     /// 90 % bootstrap intervals of the parameters.
     pub intervals: Vec<Interval>,
+    /// The factor √(n/(n − p)) the bootstrap intervals are widened by
+    /// around the estimates (n cells, p parameters).
+    pub interval_widening: f64,
     /// The fitted optimal learning rate `η*(r) = exp(a + b·r)`.
     pub lr_opt: Vec<LrPoint>,
 }
@@ -205,7 +208,8 @@ pub fn recommend(cells: &Cells, tolerance: f64) -> Result<Recommendation, SweepE
     let en_limit = (1.0 + tolerance) * cells.base_en_loss;
     let opt = recommend::optimum(&zh.law, &en.law, &region, en_limit);
     let boot = bootstrap(cells, &data, [&zh.theta, &en.theta], &region, en_limit);
-    let intervals = |i: usize, law: &Law| param_intervals(law, &boot, i);
+    let widen = [(&zh, &data[0]), (&en, &data[1])].map(|(f, d)| widening(f.cells, d.n_params()));
+    let intervals = |i: usize, law: &Law| param_intervals(law, &boot, i, widen[i]);
     let fits = Fits {
         epsilon: fit::EPSILON,
         huber_delta: fit::HUBER_DELTA,
@@ -215,16 +219,19 @@ pub fn recommend(cells: &Cells, tolerance: f64) -> Result<Recommendation, SweepE
         seed: SEED,
         zh: LangFit {
             intervals: intervals(0, &zh.law),
+            interval_widening: widen[0],
             lr_opt: recommend::lr_curve(&zh.law, &region),
             fit: zh,
         },
         en: LangFit {
             intervals: intervals(1, &en.law),
+            interval_widening: widen[1],
             lr_opt: recommend::lr_curve(&en.law, &region),
             fit: en,
         },
     };
-    Ok(assemble(cells, tolerance, region, opt, &boot, fits))
+    let widen = widen[0].max(widen[1]);
+    Ok(assemble(cells, tolerance, region, opt, &boot, widen, fits))
 }
 
 /// Fits both languages, or says why each that cannot be fitted cannot.
@@ -320,15 +327,60 @@ fn percentiles(name: &'static str, mut values: Vec<f64>) -> Interval {
     }
 }
 
-/// The intervals of `law`'s parameters over the resamples of language `l`.
-fn param_intervals(law: &Law, boot: &[Resample], l: usize) -> Vec<Interval> {
+/// √(n/(n − p)) for a fit of n cells and p parameters. The case
+/// bootstrap's spread is that of the residuals, whose variance falls short
+/// of the noise's by (n − p)/n, so the intervals are widened by it around
+/// the estimate (as HC1 rescales HC0).
+fn widening(cells: usize, params: usize) -> f64 {
+    let (n, p) = (cells as f64, params as f64);
+    (n / (n - p)).sqrt()
+}
+
+/// The 90 % interval of `name`: the 5th and 95th percentiles of the
+/// bootstrap `values`, each moved `widen` times as far from the estimate
+/// `est` (in ln for a positive quantity, `log`), never inwards.
+fn interval(
+    name: &'static str,
+    est: Option<f64>,
+    values: Vec<f64>,
+    log: bool,
+    widen: f64,
+) -> Interval {
+    let iv = percentiles(name, values);
+    let Some(est) = est else { return iv };
+    let stretch = |x: f64| match log {
+        true => (est.ln() + widen * (x.ln() - est.ln())).exp(),
+        false => est + widen * (x - est),
+    };
+    Interval {
+        name,
+        lo: iv.lo.min(stretch(iv.lo)),
+        hi: iv.hi.max(stretch(iv.hi)),
+    }
+}
+
+/// The intervals of `law`'s parameters over the resamples of language `l`,
+/// widened by `widen`; all but a and b are positive.
+fn param_intervals(law: &Law, boot: &[Resample], l: usize, widen: f64) -> Vec<Interval> {
     let named = law.named();
     (0..named.len())
         .map(|i| {
+            let (name, est) = named[i];
             let values = boot.iter().map(|b| b.laws[l].named()[i].1).collect();
-            percentiles(named[i].0, values)
+            let log = !matches!(name, "a" | "b");
+            interval(name, Some(est), values, log, widen)
         })
         .collect()
+}
+
+/// The intervals of the recommended ALMR (within [0, 1]) and LR over the
+/// feasible resamples, widened by `widen`.
+fn recommended_intervals(rec: Option<Setting>, feasible: &[Setting], widen: f64) -> Vec<Interval> {
+    let almr = feasible.iter().map(|s| s.almr).collect();
+    let mut almr = interval("almr", rec.map(|s| s.almr), almr, false, widen);
+    (almr.lo, almr.hi) = (almr.lo.max(0.0), almr.hi.min(1.0));
+    let lr = feasible.iter().map(|s| s.lr).collect();
+    vec![almr, interval("lr", rec.map(|s| s.lr), lr, true, widen)]
 }
 
 fn assemble(
@@ -337,6 +389,7 @@ fn assemble(
     region: Region,
     opt: Optimum,
     boot: &[Resample],
+    widen: f64,
     fit: Fits,
 ) -> Recommendation {
     let feasible: Vec<Setting> = boot.iter().filter_map(|b| b.optimum).collect();
@@ -351,10 +404,7 @@ fn assemble(
         reason,
         unconstrained: opt.unconstrained,
         on_grid_edge: opt.recommended.unwrap_or(opt.unconstrained).on_grid_edge,
-        recommended_intervals: vec![
-            percentiles("almr", feasible.iter().map(|s| s.almr).collect()),
-            percentiles("lr", feasible.iter().map(|s| s.lr).collect()),
-        ],
+        recommended_intervals: recommended_intervals(opt.recommended, &feasible, widen),
         feasible_resamples: feasible.len(),
         fit,
         base_en_loss: cells.base_en_loss,

@@ -1,7 +1,7 @@
 //! The recommendation: the (ALMR, LR) of least fitted Chinese loss whose
 //! fitted English loss stays within `(1 + T)×` the base's, searched on a
-//! fine grid inside the cells' ranges; the unconstrained optimum; and
-//! whether either lies on the edge of the grid.
+//! fine grid inside the cells' ranges and refined around its optimum; the
+//! unconstrained optimum; and whether either lies on the edge of the grid.
 
 use serde::Serialize;
 
@@ -52,26 +52,42 @@ pub struct Optimum {
     pub least_en: f64,
 }
 
-/// The value of axis `i` of `GRID` points over `[lo, hi]`.
-fn axis(range: [f64; 2], i: usize) -> f64 {
-    range[0] + (range[1] - range[0]) * i as f64 / (GRID - 1) as f64
+/// The value of point `i` of `n` over `[lo, hi]` (the ends exactly).
+fn axis(range: [f64; 2], i: usize, n: usize) -> f64 {
+    match i + 1 == n {
+        true => range[1],
+        false => range[0] + (range[1] - range[0]) * i as f64 / (n - 1) as f64,
+    }
 }
 
-/// Searches the grid for the optima of the laws `zh` and `en`.
-pub fn optimum(zh: &Law, en: &Law, region: &Region, en_limit: f64) -> Optimum {
+/// Points per axis of the refinement around an optimum of the grid.
+const FINE: usize = 41;
+/// The refinement spans this many steps of the grid either side.
+const FINE_SPAN: f64 = 2.0;
+
+/// What a search of a box finds.
+struct Found {
+    recommended: Option<Setting>,
+    unconstrained: Option<Setting>,
+    least_en: f64,
+}
+
+/// Searches `n` × `n` points over the box `bx` (ALMR × ln η) inside
+/// `region`, for the laws `[zh, en]`.
+fn search(laws: [&Law; 2], region: &Region, bx: [[f64; 2]; 2], n: usize, en_limit: f64) -> Found {
     let mut best: Option<(f64, Setting)> = None;
     let mut free: Option<(f64, Setting)> = None;
     let mut least_en = f64::INFINITY;
-    for i in 0..GRID {
-        let r = axis(region.almr, i);
-        for j in 0..GRID {
-            let ln_eta = axis(region.ln_lr, j);
+    for i in 0..n {
+        let r = axis(bx[0], i, n);
+        for j in 0..n {
+            let ln_eta = axis(bx[1], j, n);
             let s = Setting {
                 almr: r,
                 lr: ln_eta.exp(),
-                zh_loss: zh.predict(Lang::Zh, r, ln_eta, region.tokens),
-                en_loss: en.predict(Lang::En, r, ln_eta, region.tokens),
-                on_grid_edge: i == 0 || j == 0 || i == GRID - 1 || j == GRID - 1,
+                zh_loss: laws[0].predict(Lang::Zh, r, ln_eta, region.tokens),
+                en_loss: laws[1].predict(Lang::En, r, ln_eta, region.tokens),
+                on_grid_edge: region.almr.contains(&r) || region.ln_lr.contains(&ln_eta),
             };
             keep_least(&mut free, s);
             least_en = least_en.min(s.en_loss);
@@ -80,18 +96,43 @@ pub fn optimum(zh: &Law, en: &Law, region: &Region, en_limit: f64) -> Optimum {
             }
         }
     }
-    let unconstrained = free.map(|(_, s)| s).unwrap_or(Setting {
-        almr: f64::NAN,
-        lr: f64::NAN,
-        zh_loss: f64::NAN,
-        en_loss: f64::NAN,
-        on_grid_edge: false,
-    });
-    Optimum {
+    Found {
         recommended: best.map(|(_, s)| s),
+        unconstrained: free.map(|(_, s)| s),
+        least_en,
+    }
+}
+
+/// The box of `FINE_SPAN` grid steps either side of `s`, within `region`.
+fn around(s: &Setting, region: &Region) -> [[f64; 2]; 2] {
+    let clip = |range: [f64; 2], x: f64| {
+        let h = FINE_SPAN * (range[1] - range[0]) / (GRID - 1) as f64;
+        [(x - h).max(range[0]), (x + h).min(range[1])]
+    };
+    [clip(region.almr, s.almr), clip(region.ln_lr, s.lr.ln())]
+}
+
+/// Searches the `GRID` × `GRID` grid over `region` for the optima of the
+/// laws `zh` and `en`, then a `FINE` × `FINE` grid around each of them.
+pub fn optimum(zh: &Law, en: &Law, region: &Region, en_limit: f64) -> Optimum {
+    let laws = [zh, en];
+    let coarse = search(laws, region, [region.almr, region.ln_lr], GRID, en_limit);
+    let fine = |s: Setting| search(laws, region, around(&s, region), FINE, en_limit);
+    let recommended = (coarse.recommended).map(|s| fine(s).recommended.unwrap_or(s));
+    let unconstrained = (coarse.unconstrained)
+        .map(|s| fine(s).unconstrained.unwrap_or(s))
+        .unwrap_or(Setting {
+            almr: f64::NAN,
+            lr: f64::NAN,
+            zh_loss: f64::NAN,
+            en_loss: f64::NAN,
+            on_grid_edge: false,
+        });
+    Optimum {
+        recommended,
         unconstrained,
         en_limit,
-        least_en,
+        least_en: coarse.least_en,
     }
 }
 
