@@ -263,12 +263,15 @@ pub enum TokenizerError {
         cause: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The pipeline's EOS token is not in the vocabulary.
-    #[error("{}: the EOS token {eos:?} is not in the vocabulary", path.display())]
+    #[error("{}: the EOS token {eos:?} is not in the vocabulary{}", path.display(),
+        nearest.as_ref().map_or(String::new(), |n| format!("; did you mean {n:?}?")))]
     UnknownEos {
         /// The `tokenizer.json`.
         path: PathBuf,
         /// The token asked for.
         eos: String,
+        /// The added token nearest to it, when one is close.
+        nearest: Option<String>,
     },
     /// The vocabulary has more ids than a shard can store.
     #[error("{}: vocabulary of {ids} ids is too large", path.display())]

@@ -1,8 +1,9 @@
-//! The command line: schemas in sync, config errors that name key and line,
-//! `inspect` output, the tables of `mix` and `stats`.
+//! The command line: schemas in sync, config errors that name key and line
+//! and what was meant, `inspect` output, the tables of `mix` and `stats`.
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 
 use common::root;
@@ -248,4 +249,65 @@ fn mix_and_stats_print_their_tables() {
             .any(|l| l.starts_with("mix m: target ALMR 0.2500, achieved 0.2500")),
         "{text}"
     );
+}
+
+/// Writes `text` as `p.toml` in `dir` and builds it; gives the pipeline's
+/// path as printed, the exit code and stderr.
+fn build_text(dir: &Path, text: &str) -> (String, Option<i32>, String) {
+    let path = dir.join("p.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = dir.join("o");
+    let b = almr(&[
+        "build",
+        path.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&b.stderr).into_owned();
+    (path.display().to_string(), b.status.code(), err)
+}
+
+/// `good` with the first `from` replaced by `to`, and the 1-based line
+/// where it stands.
+fn replaced(good: &str, from: &str, to: &str) -> (String, usize) {
+    let at = good.find(from).unwrap_or_else(|| panic!("{from}"));
+    let line = good[..at].matches('\n').count() + 1;
+    (good.replacen(from, to, 1), line)
+}
+
+#[test]
+fn config_mistakes_say_what_was_meant() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(root().join("pipelines/default.toml")).unwrap();
+    let cases = [
+        (
+            "format = \"jsonl\"",
+            "format = \"json\"",
+            "`source[0].format`: \"json\" is not a valid value: expected one of jsonl, parquet, \
+             text, chat; did you mean \"jsonl\"?",
+        ),
+        (
+            "language = \"zh\"",
+            "language = \"cn\"",
+            "`source[0].language`: \"cn\" is not a language code the language step knows; \
+             did you mean \"zh\"?",
+        ),
+        (
+            "text_field = \"text\"",
+            "txt_field = \"text\"",
+            "`source[0].txt_field`: unknown key `txt_field` (did you mean `text_field`?)",
+        ),
+        (
+            "eos = \"<|end_of_text|>\"",
+            "eos = \"<|end_of_txt|>\"",
+            "`tokenizer.eos`: fixtures/tokenizers/llama3/tokenizer.json: the EOS token \
+             \"<|end_of_txt|>\" is not in the vocabulary; did you mean \"<|end_of_text|>\"?",
+        ),
+    ];
+    for (from, to, said) in cases {
+        let (text, line) = replaced(&good, from, to);
+        let (path, code, err) = build_text(dir.path(), &text);
+        assert_eq!(code, Some(1), "{to}: {err}");
+        assert_eq!(err, format!("error: {path}:{line}: {said}\n"), "{to}");
+    }
 }
