@@ -32,7 +32,10 @@ use crate::tokenize::chat::MaskConfig;
 
 use self::schema::SchemaDoc;
 
+mod reference;
 mod schema;
+
+pub use self::reference::markdown as reference_markdown;
 
 /// The committed JSON Schema of the pipeline file.
 pub const PIPELINE_SCHEMA: &str = include_str!("../../schemas/pipeline.schema.json");
