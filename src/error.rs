@@ -110,13 +110,15 @@ pub enum Error {
         /// The document asked for.
         doc: u64,
     },
-    /// `almr explain`: no input record has this id.
-    #[error("no record with id {id:?} in {}", out.display())]
+    /// `almr explain`: no input record has this id, or is at this place.
+    #[error("no record with id {id:?} in {}{hint}", out.display())]
     NoRecord {
-        /// The id asked for.
+        /// The id (or `FILE:LINE`) asked for.
         id: String,
         /// The build's output directory.
         out: PathBuf,
+        /// Why a place names no record, starting with "; "; or empty.
+        hint: String,
     },
     /// A shard outside a build was given no tokenizer to decode with.
     #[error("{}: no manifest.json above this shard to name its tokenizer; pass --tokenizer", shard.display())]

@@ -63,7 +63,10 @@ enum Command {
     Explain {
         /// The build's output directory.
         out: PathBuf,
-        /// The record id (its `id_field` value, or `file:line`).
+        /// The record: its id (its `id_field` value, or `FILE:LINE`
+        /// without one), or its place in the input, `FILE:LINE` (the row
+        /// for Parquet), with FILE as the build names it or by its last
+        /// components, e.g. `zh/news.jsonl.gz:12`.
         id: String,
         /// Print JSON.
         #[arg(long)]

@@ -1,6 +1,6 @@
 //! The command line: schemas (and the key reference in docs/cleaning.md) in
 //! sync, config errors that name key and line and what was meant, `inspect`
-//! output, the tables of `mix` and `stats`.
+//! output, `explain` by place, the tables of `mix` and `stats`.
 
 mod common;
 
@@ -339,4 +339,58 @@ fn the_key_reference_in_the_cleaning_doc_is_the_schema() {
     }
     let other = almr(&["schema", "manifest", "--markdown"]);
     assert_eq!(other.status.code(), Some(1));
+}
+
+#[test]
+fn explain_finds_a_record_by_its_place_in_the_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let out_s = out.to_str().unwrap();
+    let b = almr(&["build", "pipelines/default.toml", "--out", out_s]);
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    let explain = |what: &str| {
+        let e = almr(&["explain", out_s, what]);
+        let stdout = String::from_utf8(e.stdout).unwrap();
+        (
+            e.status.code(),
+            stdout,
+            String::from_utf8(e.stderr).unwrap(),
+        )
+    };
+    // zh_news has an id_field: its place finds the same record as its id,
+    // by the file as the build names it or by its last components.
+    let (code, by_id, _) = explain("pd199801-0168");
+    assert_eq!(code, Some(0));
+    assert!(
+        by_id.starts_with(
+            "dropped  zh_news fixtures/zh/peoples_daily_1998_01.jsonl.gz:168 at filter: "
+        ),
+        "{by_id}"
+    );
+    for place in [
+        "fixtures/zh/peoples_daily_1998_01.jsonl.gz:168",
+        "./fixtures/zh/peoples_daily_1998_01.jsonl.gz:168",
+        "peoples_daily_1998_01.jsonl.gz:168",
+    ] {
+        assert_eq!(explain(place).1, by_id, "{place}");
+    }
+    let (_, kept, _) = explain("zh/peoples_daily_1998_01.jsonl.gz:61");
+    assert!(kept.starts_with("kept     zh_news "), "{kept}");
+    // A Parquet record by its row.
+    let e = almr(&["explain", out_s, "enwiki_more.parquet:2", "--json"]);
+    let fates: serde_json::Value = serde_json::from_slice(&e.stdout).unwrap();
+    assert_eq!(fates[0]["file"], "fixtures/en/enwiki_more.parquet");
+    assert_eq!(fates[0]["line"], 2);
+    // A place without a record says why.
+    let (code, _, err) = explain("peoples_daily_1998_01.jsonl.gz:100000");
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("no record of peoples_daily_1998_01.jsonl.gz starts on line 100000"),
+        "{err}"
+    );
+    let (_, _, err) = explain("nope.jsonl:3");
+    assert!(
+        err.contains("no input of the build is nope.jsonl: its inputs are fixtures/"),
+        "{err}"
+    );
 }
