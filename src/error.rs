@@ -110,13 +110,15 @@ pub enum Error {
         /// The document asked for.
         doc: u64,
     },
-    /// `almr explain`: no input record has this id.
-    #[error("no record with id {id:?} in {}", out.display())]
+    /// `almr explain`: no input record has this id, or is at this place.
+    #[error("no record with id {id:?} in {}{hint}", out.display())]
     NoRecord {
-        /// The id asked for.
+        /// The id (or `FILE:LINE`) asked for.
         id: String,
         /// The build's output directory.
         out: PathBuf,
+        /// Why a place names no record, starting with "; "; or empty.
+        hint: String,
     },
     /// A shard outside a build was given no tokenizer to decode with.
     #[error("{}: no manifest.json above this shard to name its tokenizer; pass --tokenizer", shard.display())]
@@ -263,12 +265,15 @@ pub enum TokenizerError {
         cause: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The pipeline's EOS token is not in the vocabulary.
-    #[error("{}: the EOS token {eos:?} is not in the vocabulary", path.display())]
+    #[error("{}: the EOS token {eos:?} is not in the vocabulary{}", path.display(),
+        nearest.as_ref().map_or(String::new(), |n| format!("; did you mean {n:?}?")))]
     UnknownEos {
         /// The `tokenizer.json`.
         path: PathBuf,
         /// The token asked for.
         eos: String,
+        /// The added token nearest to it, when one is close.
+        nearest: Option<String>,
     },
     /// The vocabulary has more ids than a shard can store.
     #[error("{}: vocabulary of {ids} ids is too large", path.display())]

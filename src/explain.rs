@@ -1,7 +1,8 @@
-//! `almr explain OUT ID`: what became of one input record. It looks the id up
-//! in every shard's provenance table and every rejects table of a build.
+//! `almr explain OUT ID`: what became of one input record. It looks the
+//! record up, by its id or by its place in the input (`FILE:LINE`), in every
+//! shard's provenance table and every rejects table of a build.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
 
@@ -46,15 +47,66 @@ pub enum Fate {
     },
 }
 
-/// Every place record `id` appears in the build at `out`.
-pub fn explain(out: &Path, id: &str) -> Result<Vec<Fate>> {
+/// What `almr explain` looks for: a record id, or a record's place in the
+/// input, `FILE:LINE`.
+struct Query<'q> {
+    /// The argument as given: an id.
+    id: &'q str,
+    /// The argument read as a place: a file and a 1-based line or row.
+    place: Option<(PathBuf, u64)>,
+}
+
+impl<'q> Query<'q> {
+    /// Reads `arg` as an id and, when it ends in `:LINE`, as a place.
+    fn new(arg: &'q str) -> Self {
+        let place = arg.rsplit_once(':').and_then(|(file, line)| {
+            let line = line.parse().ok()?;
+            let file: PathBuf = Path::new(file)
+                .components()
+                .filter(|c| *c != Component::CurDir)
+                .collect();
+            (!file.as_os_str().is_empty()).then_some((file, line))
+        });
+        Query { id: arg, place }
+    }
+
+    /// Whether a row with this id, input file and line is the record asked
+    /// for.
+    fn matches(&self, id: &str, file: &str, line: u64) -> bool {
+        id == self.id
+            || self
+                .place
+                .as_ref()
+                .is_some_and(|(f, l)| *l == line && same_file(file, f))
+    }
+}
+
+/// Whether `asked` names the input file `label` (as the build names it):
+/// the same path, its last components (`zh/a.jsonl.gz`), or the same file
+/// on disk.
+fn same_file(label: &str, asked: &Path) -> bool {
+    let label = Path::new(label);
+    if label.ends_with(asked) {
+        return true;
+    }
+    match (label.canonicalize(), asked.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Every place the record `arg` appears in the build at `out`: `arg` is its
+/// id, or its place in the input as `FILE:LINE` (the row for Parquet), the
+/// file as the build names it or by its last components.
+pub fn explain(out: &Path, arg: &str) -> Result<Vec<Fate>> {
     let manifest = Manifest::load(out)?;
+    let query = Query::new(arg);
     let mut fates = Vec::new();
     for shard in &manifest.shards {
         let docs = with_suffix(&out.join(&shard.prefix), ".docs.parquet");
         for row in provenance::read_all(&docs)?
             .into_iter()
-            .filter(|r| r.id == id)
+            .filter(|r| query.matches(&r.id, &r.file, r.line))
         {
             fates.push(Fate::Kept {
                 source: row.source,
@@ -73,7 +125,7 @@ pub fn explain(out: &Path, id: &str) -> Result<Vec<Fate>> {
     {
         for row in rejects::read_all(&out.join(&output.path))?
             .into_iter()
-            .filter(|r| r.id == id)
+            .filter(|r| query.matches(&r.id, &r.file, r.line))
         {
             fates.push(Fate::Dropped {
                 source: row.source,
@@ -87,11 +139,45 @@ pub fn explain(out: &Path, id: &str) -> Result<Vec<Fate>> {
     }
     if fates.is_empty() {
         return Err(Error::NoRecord {
-            id: id.to_string(),
+            id: arg.to_string(),
             out: out.to_path_buf(),
+            hint: no_record_hint(&manifest, &query),
         });
     }
     Ok(fates)
+}
+
+/// Why a place names no record: no input of the build is that file (and
+/// which are), or no record starts on that line.
+fn no_record_hint(manifest: &Manifest, query: &Query) -> String {
+    let Some((file, line)) = &query.place else {
+        return String::new();
+    };
+    let inputs: Vec<String> = manifest
+        .inputs
+        .iter()
+        .map(|i| i.path.display().to_string())
+        .collect();
+    if inputs.iter().any(|i| same_file(i, file)) {
+        return format!(
+            "; no record of {} starts on line {line} (lines count from 1, blank lines hold no record; for Parquet, rows)",
+            file.display()
+        );
+    }
+    let shown = inputs
+        .iter()
+        .take(5)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    let more = match inputs.len() {
+        n if n > 5 => format!(", … ({n} in all)"),
+        _ => String::new(),
+    };
+    format!(
+        "; no input of the build is {}: its inputs are {shown}{more}",
+        file.display()
+    )
 }
 
 impl std::fmt::Display for Fate {

@@ -159,6 +159,58 @@ fn iso639_1(lang: whatlang::Lang) -> &'static str {
     }
 }
 
+/// Every code [`detect`] can give, sorted: the codes a source's `language`
+/// can match.
+pub fn known_codes() -> Vec<&'static str> {
+    let mut codes: Vec<&'static str> = whatlang::Lang::all().iter().map(|&l| iso639_1(l)).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    codes
+}
+
+/// Codes and names that mean a language the step knows by another code:
+/// country codes, ISO 639-2/B codes, retired codes and English names that
+/// whatlang does not give.
+const ALIASES: [(&str, &str); 19] = [
+    ("cn", "zh"),
+    ("tw", "zh"),
+    ("hk", "zh"),
+    ("chi", "zh"),
+    ("zho", "zh"),
+    ("chinese", "zh"),
+    ("jp", "ja"),
+    ("kr", "ko"),
+    ("us", "en"),
+    ("gb", "en"),
+    ("gr", "el"),
+    ("dk", "da"),
+    ("se", "sv"),
+    ("cz", "cs"),
+    ("ua", "uk"),
+    ("iw", "he"),
+    ("ger", "de"),
+    ("fre", "fr"),
+    ("dut", "nl"),
+];
+
+/// The code the step knows the language of `code` by, when `code` is not
+/// one it knows but means one: `cn` → `zh`, `eng` → `en`, `zh-CN` → `zh`,
+/// `English` → `en`.
+pub fn known_code_for(code: &str) -> Option<&'static str> {
+    let lower = code.to_lowercase();
+    let base = lower.split(['-', '_']).next().unwrap_or_default();
+    let known = known_codes();
+    if let Some(&k) = known.iter().find(|&&k| k == base && k != code) {
+        return Some(k);
+    }
+    let alias = ALIASES.iter().find(|(a, _)| *a == base).map(|(_, k)| *k);
+    let by_whatlang = whatlang::Lang::all()
+        .iter()
+        .find(|l| l.code() == base || l.eng_name().eq_ignore_ascii_case(base))
+        .map(|&l| iso639_1(l));
+    alias.or(by_whatlang).filter(|&k| k != code)
+}
+
 /// The `language` step for one source.
 pub struct LanguageCheck {
     expected: String,
@@ -234,6 +286,22 @@ mod tests {
             lang("使用 apt-get install 命令安装软件包，然后运行 systemctl status 查看服务状态。"),
             "zh"
         );
+    }
+
+    #[test]
+    fn known_codes_and_what_slips_mean() {
+        let known = known_codes();
+        for code in ["zh", "en", "ja", "ko", "fr", "de"] {
+            assert!(known.contains(&code), "{code}");
+        }
+        assert!(!known.contains(&"cn"));
+        assert_eq!(known_code_for("cn"), Some("zh"));
+        assert_eq!(known_code_for("zh-CN"), Some("zh"));
+        assert_eq!(known_code_for("eng"), Some("en"));
+        assert_eq!(known_code_for("English"), Some("en"));
+        assert_eq!(known_code_for("jp"), Some("ja"));
+        assert_eq!(known_code_for("zh"), None);
+        assert_eq!(known_code_for("xx"), None);
     }
 
     #[test]

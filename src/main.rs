@@ -63,7 +63,10 @@ enum Command {
     Explain {
         /// The build's output directory.
         out: PathBuf,
-        /// The record id (its `id_field` value, or `file:line`).
+        /// The record: its id (its `id_field` value, or `FILE:LINE`
+        /// without one), or its place in the input, `FILE:LINE` (the row
+        /// for Parquet), with FILE as the build names it or by its last
+        /// components, e.g. `zh/news.jsonl.gz:12`.
         id: String,
         /// Print JSON.
         #[arg(long)]
@@ -118,6 +121,11 @@ enum Command {
         /// Which schema.
         #[arg(value_enum)]
         which: SchemaKind,
+        /// Print every key of the pipeline file as Markdown tables (its
+        /// values, default and meaning) instead: the reference at the end
+        /// of docs/cleaning.md.
+        #[arg(long)]
+        markdown: bool,
     },
 }
 
@@ -364,7 +372,17 @@ fn run(cli: Cli) -> Result<()> {
             json,
         } => sample(&mix, n, seed, valid, json)?,
         Command::Verify { out, json } => verify(&out, json)?,
-        Command::Schema { which } => almr::out!("{}", which.schema())?,
+        Command::Schema { which, markdown } => schema(which, markdown)?,
+    }
+    Ok(())
+}
+
+/// `almr schema`.
+fn schema(which: SchemaKind, markdown: bool) -> Result<()> {
+    match (which, markdown) {
+        (SchemaKind::Pipeline, true) => almr::out!("{}", almr::config::reference_markdown())?,
+        (_, true) => anyhow::bail!("--markdown: only the pipeline file has a key reference"),
+        (_, false) => almr::out!("{}", which.schema())?,
     }
     Ok(())
 }

@@ -125,6 +125,56 @@ pub fn char_len(s: &str) -> usize {
     s.chars().count()
 }
 
+/// Edits that turn `a` into `b`, in characters: insertions, deletions,
+/// substitutions and swaps of two neighbours each cost one (the optimal
+/// string alignment distance).
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    // rows[k][j]: distance between a[..i+k-2] and b[..j], for the last three rows.
+    let mut rows = [
+        vec![0; b.len() + 1],
+        vec![0; b.len() + 1],
+        (0..=b.len()).collect(),
+    ];
+    for i in 1..=a.len() {
+        rows.rotate_left(1);
+        rows[2][0] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut d = (rows[1][j] + 1)
+                .min(rows[2][j - 1] + 1)
+                .min(rows[1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d = d.min(rows[0][j - 2] + 1);
+            }
+            rows[2][j] = d;
+        }
+    }
+    rows[2][b.len()]
+}
+
+/// The candidate nearest to `word`, for a "did you mean" hint: only when it
+/// is close (at most a third of `word`'s characters away, and at least one
+/// edit is allowed) and nearer than every other candidate.
+pub fn nearest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
+    let limit = (char_len(word) / 3).max(1);
+    let mut best: Option<(usize, &str)> = None;
+    let mut tied = false;
+    for c in candidates {
+        let d = edit_distance(word, c);
+        match best {
+            _ if d == 0 || d > limit => {}
+            Some((b, _)) if d > b => {}
+            Some((b, other)) if d == b => tied |= other != c,
+            _ => {
+                best = Some((d, c));
+                tied = false;
+            }
+        }
+    }
+    best.filter(|_| !tied).map(|(_, c)| c)
+}
+
 /// A hasher for keys that are already hashes.
 #[derive(Default)]
 pub struct PreHashed(u64);
@@ -240,6 +290,29 @@ mod tests {
         assert_eq!(words("１９９８年"), ["１９９８", "年"]);
         assert!(words("!!! ... ★★").is_empty());
         assert!(has_words("one two three", 3) && !has_words("one two", 3) && has_words("", 0));
+    }
+
+    #[test]
+    fn edit_distances_count_swaps_as_one() {
+        assert_eq!(edit_distance("text_feild", "text_field"), 1);
+        assert_eq!(edit_distance("json", "jsonl"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("中文", "中国"), 1);
+    }
+
+    #[test]
+    fn nearest_only_when_close_and_unique() {
+        let keys = ["text_field", "id_field", "text_unit"];
+        assert_eq!(nearest("text_feild", keys), Some("text_field"));
+        assert_eq!(nearest("json", ["jsonl", "parquet", "text"]), Some("jsonl"));
+        assert_eq!(nearest("colour", keys), None);
+        assert_eq!(
+            nearest("text_field", keys),
+            None,
+            "an exact match is no hint"
+        );
+        assert_eq!(nearest("ab", ["ac", "bb"]), None, "a tie is no hint");
     }
 
     #[test]

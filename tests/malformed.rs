@@ -1,6 +1,8 @@
 //! For each input format, a malformed record is counted, located by
 //! file:line in the rejects table, and never stops the build; `--strict`
-//! turns it into a failure.
+//! turns it into a failure. A field that no record of a file has is a
+//! mistake in the pipeline, and stops the build before it reads anything;
+//! a source that keeps nothing is warned about.
 
 mod common;
 
@@ -121,20 +123,6 @@ fn parquet_reports_file_and_row() {
             ),
         ],
     );
-    let no_column = dir.path().join("no_column.parquet");
-    write_parquet(
-        &no_column,
-        vec![
-            (
-                "doc",
-                Arc::new(StringArray::from(vec!["y1", "y2"])) as ArrayRef,
-            ),
-            (
-                "other",
-                Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef,
-            ),
-        ],
-    );
     let wrong_type = dir.path().join("wrong_type.parquet");
     write_parquet(
         &wrong_type,
@@ -146,12 +134,7 @@ fn parquet_reports_file_and_row() {
     let not_parquet = dir.path().join("not.parquet");
     std::fs::write(&not_parquet, b"this is not parquet").unwrap();
 
-    let files = vec![
-        good.clone(),
-        no_column.clone(),
-        wrong_type.clone(),
-        not_parquet.clone(),
-    ];
+    let files = vec![good.clone(), wrong_type.clone(), not_parquet.clone()];
     let pipeline = write_pipeline(
         dir.path(),
         &[(
@@ -164,7 +147,7 @@ fn parquet_reports_file_and_row() {
     let out = dir.path().join("out");
     let m = build_to(&pipeline, &out, 1).manifest;
     let c = &m.sources[0].counts;
-    assert_eq!((c.read, c.kept, c.malformed.total), (7, 2, 5));
+    assert_eq!((c.read, c.kept, c.malformed.total), (5, 2, 3));
 
     let rows = rejects_of(&out);
     let got: Vec<(String, i64, String)> = rows
@@ -176,8 +159,6 @@ fn parquet_reports_file_and_row() {
         got,
         vec![
             (s(&good), 2, "missing_text".into()),
-            (s(&no_column), 1, "missing_text".into()),
-            (s(&no_column), 2, "missing_text".into()),
             (s(&wrong_type), 1, "non_string_text".into()),
             (s(&not_parquet), 0, "unreadable_file".into()),
         ]
@@ -246,4 +227,133 @@ fn strict_fails_with_file_line_and_leaves_no_output() {
         String::from_utf8_lossy(&lenient.stderr)
     );
     assert!(out.join("manifest.json").exists());
+}
+
+/// Runs `almr build PIPELINE --out OUT`; gives the exit code and stderr.
+fn build_cli(pipeline: &Path, out: &Path) -> (Option<i32>, String) {
+    let b = Command::new(env!("CARGO_BIN_EXE_almr"))
+        .arg("build")
+        .arg(pipeline)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    (
+        b.status.code(),
+        String::from_utf8_lossy(&b.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_field_in_no_record_of_a_file_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("a.jsonl");
+    std::fs::write(&good, "{\"id\":\"1\",\"text\":\"one\"}\n").unwrap();
+    // Only the third record has a text: per record, the others are malformed.
+    let late = dir.path().join("b.jsonl.gz");
+    write_jsonl_gz(
+        &late,
+        b"{\"id\":\"2\"}\n{\"id\":\"3\"}\n{\"id\":\"4\",\"text\":\"four\"}\n",
+    );
+    let misspelt = dir.path().join("c.jsonl");
+    std::fs::write(&misspelt, "{\"id\":\"5\",\"txt\":\"five\"}\nbroken\n").unwrap();
+    let columns = dir.path().join("d.parquet");
+    write_parquet(
+        &columns,
+        vec![
+            ("doc", Arc::new(StringArray::from(vec!["y1"])) as ArrayRef),
+            ("body", Arc::new(StringArray::from(vec!["a"])) as ArrayRef),
+        ],
+    );
+    let out = dir.path().join("out");
+    let cases: [(&str, Vec<PathBuf>, &str, String); 4] = [
+        (
+            "jsonl",
+            vec![good.clone(), late.clone(), misspelt.clone()],
+            "id_field = \"id\"",
+            format!(
+                "`source[0].text_field`: source \"s\": no record of {} has the key \"text\" \
+                 (its first record's keys: id, txt); did you mean \"txt\"?",
+                misspelt.display()
+            ),
+        ),
+        (
+            "jsonl",
+            vec![good.clone()],
+            "id_field = \"doc_id\"",
+            format!(
+                "`source[0].id_field`: source \"s\": no record of {} has the key \"doc_id\" \
+                 (its first record's keys: id, text)",
+                good.display()
+            ),
+        ),
+        (
+            "parquet",
+            vec![columns.clone()],
+            "text_field = \"bdy\"",
+            format!(
+                "`source[0].text_field`: source \"s\": {} has no column \"bdy\" \
+                 (its columns: doc, body); did you mean \"body\"?",
+                columns.display()
+            ),
+        ),
+        (
+            "chat",
+            vec![good.clone()],
+            "chat_schema = \"alpaca\"",
+            format!(
+                "`source[0].chat_schema`: source \"s\": no record of {} has the key \
+                 \"instruction\" that this chat_schema reads (its first record's keys: id, text)",
+                good.display()
+            ),
+        ),
+    ];
+    for (format, files, extra, said) in cases {
+        let pipeline = write_pipeline(dir.path(), &[("s", format, files, extra)]);
+        let (code, err) = build_cli(&pipeline, &out);
+        assert_eq!(code, Some(1), "{extra}: {err}");
+        assert!(
+            err.starts_with(&format!("error: {}:", pipeline.display())),
+            "{err}"
+        );
+        assert!(err.trim_end().ends_with(&said), "{extra}:\n{err}\n{said}");
+        assert!(!out.exists(), "{extra}: nothing is built");
+    }
+    // Per record, an absent field stays a malformed record.
+    let pipeline = write_pipeline(
+        dir.path(),
+        &[("s", "jsonl", vec![good, late], "id_field = \"id\"")],
+    );
+    let m = build_to(&pipeline, &out, 1).manifest;
+    let c = &m.sources[0].counts;
+    assert_eq!(
+        (c.read, c.kept, c.malformed.by_reason["missing_text"]),
+        (4, 2, 2)
+    );
+}
+
+#[test]
+fn a_source_that_keeps_nothing_is_warned_about_with_its_top_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let nulls = dir.path().join("nulls.jsonl");
+    std::fs::write(&nulls, "{\"text\":null}\n{\"text\":null}\n{\"text\":3}\n").unwrap();
+    let fine = dir.path().join("fine.jsonl");
+    std::fs::write(&fine, "{\"text\":\"fine\"}\n").unwrap();
+    let pipeline = write_pipeline(
+        dir.path(),
+        &[
+            ("empty", "jsonl", vec![nulls], ""),
+            ("fine", "jsonl", vec![fine], ""),
+        ],
+    );
+    let (code, err) = build_cli(&pipeline, &dir.path().join("out"));
+    assert_eq!(code, Some(0), "{err}");
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("kept none")).collect();
+    assert_eq!(
+        warnings,
+        [
+            "warning: source \"empty\" kept none of its 3 records; the top reason is \
+          read/missing_text (2 records), listed in rejects/read.parquet"
+        ]
+    );
 }

@@ -34,7 +34,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::chain::{Chain, SourceSteps};
 use crate::config::{self, LoadedPipeline, Pipeline};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TokenizerError};
 use crate::fsutil::{self, FileDigest};
 use crate::manifest::{
     ChatTemplateInfo, Counts, InputFile, Manifest, OutputFile, PipelineInfo, ShardEntry,
@@ -92,7 +92,8 @@ pub fn build(pipeline_path: &Path, opts: &BuildOptions) -> Result<BuildOutcome> 
         .clone()
         .unwrap_or_else(|| loaded.pipeline.output.clone());
     let tcfg = &loaded.pipeline.tokenizer;
-    let tokenizer = DocTokenizer::from_file(&tcfg.path, &tcfg.eos)?;
+    let tokenizer =
+        DocTokenizer::from_file(&tcfg.path, &tcfg.eos).map_err(|e| at_eos_key(&loaded, e))?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads(opts.threads))
         .build()
@@ -119,6 +120,17 @@ pub fn build(pipeline_path: &Path, opts: &BuildOptions) -> Result<BuildOutcome> 
             output.abandon();
             Err(e)
         }
+    }
+}
+
+/// A tokenizer error; when the EOS token is what is wrong, an error of the
+/// pipeline's `tokenizer.eos` key, with its line.
+fn at_eos_key(loaded: &LoadedPipeline, e: TokenizerError) -> Error {
+    match e {
+        TokenizerError::UnknownEos { .. } => {
+            loaded.error_at("/tokenizer/eos", e.to_string()).into()
+        }
+        other => other.into(),
     }
 }
 
@@ -223,6 +235,11 @@ fn build_into(
         );
     }
     let manifest = assemble(loaded, tools, tok_copy, staging, inputs, built, rejects)?;
+    if opts.verbose {
+        for warning in sources_kept_none(&manifest) {
+            eprintln!("warning: {warning}");
+        }
+    }
     let problems = manifest.check();
     if !problems.is_empty() {
         return Err(Error::Internal(format!(
@@ -231,6 +248,37 @@ fn build_into(
         )));
     }
     Ok(manifest)
+}
+
+/// A warning for each source that kept none of its records, with the
+/// reason most of them were dropped for and the table that lists them.
+fn sources_kept_none(manifest: &Manifest) -> Vec<String> {
+    let empty = manifest.sources.iter().filter(|s| s.counts.kept == 0);
+    empty
+        .map(|s| {
+            let c = &s.counts;
+            let malformed = c.malformed.by_reason.iter();
+            let mut reasons: Vec<(String, u64)> = c
+                .rejected
+                .by_reason
+                .iter()
+                .map(|(r, &n)| (r.clone(), n))
+                .chain(malformed.map(|(r, &n)| (format!("{}/{r}", read::STAGE), n)))
+                .collect();
+            reasons.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+            match reasons.first() {
+                None => format!("source {:?} read no records: its files hold none", s.name),
+                Some((reason, n)) => {
+                    let stage = reason.split('/').next().unwrap_or(reason);
+                    format!(
+                        "source {:?} kept none of its {} records; the top reason is {reason} \
+                         ({n} records), listed in rejects/{stage}.parquet",
+                        s.name, c.read
+                    )
+                }
+            }
+        })
+        .collect()
 }
 
 /// Copies the tokenizer into the output as `tokenizer.json`.

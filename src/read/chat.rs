@@ -30,6 +30,33 @@ pub enum ChatSchema {
     Alpaca,
 }
 
+impl ChatSchema {
+    /// Every shape, in the order the pipeline file lists them.
+    pub const ALL: [ChatSchema; 3] = [
+        ChatSchema::Messages,
+        ChatSchema::Sharegpt,
+        ChatSchema::Alpaca,
+    ];
+
+    /// Its name in the pipeline file.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChatSchema::Messages => "messages",
+            ChatSchema::Sharegpt => "sharegpt",
+            ChatSchema::Alpaca => "alpaca",
+        }
+    }
+
+    /// The key every record of this shape has.
+    pub fn key(self) -> &'static str {
+        match self {
+            ChatSchema::Messages => "messages",
+            ChatSchema::Sharegpt => "conversations",
+            ChatSchema::Alpaca => "instruction",
+        }
+    }
+}
+
 /// Why a chat record is malformed, and the detail.
 pub type ChatError = (MalformedReason, String);
 
@@ -256,6 +283,13 @@ pub fn joined(turns: &[Turn]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schema_names_are_the_pipeline_file_names() {
+        for schema in ChatSchema::ALL {
+            assert_eq!(serde_json::to_value(schema).unwrap(), schema.name());
+        }
+    }
 
     fn parse(line: &str, schema: ChatSchema) -> Result<Vec<(Role, String)>, MalformedReason> {
         let Value::Object(mut m) = serde_json::from_str(line).unwrap() else {

@@ -9,6 +9,7 @@ pub mod chat;
 mod check;
 mod jsonl;
 mod parquet;
+mod probe;
 mod text;
 
 use std::fs::File;
@@ -25,6 +26,7 @@ use crate::text::snippet;
 pub use self::check::{check, Checked};
 pub use self::jsonl::JsonlReader;
 pub use self::parquet::ParquetReader;
+pub use self::probe::{absent_field, AbsentField, FieldSetting};
 pub use self::text::TextReader;
 
 /// Input file format. Compression (`.gz`, `.zst`) is taken from the file name

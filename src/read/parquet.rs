@@ -207,6 +207,20 @@ impl ParquetReader {
     }
 }
 
+/// The names of the top-level columns of the Parquet file at `path`, read
+/// from its footer; `None` when it cannot be read as Parquet.
+pub(super) fn column_names(path: &Path) -> Option<Vec<String>> {
+    let read = || -> Option<Vec<String>> {
+        let mut file = File::open(path).ok()?;
+        let bytes = file.metadata().ok()?.len();
+        check_footer(&mut file, bytes).ok()?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).ok()?;
+        let fields = builder.schema().fields();
+        Some(fields.iter().map(|f| f.name().clone()).collect())
+    };
+    decoder_guard(read).ok().flatten()
+}
+
 /// Runs `f`, a call into the `parquet` crate, turning a panic into an
 /// error. The crate asserts instead of returning an error on some malformed
 /// files (a column chunk whose byte range is negative, found by

@@ -34,6 +34,15 @@ pub fn decode(tokenizer: &Tokenizer, ids: &[u32]) -> Result<String, TokenizerErr
     tokenizer.decode(ids, false).map_err(TokenizerError::Decode)
 }
 
+/// The added (special) token of `tokenizer` nearest to `token`, when one is
+/// close.
+fn nearest_added_token(tokenizer: &Tokenizer, token: &str) -> Option<String> {
+    let added = tokenizer.get_added_tokens_decoder();
+    let mut contents: Vec<&str> = added.values().map(|t| t.content.as_str()).collect();
+    contents.sort_unstable();
+    crate::text::nearest(token, contents).map(str::to_string)
+}
+
 /// A loaded tokenizer plus the EOS id appended to every document.
 pub struct DocTokenizer {
     inner: Tokenizer,
@@ -74,6 +83,7 @@ impl DocTokenizer {
             .ok_or_else(|| TokenizerError::UnknownEos {
                 path: path.to_path_buf(),
                 eos: eos.to_string(),
+                nearest: nearest_added_token(&inner, eos),
             })?;
         // The largest id plus one: added tokens can sit past the base vocab.
         let vocab_size = inner

@@ -25,13 +25,20 @@ use crate::filter::FilterConfig;
 use crate::language::LanguageConfig;
 use crate::normalize::NormalizeConfig;
 use crate::read::chat::ChatSchema;
-use crate::read::{compression_of, Compression, Fields, ReadSettings};
+use crate::read::{self, compression_of, Compression, FieldSetting, Fields, ReadSettings};
 use crate::read::{Format, TextUnit};
 use crate::template;
 use crate::tokenize::chat::MaskConfig;
 
+use self::schema::SchemaDoc;
+
+mod reference;
+mod schema;
+
+pub use self::reference::markdown as reference_markdown;
+
 /// The committed JSON Schema of the pipeline file.
-pub const PIPELINE_SCHEMA: &str = include_str!("../schemas/pipeline.schema.json");
+pub const PIPELINE_SCHEMA: &str = include_str!("../../schemas/pipeline.schema.json");
 
 /// A whole pipeline file.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -92,7 +99,11 @@ pub struct Source {
     /// restricted to letters, digits, `_`, `-` and `.`.
     #[schemars(regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"))]
     pub name: String,
-    /// Language code of the text (ISO 639-1, e.g. `zh`, `en`).
+    /// Language code of the text, as the `language` step names languages:
+    /// ISO 639-1 for the common ones (`zh`, `en`, `ja`, `fr`, …), ISO 639-3
+    /// for the others. When that step runs, a code it does not know is an
+    /// error; a country code or another standard's code for a language it
+    /// knows (`cn`, `zho`) always is, with the code meant.
     #[schemars(regex(pattern = r"^[a-z]{2,3}$"))]
     pub language: String,
     /// Whether the source's tokens count toward the ALMR (the added language).
@@ -202,6 +213,14 @@ pub struct LoadedPipeline {
     pub inputs: Vec<Vec<PathBuf>>,
 }
 
+impl LoadedPipeline {
+    /// An error about the key at the JSON pointer `pointer` (such as
+    /// `/tokenizer/eos`): it names the pipeline file, the key and its line.
+    pub fn error_at(&self, pointer: &str, message: String) -> ConfigError {
+        Locator::new(&self.path, &self.raw).error(pointer, message)
+    }
+}
+
 /// The JSON Schema generated from the types above, pretty-printed with a
 /// trailing newline, as committed in `schemas/pipeline.schema.json`.
 pub fn generated_schema() -> String {
@@ -247,8 +266,12 @@ pub fn parse(path: &Path, raw: &str) -> Result<Pipeline, ConfigError> {
     let value: toml::Value =
         toml::from_str(raw).map_err(|e| err(None, "", format!("invalid TOML: {}", e.message())))?;
     let json = serde_json::to_value(&value).map_err(|e| err(None, "", e.to_string()))?;
-    if let Some((pointer, message)) = first_schema_error(&json, &spans) {
-        return Err(err(spans.line(&pointer), &key_path(&pointer), message));
+    if let Some(p) = first_problem(&json, &spans) {
+        return Err(err(
+            spans.line(&p.pointer),
+            &key_path(&p.pointer),
+            p.message,
+        ));
     }
     let pipeline: Pipeline = serde_json::from_value(json)
         .map_err(|e| err(None, "", format!("does not match the schema: {e}")))?;
@@ -261,34 +284,15 @@ pub fn parse(path: &Path, raw: &str) -> Result<Pipeline, ConfigError> {
     }
 }
 
-/// The first error of the pipeline against its JSON Schema, as a JSON
-/// pointer and a message. Unknown keys come first: a misspelt key also shows
-/// up as a missing one, then errors go by line.
-fn first_schema_error(json: &serde_json::Value, spans: &KeyLines) -> Option<(String, String)> {
-    let schema: serde_json::Value =
-        serde_json::from_str(PIPELINE_SCHEMA).expect("embedded schema is valid JSON");
-    let validator = jsonschema::validator_for(&schema).expect("embedded schema compiles");
-    let mut errors: Vec<(bool, String, String)> = validator
-        .iter_errors(json)
-        .map(|e| {
-            let pointer = e.instance_path().to_string();
-            match e.kind() {
-                jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
-                    let pointer = match unexpected.first() {
-                        Some(first) => format!("{pointer}/{first}"),
-                        None => pointer,
-                    };
-                    let keys = quote_all(unexpected);
-                    let message = format!("unknown key{} {keys}", plural(unexpected.len()));
-                    (true, pointer, message)
-                }
-                _ => (false, pointer, e.to_string()),
-            }
-        })
-        .collect();
-    errors.sort_by_key(|(unknown, pointer, _)| (!unknown, spans.line(pointer).unwrap_or(0)));
-    let (_, pointer, message) = errors.into_iter().next()?;
-    Some((pointer, message))
+/// The first problem of the pipeline against its JSON Schema: unknown keys
+/// first (a misspelt key also shows up as a missing one), then by line.
+fn first_problem(json: &serde_json::Value, spans: &KeyLines) -> Option<schema::Problem> {
+    let doc = SchemaDoc::new(
+        serde_json::from_str(PIPELINE_SCHEMA).expect("embedded schema is valid JSON"),
+    );
+    schema::problems(&doc, json)
+        .into_iter()
+        .min_by_key(|p| (!p.unknown, spans.line(&p.pointer).unwrap_or(0)))
 }
 
 /// A step listed twice, or a corpus step that is not last.
@@ -339,72 +343,110 @@ fn too_many_permutations(pipeline: &Pipeline) -> Option<(String, String)> {
     }
 }
 
+/// Checks the files the pipeline names and lists each source's inputs.
 fn resolve_inputs(
     path: &Path,
     raw: &str,
     pipeline: &Pipeline,
 ) -> Result<Vec<Vec<PathBuf>>, ConfigError> {
-    let spans = DeTable::parse(raw)
-        .map(|doc| KeyLines::new(raw, doc.get_ref()))
-        .unwrap_or_default();
-    let err = |pointer: &str, message: String| ConfigError {
-        file: path.to_path_buf(),
-        line: spans.line(pointer),
-        key: key_path(pointer),
-        message,
-    };
+    let at = Locator::new(path, raw);
     if !pipeline.tokenizer.path.is_file() {
-        return Err(err(
+        return Err(at.error(
             "/tokenizer/path",
             format!("no such file: {}", pipeline.tokenizer.path.display()),
         ));
     }
     let template = pipeline.tokenizer.chat_template.as_str();
     if ![template::AUTO, template::BUILT_IN].contains(&template) && !Path::new(template).is_file() {
-        return Err(err(
+        return Err(at.error(
             "/tokenizer/chat_template",
             format!("no such file: {template} (or use \"auto\" or \"llama3\")"),
         ));
     }
-    let mut all = Vec::with_capacity(pipeline.sources.len());
-    for (i, source) in pipeline.sources.iter().enumerate() {
-        if let Some((list, j, f)) = crate::filter::missing_file(&source.filter.words) {
-            return Err(err(
-                &format!("/source/{i}/filter/words/{list}/{j}"),
-                format!("no such file: {}", f.display()),
-            ));
-        }
-        let mut files = Vec::new();
-        for (j, pattern) in source.paths.iter().enumerate() {
-            let pointer = format!("/source/{i}/paths/{j}");
-            let matches = glob::glob(pattern)
-                .map_err(|e| err(&pointer, format!("bad glob pattern {pattern:?}: {e}")))?;
-            let mut found: Vec<PathBuf> = matches
-                .filter_map(Result::ok)
-                .filter(|p| p.is_file())
-                .collect();
-            if found.is_empty() {
-                return Err(err(&pointer, format!("no file matches {pattern:?}")));
-            }
-            found.sort();
-            for f in found {
-                if source.format == Format::Parquet && compression_of(&f) != Compression::None {
-                    return Err(err(
-                        &pointer,
-                        format!(
-                            "{}: Parquet files carry their own compression; an outer .gz/.zst is not supported",
-                            f.display()
-                        ),
-                    ));
-                }
-                if !files.contains(&f) {
-                    files.push(f);
-                }
-            }
-        }
-        all.push(files);
+    let sources = pipeline.sources.iter().enumerate();
+    sources.map(|(i, s)| source_inputs(i, s, &at)).collect()
+}
+
+/// The input files of source `i`, each checked for the fields it names.
+fn source_inputs(i: usize, source: &Source, at: &Locator) -> Result<Vec<PathBuf>, ConfigError> {
+    if let Some((list, j, f)) = crate::filter::missing_file(&source.filter.words) {
+        return Err(at.error(
+            &format!("/source/{i}/filter/words/{list}/{j}"),
+            format!("no such file: {}", f.display()),
+        ));
     }
-    Ok(all)
+    let mut files = Vec::new();
+    for (j, pattern) in source.paths.iter().enumerate() {
+        let pointer = format!("/source/{i}/paths/{j}");
+        for f in glob_files(pattern).map_err(|m| at.error(&pointer, m))? {
+            if source.format == Format::Parquet && compression_of(&f) != Compression::None {
+                return Err(at.error(
+                    &pointer,
+                    format!(
+                        "{}: Parquet files carry their own compression; an outer .gz/.zst is not supported",
+                        f.display()
+                    ),
+                ));
+            }
+            if !files.contains(&f) {
+                files.push(f);
+            }
+        }
+    }
+    let settings = source.read_settings();
+    for f in &files {
+        if let Some(absent) = read::absent_field(f, &settings) {
+            let key = match absent.setting {
+                FieldSetting::Text => "text_field",
+                FieldSetting::Id => "id_field",
+                FieldSetting::ChatSchema => "chat_schema",
+            };
+            let message = format!("source {:?}: {}", source.name, absent.describe(f));
+            return Err(at.error(&format!("/source/{i}/{key}"), message));
+        }
+    }
+    Ok(files)
+}
+
+/// The files `pattern` matches, sorted; an error when there are none.
+fn glob_files(pattern: &str) -> Result<Vec<PathBuf>, String> {
+    let matches = glob::glob(pattern).map_err(|e| format!("bad glob pattern {pattern:?}: {e}"))?;
+    let mut found: Vec<PathBuf> = matches
+        .filter_map(Result::ok)
+        .filter(|p| p.is_file())
+        .collect();
+    if found.is_empty() {
+        return Err(format!("no file matches {pattern:?}"));
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Names the file, key and line of an error about a key of a pipeline
+/// file.
+struct Locator<'a> {
+    file: &'a Path,
+    spans: KeyLines,
+}
+
+impl<'a> Locator<'a> {
+    /// The keys of the pipeline text `raw`, read from `file`.
+    fn new(file: &'a Path, raw: &str) -> Self {
+        let spans = DeTable::parse(raw)
+            .map(|doc| KeyLines::new(raw, doc.get_ref()))
+            .unwrap_or_default();
+        Locator { file, spans }
+    }
+
+    /// An error about the key at the JSON pointer `pointer`.
+    fn error(&self, pointer: &str, message: String) -> ConfigError {
+        ConfigError {
+            file: self.file.to_path_buf(),
+            line: self.spans.line(pointer),
+            key: key_path(pointer),
+            message,
+        }
+    }
 }
 
 /// JSON pointer (`/source/0/format`) to dotted key path (`source[0].format`).
@@ -422,21 +464,6 @@ fn key_path(pointer: &str) -> String {
         }
     }
     out
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
-    }
-}
-
-fn quote_all(keys: &[String]) -> String {
-    keys.iter()
-        .map(|k| format!("`{k}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn line_of(raw: &str, offset: usize) -> usize {
@@ -561,7 +588,10 @@ id_field = "id"
         let e = parse_str(&bad).unwrap_err();
         assert_eq!(e.key, "source[0].text_feild");
         assert_eq!(e.line, Some(13));
-        assert!(e.message.contains("unknown key"), "{e}");
+        assert_eq!(
+            e.message,
+            "unknown key `text_feild` (did you mean `text_field`?)"
+        );
         assert!(
             e.to_string()
                 .starts_with("p.toml:13: `source[0].text_feild`"),
@@ -583,6 +613,71 @@ id_field = "id"
         let e = parse_str(&bad).unwrap_err();
         assert_eq!(e.key, "source[0].format");
         assert_eq!(e.line, Some(12));
+        assert_eq!(
+            e.message,
+            "\"xml\" is not a valid value: expected one of jsonl, parquet, text, chat"
+        );
+        let near = GOOD.replace("format = \"jsonl\"", "format = \"json\"");
+        let e = parse_str(&near).unwrap_err();
+        assert!(e.message.ends_with("; did you mean \"jsonl\"?"), "{e}");
+        let step = GOOD.replace("steps = []", "steps = [\"dedupe\"]");
+        let e = parse_str(&step).unwrap_err();
+        assert!(
+            e.message
+                .contains("expected one of normalize, language, filter, exact_dedup, near_dedup"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_get_the_nearest_known_key_or_their_table() {
+        let hint = |toml: &str| parse_str(&format!("{GOOD}{toml}")).unwrap_err().message;
+        assert_eq!(
+            hint("[source.filter.gopher_quality]\nmin_wrds = 3\n"),
+            "unknown key `min_wrds` (did you mean `min_words`?)"
+        );
+        assert_eq!(
+            hint("[source.filter]\nmin_words = 3\n"),
+            "unknown key `min_words` (did you mean `gopher_quality.min_words`?)"
+        );
+        assert_eq!(
+            hint("[source.c4]\nenabled = false\n"),
+            "unknown key `c4` (did you mean `filter.c4`?)"
+        );
+        // A key of many tables, and a key far from every known one: no hint.
+        assert_eq!(
+            hint("[source.filter]\nenabled = false\n"),
+            "unknown key `enabled`"
+        );
+        assert_eq!(hint("colour = 3\n"), "unknown key `colour`");
+    }
+
+    #[test]
+    fn language_codes_are_checked_against_the_language_step() {
+        let with = |code: &str, steps: &str| {
+            let text = GOOD
+                .replace("language = \"zh\"", &format!("language = {code:?}"))
+                .replace("steps = []", steps);
+            parse_str(&text)
+        };
+        for (code, meant) in [("cn", "zh"), ("zh-CN", "zh"), ("eng", "en"), ("jp", "ja")] {
+            for steps in ["", "steps = []"] {
+                let e = with(code, steps).unwrap_err();
+                assert_eq!((e.key.as_str(), e.line), ("source[0].language", Some(9)));
+                let said = format!("did you mean {meant:?}?");
+                assert!(e.message.ends_with(&said), "{code} {steps:?}: {e}");
+            }
+        }
+        let e = with("xx", "").unwrap_err();
+        assert!(
+            e.message
+                .contains("the language step knows; it knows afr, "),
+            "{e}"
+        );
+        assert!(e.message.contains(", zh"), "{e}");
+        // Without the language step a code it does not know is a label.
+        assert_eq!(with("xx", "steps = []").unwrap().sources[0].language, "xx");
+        assert!(with("Chinese!", "steps = []").is_err());
     }
 
     #[test]
