@@ -485,6 +485,30 @@ fn sweep_an_optimum_on_the_grid_edge_is_flagged() {
     assert!((rec.recommended.unwrap().lr / 1e-4 - 1.0).abs() < 1e-9);
 }
 
+/// Runs diverged at the highest learning rate: the recommendation stays
+/// below it, though the fitted optimum lies above (the edge of the range
+/// of the cells that trained is flagged instead).
+#[test]
+fn sweep_no_learning_rate_past_the_diverged_ones_is_recommended() {
+    let case = Case {
+        lrs: geometric(1e-6, 10f64.sqrt(), 5),
+        base_en: 3.0,
+        ..example(3e-4)
+    };
+    let top: Vec<(usize, usize)> = (0..5).map(|i| (i, 4)).collect();
+    let free = fit_text(&cells_text(&case, 0.0, 0, &[])).unwrap();
+    assert!((free.recommended.unwrap().lr / 1e-4 - 1.0).abs() < 1e-9);
+    let rec = fit_text(&cells_text(&case, 0.0, 0, &top)).unwrap();
+    let second = case.lrs[3];
+    assert!(rec.region.ln_lr[1] == second.ln(), "{:?}", rec.region);
+    let best = rec.recommended.unwrap();
+    assert!(
+        best.lr <= second * (1.0 + 1e-12) && best.on_grid_edge,
+        "{best:?}"
+    );
+    assert!(rec.unconstrained.lr <= second * (1.0 + 1e-12));
+}
+
 #[test]
 fn sweep_too_few_cells_is_a_clean_error_naming_the_language() {
     let text: String = cells_text(&example(3e-4), 0.0, 0, &[])

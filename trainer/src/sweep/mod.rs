@@ -250,9 +250,17 @@ fn fit_both(cells: &Cells, data: &[Data; 2]) -> Result<[Fit; 2], SweepError> {
 }
 
 /// The cells' ALMR and ln η ranges, and their most tokens.
+/// The range the recommendation searches: that of the cells that did not
+/// diverge (of every cell, if all did), so that it never recommends a
+/// learning rate or ALMR past the ones at which runs diverged.
 fn region(cells: &Cells) -> Region {
+    let trained: Vec<&Cell> = cells.cells.iter().filter(|c| !c.diverged).collect();
+    let pool = match trained.is_empty() {
+        true => cells.cells.iter().collect(),
+        false => trained,
+    };
     let span = |f: fn(&Cell) -> f64| {
-        let it = cells.cells.iter().map(f);
+        let it = pool.iter().map(|c| f(c));
         [
             it.clone().fold(f64::INFINITY, f64::min),
             it.fold(f64::NEG_INFINITY, f64::max),
