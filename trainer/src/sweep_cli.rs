@@ -283,15 +283,17 @@ fn sweep_dir(path: &Path) -> Result<PathBuf> {
 
 /// `almr-train sweep run`.
 pub fn run(a: &RunArgs) -> Result<()> {
-    let sweep = sweep_dir(&a.sweep)?;
-    let plan = match a.plan(&sweep)? {
+    let named = std::path::absolute(&a.sweep)?;
+    let plan = match a.plan(&named)? {
         Some(plan) => plan,
-        None if sweep.join(run::plan::PLAN).exists() => Plan::load(&sweep)?,
+        None if a.sweep.join(run::plan::PLAN).exists() => Plan::load(&a.sweep)?,
         None => bail!(
             "{}: no sweep to continue; start one with --build, --almr, --lr, --steps and --init or --config",
-            sweep.display()
+            a.sweep.display()
         ),
     };
+    plan.check()?;
+    let sweep = sweep_dir(&a.sweep)?;
     let ctx = Context {
         device: a.device,
         progress: std::io::stderr().is_terminal(),

@@ -207,6 +207,18 @@ fn a_killed_sweep_resumes_to_the_same_bytes_and_emitted_jobs_agree() {
     let (build, config) = (build(dir.path()), config(dir.path()));
     let settings = settings(&build, &config);
 
+    // No settings and no sweep, or a grid that cannot run: an error, and
+    // nothing made.
+    let none = dir.path().join("none");
+    let e = sweep(&run_args(&none, &[]));
+    assert!(String::from_utf8_lossy(&e.stderr).contains("no sweep to continue"));
+    let mut bad = settings.clone();
+    let at = bad.iter().position(|a| a == "--almr").unwrap();
+    bad[at + 1] = "0.2,1.5".into();
+    let e = sweep(&run_args(&none, &bad));
+    assert!(String::from_utf8_lossy(&e.stderr).contains("--almr: distinct values in [0, 1]"));
+    assert!(!e.status.success() && !none.exists());
+
     // Uninterrupted, one cell at a time.
     let whole = dir.path().join("whole");
     let out = ok(&run_args(&whole, &settings));
@@ -268,7 +280,7 @@ fn a_killed_sweep_resumes_to_the_same_bytes_and_emitted_jobs_agree() {
     // The job scripts of --emit slurm, run by hand in order.
     let emitted = dir.path().join("emitted");
     let mut args = run_args(&emitted, &settings);
-    args.extend(["--emit".into(), "slurm".into(), "--sbatch=--time=10".into()]);
+    args.extend(["--emit", "slurm", "-j", "2", "--sbatch=--time=10"].map(String::from));
     ok(&args);
     let jobs = emitted.join("jobs");
     let array = String::from_utf8(read(&jobs.join("cells.sbatch"))).unwrap();
@@ -276,7 +288,7 @@ fn a_killed_sweep_resumes_to_the_same_bytes_and_emitted_jobs_agree() {
     let header: Vec<&str> = (array.lines().skip(1))
         .take_while(|l| l.starts_with('#'))
         .collect();
-    assert!(header.contains(&"#SBATCH --array=0-11%1"), "{array}");
+    assert!(header.contains(&"#SBATCH --array=0-11%2"), "{array}");
     assert!(header.contains(&"#SBATCH --time=10"), "{array}");
     let submit = String::from_utf8(read(&jobs.join("submit.sh"))).unwrap();
     assert!(submit.contains("--dependency=afterok:\"$base\" --kill-on-invalid-dep=yes"));
