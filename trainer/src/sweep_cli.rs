@@ -354,8 +354,7 @@ pub fn cell(a: &CellArgs) -> Result<()> {
         device: a.device,
         progress: false,
     };
-    let record = jobs::run_one(&a.sweep, a.index, &ctx, a.keep_checkpoints)?;
-    let plan = Plan::load(&a.sweep)?;
-    almr::outln!("{}", jobs::describe(plan.cell(a.index)?, &record))?;
+    let (cell, record) = jobs::run_one(&a.sweep, a.index, &ctx, a.keep_checkpoints)?;
+    almr::outln!("{}", jobs::describe(cell, &record))?;
     Ok(())
 }

@@ -259,6 +259,18 @@ fn a_killed_sweep_resumes_to_the_same_bytes_and_emitted_jobs_agree() {
     let e = String::from_utf8_lossy(&e.stderr);
     assert!(e.contains("other settings (steps)"), "{e}");
 
+    // A sweep.json edited into a plan that cannot run: an error, no panic.
+    let edited = dir.path().join("edited");
+    std::fs::create_dir(&edited).unwrap();
+    let mut plan: serde_json::Value =
+        serde_json::from_slice(&read(&whole.join("sweep.json"))).unwrap();
+    plan["steps"] = serde_json::json!([]);
+    std::fs::write(edited.join("sweep.json"), plan.to_string()).unwrap();
+    let args = ["cell", edited.to_str().unwrap(), "--index", "0"].map(String::from);
+    let e = sweep(&args);
+    assert!(!e.status.success() && e.status.code() == Some(1));
+    assert!(String::from_utf8_lossy(&e.stderr).contains("--steps"));
+
     // Killed after its first cell, then continued two cells at a time.
     let parts = dir.path().join("parts");
     start_and_kill(&run_args(&parts, &settings), &parts);

@@ -16,13 +16,14 @@ use super::prepare::{BaseRecord, BASE};
 use super::{read, write, Context, RunError, RunResult};
 
 /// Runs cell `index` of the sweep in `sweep`, whose mixes and base are
-/// ready (`sweep run` made them); a finished cell is only read.
+/// ready (`sweep run` made them); a finished cell is only read. Returns
+/// the cell and its record.
 pub fn run_one(
     sweep: &Path,
     index: usize,
     ctx: &Context,
     keep_checkpoints: bool,
-) -> RunResult<CellRecord> {
+) -> RunResult<(CellId, CellRecord)> {
     let plan = Plan::load(sweep)?;
     let cell = plan.cell(index)?;
     let base_path = sweep.join(BASE);
@@ -43,7 +44,7 @@ pub fn run_one(
         base: &base,
         mix_sha256: &mix.index.digest.sha256,
     };
-    run.run(ctx, keep_checkpoints)
+    Ok((cell, run.run(ctx, keep_checkpoints)?))
 }
 
 /// One line about a finished cell: its losses per budget.
@@ -131,7 +132,8 @@ impl Pool<'_> {
     /// Runs one cell, here or in a child.
     fn one(&self, cell: CellId) -> RunResult<CellRecord> {
         if self.jobs <= 1 {
-            return run_one(self.sweep, cell.index, &self.ctx, self.keep_checkpoints);
+            return run_one(self.sweep, cell.index, &self.ctx, self.keep_checkpoints)
+                .map(|(_, r)| r);
         }
         let dir = cell_dir(self.sweep, cell);
         std::fs::create_dir_all(&dir).map_err(RunError::io("creating", &dir))?;
@@ -143,7 +145,8 @@ impl Pool<'_> {
             .map_err(RunError::io("opening", &log))?;
         let err = file.try_clone().map_err(RunError::io("opening", &log))?;
         let threads = (rayon::current_num_threads() / self.jobs).max(1);
-        let status = Command::new(exe()?)
+        let exe = exe()?;
+        let status = Command::new(&exe)
             .args(cell_args(
                 self.sweep,
                 cell.index,
@@ -155,7 +158,7 @@ impl Pool<'_> {
             .stdout(file)
             .stderr(err)
             .status()
-            .map_err(RunError::io("running", &exe()?))?;
+            .map_err(RunError::io("running", &exe))?;
         if !status.success() {
             return Err(RunError::Child {
                 cell: cell.name(),

@@ -254,9 +254,12 @@ impl Plan {
         serde_json::to_string_pretty(self).expect("a plan serializes") + "\n"
     }
 
-    /// Reads `SWEEP/sweep.json`.
+    /// Reads and checks `SWEEP/sweep.json`: one edited by hand into a plan
+    /// that cannot run is refused, as the command line would refuse it.
     pub fn load(sweep: &Path) -> RunResult<Plan> {
-        super::read(&sweep.join(PLAN))
+        let plan: Plan = super::read(&sweep.join(PLAN))?;
+        plan.check()?;
+        Ok(plan)
     }
 
     /// The top-level keys in which `self` and `other` differ.
