@@ -60,6 +60,8 @@ pub mod rejects;
 #[cfg(feature = "pipeline")]
 pub mod sample;
 #[cfg(feature = "pipeline")]
+pub mod scale;
+#[cfg(feature = "pipeline")]
 pub mod stats;
 #[cfg(feature = "pipeline")]
 pub mod step;

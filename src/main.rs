@@ -43,6 +43,79 @@ enum Command {
         #[arg(long, default_value_t = almr::driver::DEFAULT_MEM_BUDGET >> 20)]
         mem_budget: usize,
     },
+    /// Plan a build for a cluster: freeze the inputs, cut them into N
+    /// tasks balanced by bytes, and write W/plan.json (and, with --emit,
+    /// the scripts that run it). docs/scale-out.md.
+    Plan {
+        /// The pipeline file (TOML).
+        pipeline: PathBuf,
+        /// The work directory: the plan and every task's output.
+        #[arg(long)]
+        work: PathBuf,
+        /// Map and write tasks.
+        #[arg(long)]
+        tasks: usize,
+        /// Exact-dedup tasks (hash ranges); default min(tasks, 16).
+        #[arg(long)]
+        exact_tasks: Option<usize>,
+        /// Near-dedup band tasks (groups of bands); default min(tasks, bands).
+        #[arg(long)]
+        band_tasks: Option<usize>,
+        /// Output directory; overrides the pipeline's `output`.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Fail on the first malformed input record.
+        #[arg(long)]
+        strict: bool,
+        /// Also write the scripts that run the plan: Slurm array jobs and
+        /// W/slurm/submit.sh, or W/local.sh.
+        #[arg(long, value_enum)]
+        emit: Option<almr::scale::slurm::Emit>,
+        /// Slurm: at most P elements of each array at once (`--array=…%P`).
+        #[arg(long, value_name = "P")]
+        parallel: Option<usize>,
+        /// Slurm: an extra `#SBATCH` line for every stage, e.g.
+        /// `--sbatch=--partition=cpu` (repeatable).
+        #[arg(long, value_name = "OPTION", allow_hyphen_values = true)]
+        sbatch: Vec<String>,
+        /// --emit local: processes at once.
+        #[arg(short = 'j', long, default_value_t = 1)]
+        jobs: usize,
+    },
+    /// Run a plan's tasks: one task of one stage (as a Slurm array element
+    /// does), or, with --local, every stage on this machine.
+    Run {
+        /// The work directory of `almr plan`.
+        work: PathBuf,
+        /// The stage of the task to run.
+        #[arg(long, value_enum, required_unless_present = "local")]
+        stage: Option<almr::scale::Stage>,
+        /// The task to run, from 0.
+        #[arg(long, required_unless_present = "local")]
+        task: Option<usize>,
+        /// Run every stage here, each task a process, skipping tasks done.
+        #[arg(long, conflicts_with_all = ["stage", "task"])]
+        local: bool,
+        /// --local: tasks at once.
+        #[arg(short = 'j', long, default_value_t = 1)]
+        jobs: usize,
+        /// Threads of one task (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Per stage of a plan, the tasks done, running and missing, and the
+    /// `--array=` list to resubmit.
+    Status {
+        /// The work directory of `almr plan`.
+        work: PathBuf,
+        /// Print only the `--array=` list of one stage's missing tasks
+        /// (empty when it is done), as `submit.sh` reads it.
+        #[arg(long, value_enum, value_name = "STAGE")]
+        array: Option<almr::scale::Stage>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show what a shard holds, and decode one document with its provenance.
     Inspect {
         /// Shard prefix (PREFIX.bin/PREFIX.idx; either file name also works).
@@ -355,6 +428,42 @@ fn run(cli: Cli) -> Result<()> {
             };
             build_command(&pipeline, &opts, json)?
         }
+        Command::Plan {
+            pipeline,
+            work,
+            tasks,
+            exact_tasks,
+            band_tasks,
+            out,
+            strict,
+            emit,
+            parallel,
+            sbatch,
+            jobs,
+        } => {
+            let opts = almr::scale::PlanOptions {
+                tasks,
+                exact_tasks,
+                band_tasks,
+                out,
+                strict,
+            };
+            let emit_opts = almr::scale::slurm::EmitOptions {
+                parallel,
+                sbatch,
+                jobs,
+            };
+            plan(&pipeline, &work, &opts, emit, &emit_opts)?
+        }
+        Command::Run {
+            work,
+            stage,
+            task,
+            local,
+            jobs,
+            threads,
+        } => run_plan(&work, stage.zip(task), local, jobs, threads)?,
+        Command::Status { work, array, json } => status(&work, array, json)?,
         Command::Inspect {
             prefix,
             doc,
@@ -373,6 +482,69 @@ fn run(cli: Cli) -> Result<()> {
         } => sample(&mix, n, seed, valid, json)?,
         Command::Verify { out, json } => verify(&out, json)?,
         Command::Schema { which, markdown } => schema(which, markdown)?,
+    }
+    Ok(())
+}
+
+/// `almr plan`.
+fn plan(
+    pipeline: &Path,
+    work: &Path,
+    opts: &almr::scale::PlanOptions,
+    emit: Option<almr::scale::slurm::Emit>,
+    emit_opts: &almr::scale::slurm::EmitOptions,
+) -> Result<()> {
+    let plan = almr::scale::make_plan(pipeline, work, opts)?;
+    let bytes: u64 = plan.files.iter().map(|f| f.bytes).sum();
+    almr::outln!(
+        "{}: {} files, {bytes} bytes, in {} map tasks; {} exact, {} bands tasks",
+        work.join(almr::scale::plan::FILE_NAME).display(),
+        plan.files.len(),
+        plan.map.len(),
+        plan.exact_tasks,
+        plan.band_tasks
+    )?;
+    if let Some(how) = emit {
+        let exe = std::env::current_exe()?;
+        let script = almr::scale::slurm::emit(work, &plan, how, &exe, emit_opts)?;
+        almr::outln!("run it: {}", script.display())?;
+    }
+    Ok(())
+}
+
+/// `almr run`.
+fn run_plan(
+    work: &Path,
+    one: Option<(almr::scale::Stage, usize)>,
+    local: bool,
+    jobs: usize,
+    threads: Option<usize>,
+) -> Result<()> {
+    let opts = almr::scale::RunOptions {
+        threads,
+        verbose: true,
+    };
+    match (one, local) {
+        (Some((stage, task)), false) => {
+            if !almr::scale::run_task(work, stage, task, &opts)? {
+                eprintln!("{} {task}: already done", stage.name());
+            }
+        }
+        _ => {
+            let ran = almr::scale::run_local(work, jobs, true)?;
+            almr::outln!("{ran} tasks run; the plan in {} is done", work.display())?;
+        }
+    }
+    Ok(())
+}
+
+/// `almr status`.
+fn status(work: &Path, array: Option<almr::scale::Stage>, json: bool) -> Result<()> {
+    let s = almr::scale::status::status(work)?;
+    match (array, json) {
+        (Some(stage), _) => almr::outln!("{}", s.array(stage))?,
+        (None, true) => print_json(&s)?,
+        (None, false) => almr::out!("{s}")?,
     }
     Ok(())
 }

@@ -17,7 +17,7 @@ use crate::fsutil::FileDigest;
 use crate::table::{self, TableWriter, BATCH_ROWS};
 
 /// One rejected record.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RejectRow {
     /// The record's id (`file:line` when it had none that could be read).
     pub id: String,

@@ -4,8 +4,10 @@
 //!
 //! - A [`DocStep`] looks at one document at a time and runs in parallel
 //!   (`normalize`, `language`, `filter`).
-//! - An [`OrderedStep`] sees the documents one at a time in pipeline order
-//!   (`exact_dedup`: the first occurrence is the one kept).
+//! - An [`OrderedStep`] keeps the first document of each key, in pipeline
+//!   order (`exact_dedup`: the key is the hash of the text). A build tells
+//!   it of the documents one at a time; a scale-out plan
+//!   ([`crate::scale`]) collects the keys and decides across tasks.
 //! - A [`CorpusStep`] sees every document before it decides which to drop
 //!   (`near_dedup`). It sketches each document in parallel, is told of each
 //!   in pipeline order, and names its drops at the end.
@@ -111,10 +113,15 @@ impl Seen<'_> {
     }
 }
 
-/// A step that sees the documents one at a time, in pipeline order.
+/// A step that keeps the first document of each key, in pipeline order.
 pub trait OrderedStep: Send {
     /// The step's name, as in the pipeline's `steps` list.
     fn name(&self) -> &'static str;
+    /// The key of a document's text (any thread).
+    fn key(&self, text: &str) -> u128;
+    /// The rejection of a document whose key an earlier document, described
+    /// by `first` ([`Seen::describe`]), had.
+    fn repeat(&self, first: &str) -> Rejection;
     /// Keeps or rejects the next document.
     fn check(&mut self, doc: &Seen<'_>) -> Result<(), Rejection>;
 }

@@ -20,7 +20,7 @@ impl ExactDedup {
     /// `None` for a first occurrence (now remembered, described by
     /// `describe`), else the description of the document it duplicates.
     pub fn first(&mut self, text: &str, describe: impl FnOnce() -> String) -> Option<String> {
-        match self.first.entry(xxh3_128(text.as_bytes())) {
+        match self.first.entry(self.key(text)) {
             Entry::Occupied(e) => Some(e.get().clone()),
             Entry::Vacant(e) => {
                 e.insert(describe());
@@ -35,10 +35,18 @@ impl OrderedStep for ExactDedup {
         "exact_dedup"
     }
 
+    fn key(&self, text: &str) -> u128 {
+        xxh3_128(text.as_bytes())
+    }
+
+    fn repeat(&self, first: &str) -> Rejection {
+        Rejection::new("duplicate", format!("duplicate of {first}"))
+    }
+
     fn check(&mut self, doc: &Seen<'_>) -> Result<(), Rejection> {
         match self.first(doc.text, || doc.describe()) {
             None => Ok(()),
-            Some(kept) => Err(Rejection::new("duplicate", format!("duplicate of {kept}"))),
+            Some(kept) => Err(self.repeat(&kept)),
         }
     }
 }

@@ -113,14 +113,7 @@ impl NearDedup {
 
     /// Adds the next document in pipeline order.
     pub fn add(&mut self, signature: &[u32]) -> io::Result<()> {
-        let keys: Vec<u64> = signature
-            .chunks(self.config.rows)
-            .enumerate()
-            .map(|(band, rows)| {
-                let bytes: Vec<u8> = rows.iter().flat_map(|v| v.to_le_bytes()).collect();
-                xxhash_rust::xxh3::xxh3_64_with_seed(&bytes, band as u64)
-            })
-            .collect();
+        let keys = band_keys(signature, self.config.rows);
         self.tables.push(self.docs, &keys)?;
         for v in signature {
             self.sigs.write_all(&v.to_le_bytes())?;
@@ -174,15 +167,33 @@ impl NearDedup {
         Ok((0..docs)
             .filter_map(|d| {
                 let root = uf.find(d);
-                (root != d).then(|| LateDrop {
-                    doc: d as u64,
-                    kept: root as u64,
-                    reason: "near_duplicate",
-                    relation: "near duplicate of",
-                    measure: format!("estimated Jaccard {:.2}", joined_at[d as usize] as f64),
-                })
+                (root != d).then(|| late_drop(d as u64, root as u64, joined_at[d as usize]))
             })
             .collect())
+    }
+}
+
+/// A signature's bucket key in each band of `rows` rows.
+pub fn band_keys(signature: &[u32], rows: usize) -> Vec<u64> {
+    signature
+        .chunks(rows)
+        .enumerate()
+        .map(|(band, rows)| {
+            let bytes: Vec<u8> = rows.iter().flat_map(|v| v.to_le_bytes()).collect();
+            xxhash_rust::xxh3::xxh3_64_with_seed(&bytes, band as u64)
+        })
+        .collect()
+}
+
+/// The drop of document `doc`, a near duplicate of `kept`, joined to its
+/// cluster at estimated Jaccard similarity `joined`.
+pub fn late_drop(doc: u64, kept: u64, joined: f32) -> LateDrop {
+    LateDrop {
+        doc,
+        kept,
+        reason: "near_duplicate",
+        relation: "near duplicate of",
+        measure: format!("estimated Jaccard {:.2}", joined as f64),
     }
 }
 

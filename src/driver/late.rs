@@ -244,6 +244,13 @@ impl Decisions<'_> {
         let (kept_key, _) = self.ledger.docs[drop.kept as usize];
         let kept_input = &inputs[kept_key.file as usize];
         let label = |doc: u64| self.labels.get(&doc);
+        let kept = format!(
+            "{} ({}, {}:{})",
+            label(drop.kept).map_or("", |l| &l.id),
+            kept_input.source,
+            kept_input.path.display(),
+            kept_key.line,
+        );
         RejectRow {
             id: row.id.clone(),
             source: row.source.clone(),
@@ -251,18 +258,16 @@ impl Decisions<'_> {
             line: row.line,
             stage: stage.into(),
             reason: drop.reason.into(),
-            detail: format!(
-                "{} {} ({}, {}:{}), {} | {}",
-                drop.relation,
-                label(drop.kept).map_or("", |l| &l.id),
-                kept_input.source,
-                kept_input.path.display(),
-                kept_key.line,
-                drop.measure,
-                label(drop.doc).map_or("", |l| &l.snippet),
-            ),
+            detail: late_detail(drop, &kept, label(drop.doc).map_or("", |l| &l.snippet)),
         }
     }
+}
+
+/// The detail of a late drop's reject row: how it relates to the kept
+/// document, described as [`crate::step::Seen::describe`] does, the
+/// evidence, and the dropped document's snippet.
+pub fn late_detail(drop: &LateDrop, kept: &str, snippet: &str) -> String {
+    format!("{} {kept}, {} | {snippet}", drop.relation, drop.measure)
 }
 
 /// Writes `rows`, numbered afresh, over the provenance table at `path`.

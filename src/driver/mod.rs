@@ -21,10 +21,10 @@
 //!
 //! The driver knows the steps only by their kind, never by name.
 
-mod late;
-mod publish;
-mod sink;
-mod source;
+pub(crate) mod late;
+pub(crate) mod publish;
+pub(crate) mod sink;
+pub(crate) mod source;
 
 use std::fmt;
 use std::io::IsTerminal;
@@ -91,36 +91,46 @@ pub fn build(pipeline_path: &Path, opts: &BuildOptions) -> Result<BuildOutcome> 
         .out
         .clone()
         .unwrap_or_else(|| loaded.pipeline.output.clone());
+    with_tools(&loaded, opts.threads, |tools| {
+        let output = publish::prepare(&out)?;
+        match build_into(&loaded, tools, output.staging(), opts) {
+            Ok(manifest) => {
+                output.publish(&manifest)?;
+                Ok(BuildOutcome { out, manifest })
+            }
+            Err(e) => {
+                output.abandon();
+                Err(e)
+            }
+        }
+    })
+}
+
+/// Loads the tokenizer and the chat template of `loaded`, makes a pool of
+/// `threads` threads (all cores when unset), and calls `f` with them.
+pub(crate) fn with_tools<T>(
+    loaded: &LoadedPipeline,
+    threads: Option<usize>,
+    f: impl FnOnce(&Tools) -> Result<T>,
+) -> Result<T> {
     let tcfg = &loaded.pipeline.tokenizer;
     let tokenizer =
-        DocTokenizer::from_file(&tcfg.path, &tcfg.eos).map_err(|e| at_eos_key(&loaded, e))?;
+        DocTokenizer::from_file(&tcfg.path, &tcfg.eos).map_err(|e| at_eos_key(loaded, e))?;
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads(opts.threads))
+        .num_threads(self::threads(threads))
         .build()
         .map_err(Error::Threads)?;
-
     let template = chat_template(&loaded.pipeline)?;
     let chat = match &template {
         Some(t) => Some(ChatEncoder::new(t, &tokenizer)?),
         None => None,
     };
-    let tools = Tools {
+    f(&Tools {
         tokenizer: &tokenizer,
         template: template.as_ref(),
         chat: chat.as_ref(),
         pool: &pool,
-    };
-    let output = publish::prepare(&out)?;
-    match build_into(&loaded, &tools, output.staging(), opts) {
-        Ok(manifest) => {
-            output.publish(&manifest)?;
-            Ok(BuildOutcome { out, manifest })
-        }
-        Err(e) => {
-            output.abandon();
-            Err(e)
-        }
-    }
+    })
 }
 
 /// A tokenizer error; when the EOS token is what is wrong, an error of the
@@ -152,11 +162,15 @@ fn threads(asked: Option<usize>) -> usize {
 }
 
 /// What turns text into tokens, shared by every source.
-struct Tools<'a> {
-    tokenizer: &'a DocTokenizer,
-    template: Option<&'a ChatTemplate>,
-    chat: Option<&'a ChatEncoder<'a>>,
-    pool: &'a rayon::ThreadPool,
+pub(crate) struct Tools<'a> {
+    /// The tokenizer.
+    pub tokenizer: &'a DocTokenizer,
+    /// The chat template, when the pipeline has chat sources.
+    pub template: Option<&'a ChatTemplate>,
+    /// Encodes conversations with it.
+    pub chat: Option<&'a ChatEncoder<'a>>,
+    /// The thread pool.
+    pub pool: &'a rayon::ThreadPool,
 }
 
 /// The chat template, when the pipeline has chat sources.
@@ -252,7 +266,7 @@ fn build_into(
 
 /// A warning for each source that kept none of its records, with the
 /// reason most of them were dropped for and the table that lists them.
-fn sources_kept_none(manifest: &Manifest) -> Vec<String> {
+pub(crate) fn sources_kept_none(manifest: &Manifest) -> Vec<String> {
     let empty = manifest.sources.iter().filter(|s| s.counts.kept == 0);
     empty
         .map(|s| {
@@ -282,7 +296,7 @@ fn sources_kept_none(manifest: &Manifest) -> Vec<String> {
 }
 
 /// Copies the tokenizer into the output as `tokenizer.json`.
-fn copy_tokenizer(pipeline: &Pipeline, staging: &Path) -> Result<(PathBuf, FileDigest)> {
+pub(crate) fn copy_tokenizer(pipeline: &Pipeline, staging: &Path) -> Result<(PathBuf, FileDigest)> {
     let copy = PathBuf::from("tokenizer.json");
     std::fs::copy(&pipeline.tokenizer.path, staging.join(&copy))
         .map_err(Error::file("copying", &pipeline.tokenizer.path))?;
@@ -293,7 +307,7 @@ fn copy_tokenizer(pipeline: &Pipeline, staging: &Path) -> Result<(PathBuf, FileD
 /// Writes `tokenizer_config.json` beside the tokenizer copy: for a build
 /// with chat sources, the tokenizer's own with `chat_template` set to the
 /// template used; else the tokenizer's own, copied, if it has one.
-fn write_tokenizer_config(
+pub(crate) fn write_tokenizer_config(
     pipeline: &Pipeline,
     template: Option<&ChatTemplate>,
     staging: &Path,
@@ -325,7 +339,7 @@ fn total_bytes(loaded: &LoadedPipeline) -> u64 {
 }
 
 /// The manifest of the staged build.
-fn assemble(
+pub(crate) fn assemble(
     loaded: &LoadedPipeline,
     tools: &Tools,
     copies: Vec<(PathBuf, FileDigest)>,

@@ -100,9 +100,7 @@ impl<'a> ShardSink<'a> {
         }
         if self.open.is_none() {
             std::fs::create_dir_all(&self.dir)?;
-            let prefix = self
-                .dir
-                .join(format!("{}-{:05}", self.source.name, self.done.len()));
+            let prefix = shard_prefix(&self.dir, &self.source.name, self.done.len());
             let docs = with_suffix(&prefix, ".docs.parquet");
             let mask = match self.source.format {
                 Format::Chat => Some((
@@ -165,10 +163,7 @@ impl<'a> ShardSink<'a> {
             RowSink::Stream(w) => (None, w.finish()?),
             RowSink::Hold(rows) => {
                 let seed = self.source.shuffle_seed.expect("held rows mean a shuffle");
-                let mut rng = ChaCha8Rng::seed_from_u64(seed);
-                rng.set_stream(self.done.len() as u64);
-                let mut order: Vec<u32> = (0..rows.len() as u32).collect();
-                order.shuffle(&mut rng);
+                let order = shuffled(seed, self.done.len(), rows.len());
                 let mut w = ProvenanceWriter::create(&docs_path)?;
                 for (k, &i) in order.iter().enumerate() {
                     let mut row = rows[i as usize].clone();
@@ -207,6 +202,22 @@ impl<'a> ShardSink<'a> {
         self.close()?;
         Ok(self.done)
     }
+}
+
+/// The prefix of `source`'s shard number `n` in its directory `dir`
+/// (`OUT/shards/NAME/`).
+pub fn shard_prefix(dir: &Path, source: &str, n: usize) -> PathBuf {
+    dir.join(format!("{source}-{n:05}"))
+}
+
+/// The order of shard number `shard`'s `n` documents under `seed`: the
+/// document written `order[k]`-th goes to position `k`.
+pub fn shuffled(seed: u64, shard: usize, n: usize) -> Vec<u32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(shard as u64);
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    order.shuffle(&mut rng);
+    order
 }
 
 /// Finishes a shard, in `order` when it is shuffled.

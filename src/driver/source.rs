@@ -19,7 +19,7 @@ use crate::manifest::{Counts, InputFile};
 use crate::read::chat;
 use crate::read::{self, Item, Malformed, MalformedReason, ReadSettings, Record};
 use crate::rejects::{RejectRow, RejectTables};
-use crate::step::{CorpusStep, DocStep, Dropped, Notes, Seen, Sketch};
+use crate::step::{CorpusStep, DocStep, Dropped, Notes, OrderedStep, Seen, Sketch};
 use crate::text::snippet;
 use crate::tokenize::chat::ChatEncoder;
 use crate::tokenize::DocTokenizer;
@@ -29,7 +29,7 @@ const BATCH_ITEMS: usize = 4096;
 /// Text bytes per batch, whichever limit comes first.
 const BATCH_BYTES: usize = 8 << 20;
 /// Characters of text kept in a reject row's detail.
-const SNIPPET_CHARS: usize = 80;
+pub const SNIPPET_CHARS: usize = 80;
 
 /// A source's place in the build: its index, and the index of its first input
 /// file among all inputs.
@@ -61,23 +61,44 @@ pub struct Driver<'a> {
     chain: &'a mut Chain,
     ledger: Option<Ledger>,
     warned: u64,
+    defer: bool,
 }
 
 /// The source being built, and the display names of its files.
-struct SourceRun<'s> {
-    at: SourceAt,
-    source: &'s Source,
-    labels: Vec<String>,
+pub struct SourceRun<'s> {
+    /// Its place in the build.
+    pub at: SourceAt,
+    /// The source.
+    pub source: &'s Source,
+    /// Its files as reject rows and provenance name them.
+    pub labels: Vec<String>,
 }
 
 /// A batch of items from one source: `(file index, item)`.
 type Batch = Vec<(usize, Item)>;
 
 /// A record that is still a document, with the notes the steps made on it.
-struct Doc {
-    file: usize,
-    record: Record,
-    notes: Notes,
+pub struct Doc {
+    /// Index of its file among the source's files.
+    pub file: usize,
+    /// The record, its text as the steps left it.
+    pub record: Record,
+    /// What the steps changed.
+    pub notes: Notes,
+    /// Where it met the ordered step, when the driver defers its decision.
+    pub reached: Option<Reached>,
+}
+
+/// A document as it met the ordered step whose decision is deferred: its
+/// key, and what its reject row would show if an earlier document had
+/// the same key.
+pub struct Reached {
+    /// The step's key of the text.
+    pub key: u128,
+    /// The notes of the steps before it.
+    pub notes: Notes,
+    /// The text's snippet at that point.
+    pub snippet: String,
 }
 
 /// A record on its way through the chain.
@@ -88,7 +109,7 @@ enum Work {
 }
 
 /// A record once through the chain.
-enum Outcome {
+pub enum Outcome {
     /// Kept, with its tokens and a sketch for each corpus step.
     Kept(Doc, Tokens, Vec<Sketch>),
     /// Dropped by a step.
@@ -124,7 +145,16 @@ impl<'a> Driver<'a> {
             chain,
             ledger,
             warned: 0,
+            defer: false,
         }
+    }
+
+    /// A driver that does not decide the ordered steps: each document that
+    /// reaches one goes on with its key noted in [`Doc::reached`], so that
+    /// a scale-out plan decides them across tasks.
+    pub fn deferring(mut self) -> Self {
+        self.defer = true;
+        self
     }
 
     /// The number of malformed records seen, and the ledger.
@@ -147,20 +177,8 @@ impl<'a> Driver<'a> {
         };
         let mut counts = vec![Counts::default(); files.len()];
         let mut sink = ShardSink::new(self.staging, source, self.tokenizer.dtype());
-        let settings = source.read_settings();
-        let digests = std::thread::scope(|scope| -> Result<_> {
-            let (tx, rx) = mpsc::sync_channel::<Batch>(2);
-            let progress = Arc::clone(&self.progress);
-            let reader = scope.spawn(|| read_batches(&settings, files, progress, tx));
-            for batch in rx {
-                for outcome in self.process(batch, &run) {
-                    self.account(outcome, &run, &mut counts, &mut sink, rejects)?;
-                }
-                self.bar.set_position(self.progress.load(Ordering::Relaxed));
-            }
-            reader.join().map_err(|_| {
-                Error::Internal(format!("the reader of source {} failed", source.name))
-            })?
+        let digests = self.stream_source(&run, files, |d, outcome, run| {
+            d.account(outcome, run, &mut counts, &mut sink, rejects)
         })?;
         let shards = sink.finish()?;
         let files = files
@@ -180,6 +198,32 @@ impl<'a> Driver<'a> {
         Ok(BuiltSource { files, shards })
     }
 
+    /// Reads the files of `run`'s source in a thread and hands each record,
+    /// once through the chain, to `each`, in order. Returns the files'
+    /// digests.
+    pub fn stream_source(
+        &mut self,
+        run: &SourceRun,
+        files: &[PathBuf],
+        mut each: impl FnMut(&mut Self, Outcome, &SourceRun) -> Result<()>,
+    ) -> Result<Vec<FileDigest>> {
+        let settings = run.source.read_settings();
+        std::thread::scope(|scope| -> Result<_> {
+            let (tx, rx) = mpsc::sync_channel::<Batch>(2);
+            let progress = Arc::clone(&self.progress);
+            let reader = scope.spawn(|| read_batches(&settings, files, progress, tx));
+            for batch in rx {
+                for outcome in self.process(batch, run) {
+                    each(self, outcome, run)?;
+                }
+                self.bar.set_position(self.progress.load(Ordering::Relaxed));
+            }
+            reader.join().map_err(|_| {
+                Error::Internal(format!("the reader of source {} failed", run.source.name))
+            })?
+        })
+    }
+
     /// Runs the chain over a batch: each run of per-document steps in
     /// parallel, each ordered step in order, and the last run together with
     /// tokenizing and sketching. The order of the batch is kept.
@@ -191,6 +235,7 @@ impl<'a> Driver<'a> {
                     file,
                     record,
                     notes: Notes::default(),
+                    reached: None,
                 }),
                 Item::Bad(m) => Work::Bad(file, m),
             })
@@ -242,6 +287,9 @@ impl<'a> Driver<'a> {
         let Stage::Ordered(step) = &mut self.chain.stages[k] else {
             return work;
         };
+        if self.defer {
+            return defer(step.as_ref(), work);
+        }
         let mut check = |doc: &Doc| {
             let seen = Seen {
                 text: &doc.record.text,
@@ -418,6 +466,21 @@ impl<'a> Driver<'a> {
             detail: m.detail,
         })
     }
+}
+
+/// Notes each live document's key of the ordered `step` in
+/// [`Doc::reached`] and lets it go on.
+fn defer(step: &dyn OrderedStep, mut work: Vec<Work>) -> Vec<Work> {
+    for w in &mut work {
+        if let Work::Live(doc) = w {
+            doc.reached = Some(Reached {
+                key: step.key(&doc.record.text),
+                notes: doc.notes.clone(),
+                snippet: snippet(&doc.record.text, SNIPPET_CHARS),
+            });
+        }
+    }
+    work
 }
 
 /// A record's tokens: its text and EOS, or a conversation rendered with the

@@ -6,6 +6,9 @@
 //! table; other settings for a started sweep are refused.
 
 mod common;
+#[path = "../../tests/common/slurm.rs"]
+mod slurm;
+use slurm::Slurm;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -123,84 +126,6 @@ fn start_and_kill(args: &[String], sweep: &Path) {
     child.wait().unwrap();
 }
 
-/// A one-node Slurm of our own (scripts/slurm-local.sh, its state in a
-/// temporary directory, on ports of its own), stopped when dropped.
-struct Slurm {
-    env: Vec<(String, String)>,
-}
-
-impl Slurm {
-    fn start(dir: &Path) -> Slurm {
-        // munged runs as the munge user: it must reach its socket's directory.
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).unwrap();
-        let port = 20000 + (std::process::id() % 10000) as u16 * 2;
-        let env = vec![
-            (
-                "ALMR_SLURM_DIR".to_string(),
-                dir.join("slurm").display().to_string(),
-            ),
-            ("ALMR_SLURMCTLD_PORT".to_string(), port.to_string()),
-            ("ALMR_SLURMD_PORT".to_string(), (port + 1).to_string()),
-            (
-                "SLURM_CONF".to_string(),
-                dir.join("slurm/slurm.conf").display().to_string(),
-            ),
-        ];
-        let slurm = Slurm { env };
-        let out = slurm.script("start");
-        assert!(
-            out.status.success(),
-            "scripts/slurm-local.sh start (as root: it installs Debian's slurm packages):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        slurm
-    }
-
-    fn script(&self, what: &str) -> Output {
-        self.command("bash")
-            .arg(common::root().join("scripts/slurm-local.sh"))
-            .arg(what)
-            .output()
-            .unwrap()
-    }
-
-    fn command(&self, program: &str) -> Command {
-        let mut c = Command::new(program);
-        c.envs(self.env.iter().map(|(k, v)| (k, v)));
-        c.env("RAYON_NUM_THREADS", "1");
-        c
-    }
-
-    /// Waits until the queue is empty.
-    fn wait_idle(&self, limit: Duration) {
-        let t0 = Instant::now();
-        loop {
-            let out = self
-                .command("squeue")
-                .args(["-h", "-o", "%i"])
-                .output()
-                .unwrap();
-            succeeded(&out);
-            if out.stdout.is_empty() {
-                return;
-            }
-            assert!(
-                t0.elapsed() < limit,
-                "jobs still queued: {}",
-                String::from_utf8_lossy(&out.stdout)
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-}
-
-impl Drop for Slurm {
-    fn drop(&mut self) {
-        self.script("stop");
-    }
-}
-
 #[test]
 fn a_killed_sweep_resumes_to_the_same_bytes_and_emitted_jobs_agree() {
     let dir = tempfile::tempdir().unwrap();
@@ -311,7 +236,7 @@ fn a_killed_sweep_resumes_to_the_same_bytes_and_emitted_jobs_agree() {
         .unwrap();
     succeeded(&out);
     // The rest through a real Slurm: submit.sh, then wait for the fit.
-    let slurm = Slurm::start(dir.path());
+    let slurm = Slurm::start(dir.path(), &common::root().join("scripts/slurm-local.sh"));
     let out = slurm
         .command("bash")
         .arg(jobs.join("submit.sh"))
