@@ -129,7 +129,8 @@ pub fn run_task(work: &Path, stage: Stage, task: usize, opts: &RunOptions) -> Re
         return Ok(false);
     }
     ctx.require_before()?;
-    ctx.run(|dir| match stage {
+    let t0 = std::time::Instant::now();
+    let counts = ctx.run(|dir| match stage {
         Stage::Map => map::run(&ctx, dir, opts),
         Stage::Exact => exact::run(&ctx, dir),
         Stage::Bands => bands::run(&ctx, dir),
@@ -137,5 +138,12 @@ pub fn run_task(work: &Path, stage: Stage, task: usize, opts: &RunOptions) -> Re
         Stage::Write => write::run(&ctx, dir),
         Stage::Finish => finish::run(&ctx, dir, opts),
     })?;
+    if opts.verbose {
+        eprintln!(
+            "{} {task} of {tasks}: done in {:.1} s: {counts}",
+            stage.name(),
+            t0.elapsed().as_secs_f64()
+        );
+    }
     Ok(true)
 }

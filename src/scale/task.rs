@@ -106,7 +106,10 @@ impl<'a> Context<'a> {
 
     /// Runs `body` in a fresh `.tmp-` directory; on success renames it into
     /// place and writes the marker.
-    pub fn run(&self, body: impl FnOnce(&Path) -> Result<serde_json::Value>) -> Result<()> {
+    pub fn run(
+        &self,
+        body: impl FnOnce(&Path) -> Result<serde_json::Value>,
+    ) -> Result<serde_json::Value> {
         let stage_dir = self.work.join(self.stage.name());
         let tmp = stage_dir.join(format!(".tmp-{:05}", self.task));
         if tmp.exists() {
@@ -137,7 +140,8 @@ impl<'a> Context<'a> {
         };
         let path = marker_path(&self.work, self.stage, self.task);
         std::fs::create_dir_all(stage_dir.join("done"))?;
-        write_json(&path, &marker)
+        write_json(&path, &marker)?;
+        Ok(marker.counts)
     }
 
     /// The fault drill of [`FAULT_VAR`], called half-way through a task.
