@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use almr::driver::{build, BuildOptions};
+use almr::driver::{build, BuildOptions, Trial};
+use almr::manifest::Limit;
 use almr::mix::{MixOptions, Size, Split, TooLong};
 use std::collections::BTreeMap;
 
@@ -22,27 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Read, tokenize and shard every source of a pipeline file.
-    Build {
-        /// The pipeline file (TOML), e.g. pipelines/default.toml.
-        pipeline: PathBuf,
-        /// Output directory; overrides the pipeline's `output`.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Tokenizer threads (default: all cores). The output is the same for
-        /// any thread count.
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Fail, with a non-zero exit, on the first malformed input record.
-        #[arg(long)]
-        strict: bool,
-        /// Print the manifest as JSON instead of a summary table.
-        #[arg(long)]
-        json: bool,
-        /// MiB of near-dedup band tables to hold in memory before spilling
-        /// them to disk (12 bytes per document and band).
-        #[arg(long, default_value_t = almr::driver::DEFAULT_MEM_BUDGET >> 20)]
-        mem_budget: usize,
-    },
+    Build(BuildArgs),
     /// Plan a build for a cluster: freeze the inputs, cut them into N
     /// tasks balanced by bytes, and write W/plan.json (and, with --emit,
     /// the scripts that run it). docs/scale-out.md.
@@ -202,6 +183,68 @@ enum Command {
     },
 }
 
+/// The arguments of `almr build`.
+#[derive(Args)]
+struct BuildArgs {
+    /// The pipeline file (TOML), e.g. pipelines/default.toml.
+    pipeline: PathBuf,
+    /// Output directory; overrides the pipeline's `output`.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Tokenizer threads (default: all cores). The output is the same for
+    /// any thread count.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Fail, with a non-zero exit, on the first malformed input record.
+    #[arg(long)]
+    strict: bool,
+    /// Print the manifest (with --dry-run, the report) as JSON instead of a
+    /// summary table.
+    #[arg(long)]
+    json: bool,
+    /// MiB of near-dedup band tables to hold in memory before spilling
+    /// them to disk (12 bytes per document and band).
+    #[arg(long, default_value_t = almr::driver::DEFAULT_MEM_BUDGET >> 20)]
+    mem_budget: usize,
+    /// Read at most N records of each source: its first N, or a sample with
+    /// --sample-seed. A record is an item the reader yields, a malformed one
+    /// included. Takes suffixes K and M (e.g. 10K). The manifest says the
+    /// build was limited: it is not the full corpus.
+    #[arg(long, value_name = "N", value_parser = parse_limit)]
+    limit: Option<u64>,
+    /// With --limit: a seeded sample of N records of each source instead of
+    /// its first N, the N with the smallest hash of (seed, file, line). The
+    /// same for a seed whatever --threads; each source is read once and the
+    /// sample held in memory.
+    #[arg(long, value_name = "SEED", requires = "limit")]
+    sample_seed: Option<u64>,
+    /// Run every step, tokenizing and dedup included, but write nothing
+    /// (OUT is not touched): print per source the records read and kept,
+    /// the keep rate, and the reasons for the rest with example records.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+impl BuildArgs {
+    /// The library's options.
+    fn options(&self) -> BuildOptions {
+        BuildOptions {
+            out: self.out.clone(),
+            threads: self.threads,
+            strict: self.strict,
+            verbose: !self.json,
+            mem_budget: self.mem_budget.saturating_mul(1 << 20),
+            trial: Trial {
+                limit: self.limit.map(|records| Limit {
+                    records,
+                    sample_seed: self.sample_seed,
+                }),
+                dry_run: self.dry_run,
+            },
+        }
+    }
+}
+
 /// The arguments of `almr mix`.
 #[derive(Args)]
 struct MixArgs {
@@ -352,6 +395,16 @@ fn parse_count(s: &str) -> Result<u64, String> {
     }
 }
 
+/// Parses `--limit N`: a count of at least 1.
+fn parse_limit(s: &str) -> Result<u64, String> {
+    match parse_count(s)? {
+        0 => Err(
+            "the limit must be at least 1 record (leave --limit out to read every record)".into(),
+        ),
+        n => Ok(n),
+    }
+}
+
 /// Splits `SRC=VALUE`.
 fn parse_pair(s: &str) -> Result<(String, f64), String> {
     let (name, value) = s.split_once('=').ok_or("expected SRC=VALUE")?;
@@ -400,34 +453,26 @@ fn main() -> ExitCode {
     }
 }
 
-fn build_command(pipeline: &Path, opts: &BuildOptions, json: bool) -> Result<()> {
-    let outcome = build(pipeline, opts)?;
-    match json {
-        true => almr::out!("{}", outcome.manifest.to_json())?,
-        false => almr::out!("{outcome}")?,
+/// `almr build`.
+fn build_command(args: &BuildArgs) -> Result<()> {
+    let outcome = build(&args.pipeline, &args.options())?;
+    match (&outcome.dry_run, args.json) {
+        (Some(report), true) => print_json(report)?,
+        (Some(report), false) => almr::out!("{report}")?,
+        (None, true) => almr::out!("{}", outcome.manifest.to_json())?,
+        (None, false) => almr::out!("{outcome}")?,
+    }
+    if let (Some(limit), None, false) = (&outcome.manifest.limit, &outcome.dry_run, args.json) {
+        almr::outln!(
+            "limited build: it read {limit}, not the full corpus (its manifest's `limit` says so)"
+        )?;
     }
     Ok(())
 }
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Build {
-            pipeline,
-            out,
-            threads,
-            strict,
-            json,
-            mem_budget,
-        } => {
-            let opts = BuildOptions {
-                out,
-                threads,
-                strict,
-                verbose: !json,
-                mem_budget: mem_budget.saturating_mul(1 << 20),
-            };
-            build_command(&pipeline, &opts, json)?
-        }
+        Command::Build(args) => build_command(&args)?,
         Command::Plan {
             pipeline,
             work,

@@ -25,6 +25,10 @@ pub const FILE_NAME: &str = "manifest.json";
 pub struct Manifest {
     /// Version of almr that wrote it.
     pub almr_version: String,
+    /// Present only when the build read part of each source (`almr build
+    /// --limit`): a trial, not the full corpus. A full build has no `limit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<Limit>,
     /// The pipeline file.
     pub pipeline: PipelineInfo,
     /// The tokenizer.
@@ -40,6 +44,32 @@ pub struct Manifest {
     /// Every file written, relative to the output directory (this manifest
     /// excepted), sorted by path.
     pub outputs: Vec<OutputFile>,
+}
+
+/// How much of each source a limited build (`almr build --limit N`) read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Limit {
+    /// Most records read from each source: items its reader yields,
+    /// malformed ones included.
+    pub records: u64,
+    /// The seed of a sample of `records` records of each source
+    /// (`--sample-seed`); absent when the build read each source's first
+    /// `records`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_seed: Option<u64>,
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.sample_seed {
+            None => write!(f, "the first {} records of each source", self.records),
+            Some(seed) => write!(
+                f,
+                "a sample of {} records of each source (seed {seed})",
+                self.records
+            ),
+        }
+    }
 }
 
 /// The pipeline that produced the build.
@@ -292,6 +322,17 @@ impl Manifest {
 
     /// Checks every invariant the manifest promises; returns what fails.
     pub fn check(&self) -> Vec<String> {
+        self.problems(true)
+    }
+
+    /// [`Manifest::check`] but for the shards: the counts of a dry run,
+    /// which writes none.
+    pub fn check_counts(&self) -> Vec<String> {
+        self.problems(false)
+    }
+
+    /// What fails among the invariants, the shards' only with `shards`.
+    fn problems(&self, shards: bool) -> Vec<String> {
         let mut problems = Vec::new();
         let mut total = Counts::default();
         for s in &self.sources {
@@ -316,7 +357,7 @@ impl Manifest {
                 .iter()
                 .filter(|sh| sh.source == s.name)
                 .fold((0, 0), |(d, t), sh| (d + sh.documents, t + sh.tokens));
-            if (docs, tokens) != (s.counts.kept, s.counts.tokens) {
+            if shards && (docs, tokens) != (s.counts.kept, s.counts.tokens) {
                 problems.push(format!(
                     "source {}: shards do not hold its kept documents",
                     s.name

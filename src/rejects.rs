@@ -116,13 +116,20 @@ impl RejectsWriter {
 /// Reads every row of a rejects table, in order.
 pub fn read_all(path: &Path) -> Result<Vec<RejectRow>> {
     let mut rows = Vec::new();
+    for_each(path, |row| rows.push(row))?;
+    Ok(rows)
+}
+
+/// Hands every row of a rejects table to `f`, in order, one Parquet batch
+/// in memory at a time.
+pub fn for_each(path: &Path, mut f: impl FnMut(RejectRow)) -> Result<()> {
     table::scan(path, |b| {
         let s = |name| table::strings(b, name);
         let (id, source, file) = (s("id")?, s("source")?, s("file")?);
         let (stage, reason, detail) = (s("stage")?, s("reason")?, s("detail")?);
         let line = table::ints(b, "line")?;
         for i in 0..b.num_rows() {
-            rows.push(RejectRow {
+            f(RejectRow {
                 id: id.value(i).into(),
                 source: source.value(i).into(),
                 file: file.value(i).into(),
@@ -133,8 +140,7 @@ pub fn read_all(path: &Path) -> Result<Vec<RejectRow>> {
             });
         }
         Ok(())
-    })?;
-    Ok(rows)
+    })
 }
 
 /// One rejects table per stage, `DIR/<stage>.parquet`, created when the build

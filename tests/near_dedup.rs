@@ -79,6 +79,7 @@ fn run_steps(
         strict: false,
         verbose: false,
         mem_budget,
+        trial: Default::default(),
     };
     let m = build(&p, &opts).unwrap().manifest;
     let mut kept = HashSet::new();

@@ -38,9 +38,17 @@ pub struct DocKey {
 
 /// The documents the corpus steps have seen, numbered as they were added.
 pub struct Ledger {
-    docs: Vec<(DocKey, u32)>,
+    docs: Vec<Entry>,
     labels: BufWriter<File>,
     path: PathBuf,
+}
+
+/// What the ledger holds of one document in memory.
+#[derive(Clone, Copy)]
+struct Entry {
+    key: DocKey,
+    text_bytes: u32,
+    tokens: u32,
 }
 
 /// A document's id and snippet, as its reject row shows them.
@@ -61,11 +69,13 @@ impl Ledger {
         })
     }
 
-    /// Records the next document.
+    /// Records the next document, of `text_bytes` bytes of text and
+    /// `tokens` tokens.
     pub fn push(
         &mut self,
         key: DocKey,
         text_bytes: usize,
+        tokens: usize,
         id: &str,
         snippet: &str,
     ) -> io::Result<()> {
@@ -74,8 +84,11 @@ impl Ledger {
             self.labels.write_all(&len.to_le_bytes())?;
             self.labels.write_all(s.as_bytes())?;
         }
-        let bytes = u32::try_from(text_bytes).unwrap_or(u32::MAX);
-        self.docs.push((key, bytes));
+        self.docs.push(Entry {
+            key,
+            text_bytes: u32::try_from(text_bytes).unwrap_or(u32::MAX),
+            tokens: u32::try_from(tokens).unwrap_or(u32::MAX),
+        });
         Ok(())
     }
 
@@ -116,6 +129,7 @@ struct Decisions<'a> {
 /// Asks the corpus steps of `chain` which documents to drop, and takes them
 /// out of the staged shards: rewrites the shards, corrects the counts of the
 /// input files and writes the reject rows. A shard left empty is deleted.
+/// A dry run, which staged no shards, gets the same counts and rows.
 pub fn drop_late(
     chain: &mut Chain,
     mut ledger: Ledger,
@@ -123,6 +137,7 @@ pub fn drop_late(
     built: &mut [Vec<StagedShard>],
     inputs: &mut [InputFile],
     rejects: &mut RejectTables,
+    dry_run: bool,
 ) -> Result<()> {
     let mut by_doc: BTreeMap<u64, (&'static str, LateDrop)> = BTreeMap::new();
     for step in std::mem::take(&mut chain.corpus) {
@@ -133,12 +148,18 @@ pub fn drop_late(
     }
     let wanted: BTreeSet<u64> = by_doc.values().flat_map(|(_, d)| [d.doc, d.kept]).collect();
     let labels = ledger.labels(&wanted)?;
-    let key_of = |doc: u64| ledger.docs[doc as usize].0;
-    let decisions = Decisions {
-        dropped: by_doc.into_values().map(|d| (key_of(d.1.doc), d)).collect(),
+    let mut decisions = Decisions {
+        dropped: HashMap::new(),
         ledger: &ledger,
         labels,
     };
+    if dry_run {
+        return by_doc
+            .values()
+            .try_for_each(|(stage, drop)| decisions.count(stage, drop, inputs, rejects));
+    }
+    let key_of = |doc: u64| ledger.docs[doc as usize].key;
+    decisions.dropped = by_doc.into_values().map(|d| (key_of(d.1.doc), d)).collect();
     if decisions.dropped.is_empty() {
         return Ok(());
     }
@@ -198,7 +219,7 @@ impl Decisions<'_> {
                 continue;
             };
             keep[row.doc_index as usize] = false;
-            let text_bytes = self.ledger.docs[drop.doc as usize].1 as u64;
+            let text_bytes = self.ledger.docs[drop.doc as usize].text_bytes as u64;
             let input = &mut inputs[key(row)?.file as usize];
             input
                 .counts
@@ -233,6 +254,30 @@ impl Decisions<'_> {
         Ok(())
     }
 
+    /// A dry run's late drop, which no shard holds: the counts of its input
+    /// file corrected, and its reject row written.
+    fn count(
+        &self,
+        stage: &'static str,
+        drop: &LateDrop,
+        inputs: &mut [InputFile],
+        rejects: &mut RejectTables,
+    ) -> Result<()> {
+        let doc = self.ledger.docs[drop.doc as usize];
+        let input = &mut inputs[doc.key.file as usize];
+        let row = DocRow {
+            doc_index: 0,
+            source: input.source.clone(),
+            file: input.path.display().to_string(),
+            line: doc.key.line,
+            id: self.labels.get(&drop.doc).map_or("", |l| &l.id).to_string(),
+            n_tokens: doc.tokens as u64,
+        };
+        let (tokens, bytes) = (row.n_tokens, doc.text_bytes as u64);
+        input.counts.drop_kept(stage, drop.reason, tokens, bytes);
+        rejects.push(self.reject_row(&row, stage, drop, inputs))
+    }
+
     /// The reject row of a dropped document, naming the one kept in its place.
     fn reject_row(
         &self,
@@ -241,7 +286,7 @@ impl Decisions<'_> {
         drop: &LateDrop,
         inputs: &[InputFile],
     ) -> RejectRow {
-        let (kept_key, _) = self.ledger.docs[drop.kept as usize];
+        let kept_key = self.ledger.docs[drop.kept as usize].key;
         let kept_input = &inputs[kept_key.file as usize];
         let label = |doc: u64| self.labels.get(&doc);
         let kept = format!(

@@ -20,11 +20,15 @@
 //! `OUT/.current` link publishes ([`publish`]).
 //!
 //! The driver knows the steps only by their kind, never by name.
+//!
+//! `--limit` and `--dry-run` make a build a trial ([`trial`]).
 
 pub(crate) mod late;
+mod limit;
 pub(crate) mod publish;
 pub(crate) mod sink;
 pub(crate) mod source;
+mod trial;
 
 use std::fmt;
 use std::io::IsTerminal;
@@ -52,6 +56,7 @@ use self::sink::StagedShard;
 use self::source::{Driver, SourceAt};
 
 pub use self::publish::{CURRENT, GENERATIONS, LOCK, MARKER};
+pub use self::trial::{DryRun, Example, ReasonTrial, SourceTrial, Tally, Trial};
 
 /// Malformed records printed as warnings before the rest are only counted.
 const MAX_WARNINGS: u64 = 10;
@@ -70,6 +75,8 @@ pub struct BuildOptions {
     /// Bytes of near-dedup band tables held in memory before they spill to
     /// disk.
     pub mem_budget: usize,
+    /// `--limit` and `--dry-run`.
+    pub trial: Trial,
 }
 
 /// The default `--mem-budget`: 4 GiB.
@@ -80,8 +87,12 @@ pub const DEFAULT_MEM_BUDGET: usize = 4 << 30;
 pub struct BuildOutcome {
     /// The output directory.
     pub out: PathBuf,
-    /// What was written there as `manifest.json`.
+    /// What was written there as `manifest.json`; for a dry run, what
+    /// would have been, less the shards (the outputs it lists were in a
+    /// temporary directory, now removed).
     pub manifest: Manifest,
+    /// A dry run's report; `None` for a build.
+    pub dry_run: Option<DryRun>,
 }
 
 /// Runs the pipeline at `pipeline_path`.
@@ -92,11 +103,15 @@ pub fn build(pipeline_path: &Path, opts: &BuildOptions) -> Result<BuildOutcome> 
         .clone()
         .unwrap_or_else(|| loaded.pipeline.output.clone());
     with_tools(&loaded, opts.threads, |tools| {
-        let output = publish::prepare(&out)?;
+        let output = trial::Output::prepare(&out, &opts.trial)?;
         match build_into(&loaded, tools, output.staging(), opts) {
             Ok(manifest) => {
-                output.publish(&manifest)?;
-                Ok(BuildOutcome { out, manifest })
+                let dry_run = output.publish(&manifest)?;
+                Ok(BuildOutcome {
+                    out,
+                    manifest,
+                    dry_run,
+                })
             }
             Err(e) => {
                 output.abandon();
@@ -236,25 +251,32 @@ fn build_into(
             &mut built,
             &mut inputs,
             &mut rejects,
+            opts.trial.dry_run,
         )?;
     }
     if scratch.exists() {
         std::fs::remove_dir_all(&scratch)?;
     }
     bar.finish_and_clear();
-    if opts.verbose && warned > MAX_WARNINGS {
+    // A dry run's report has what these warnings say, and no rejects tables.
+    let warn = opts.verbose && !opts.trial.dry_run;
+    if warn && warned > MAX_WARNINGS {
         eprintln!(
             "warning: {} more malformed records; all are listed in rejects/read.parquet",
             warned - MAX_WARNINGS,
         );
     }
-    let manifest = assemble(loaded, tools, tok_copy, staging, inputs, built, rejects)?;
-    if opts.verbose {
+    let mut manifest = assemble(loaded, tools, tok_copy, staging, inputs, built, rejects)?;
+    manifest.limit = opts.trial.limit.clone();
+    if warn {
         for warning in sources_kept_none(&manifest) {
             eprintln!("warning: {warning}");
         }
     }
-    let problems = manifest.check();
+    let problems = match opts.trial.dry_run {
+        true => manifest.check_counts(),
+        false => manifest.check(),
+    };
     if !problems.is_empty() {
         return Err(Error::Internal(format!(
             "internal error, the manifest does not add up: {}",
@@ -399,6 +421,7 @@ pub(crate) fn assemble(
         .collect();
     Ok(Manifest {
         almr_version: env!("CARGO_PKG_VERSION").to_string(),
+        limit: None,
         pipeline: PipelineInfo {
             path: loaded.path.clone(),
             sha256: fsutil::sha256_hex(loaded.raw.as_bytes()),

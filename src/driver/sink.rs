@@ -60,6 +60,8 @@ pub struct ShardSink<'a> {
     dtype: DType,
     open: Option<OpenShard>,
     done: Vec<StagedShard>,
+    /// A dry run's sink: it writes nothing and gives no shards.
+    dry_run: bool,
 }
 
 struct OpenShard {
@@ -77,20 +79,25 @@ enum RowSink {
 }
 
 impl<'a> ShardSink<'a> {
-    /// Shards for `source` under `staging/shards/NAME/`.
-    pub fn new(staging: &Path, source: &'a Source, dtype: DType) -> Self {
+    /// Shards for `source` under `staging/shards/NAME/`; none at all for a
+    /// dry run.
+    pub fn new(staging: &Path, source: &'a Source, dtype: DType, dry_run: bool) -> Self {
         ShardSink {
             dir: staging.join("shards").join(&source.name),
             source,
             dtype,
             open: None,
             done: Vec::new(),
+            dry_run,
         }
     }
 
     /// Appends one document (token ids, EOS included, and a conversation's
     /// mask) and its provenance.
     pub fn push(&mut self, tokens: &Tokens, file: &str, line: u64, id: String) -> Result<()> {
+        if self.dry_run {
+            return Ok(());
+        }
         let ids = &tokens.ids;
         if let Some(open) = &self.open {
             let tokens = open.writer.tokens();

@@ -9,13 +9,14 @@ use indicatif::ProgressBar;
 use rayon::prelude::*;
 
 use super::late::{DocKey, Ledger};
+use super::limit::Picker;
 use super::sink::{ShardSink, StagedShard, Tokens};
 use super::{BuildOptions, MAX_WARNINGS};
 use crate::chain::{Chain, Stage};
 use crate::config::Source;
 use crate::error::{Error, Result, TokenizerError};
 use crate::fsutil::FileDigest;
-use crate::manifest::{Counts, InputFile};
+use crate::manifest::{Counts, InputFile, Limit};
 use crate::read::chat;
 use crate::read::{self, Item, Malformed, MalformedReason, ReadSettings, Record};
 use crate::rejects::{RejectRow, RejectTables};
@@ -176,7 +177,8 @@ impl<'a> Driver<'a> {
             labels: files.iter().map(|f| f.display().to_string()).collect(),
         };
         let mut counts = vec![Counts::default(); files.len()];
-        let mut sink = ShardSink::new(self.staging, source, self.tokenizer.dtype());
+        let dry_run = self.opts.trial.dry_run;
+        let mut sink = ShardSink::new(self.staging, source, self.tokenizer.dtype(), dry_run);
         let digests = self.stream_source(&run, files, |d, outcome, run| {
             d.account(outcome, run, &mut counts, &mut sink, rejects)
         })?;
@@ -208,10 +210,11 @@ impl<'a> Driver<'a> {
         mut each: impl FnMut(&mut Self, Outcome, &SourceRun) -> Result<()>,
     ) -> Result<Vec<FileDigest>> {
         let settings = run.source.read_settings();
+        let limit = self.opts.trial.limit.as_ref();
         std::thread::scope(|scope| -> Result<_> {
             let (tx, rx) = mpsc::sync_channel::<Batch>(2);
             let progress = Arc::clone(&self.progress);
-            let reader = scope.spawn(|| read_batches(&settings, files, progress, tx));
+            let reader = scope.spawn(|| read_batches(&settings, files, progress, tx, limit));
             for batch in rx {
                 for outcome in self.process(batch, run) {
                     each(self, outcome, run)?;
@@ -420,7 +423,7 @@ impl<'a> Driver<'a> {
                 line: doc.record.line,
             };
             let snippet = snippet(text, SNIPPET_CHARS);
-            ledger.push(key, text.len(), &doc.record.id, &snippet)?;
+            ledger.push(key, text.len(), tokens.ids.len(), &doc.record.id, &snippet)?;
         }
         sink.push(
             tokens,
@@ -542,16 +545,23 @@ fn apply(steps: &[&dyn DocStep], doc: &mut Doc) -> Result<(), Dropped> {
 /// Reader thread: checks each file's integrity in a first pass (which also
 /// gives its digest), then streams the files that pass into batches. A file
 /// that fails contributes its one malformed item instead of its records.
+/// Under `--limit` only the items the [`Picker`] takes go on, and only the
+/// files read are digested.
 fn read_batches(
     settings: &ReadSettings,
     files: &[PathBuf],
     progress: Arc<AtomicU64>,
     tx: mpsc::SyncSender<Batch>,
+    limit: Option<&Limit>,
 ) -> Result<Vec<FileDigest>> {
     let mut digests = Vec::with_capacity(files.len());
     let mut batch: Batch = Vec::new();
     let mut bytes = 0usize;
+    let mut picker = Picker::new(limit);
     for (f, path) in files.iter().enumerate() {
+        if picker.full() {
+            break; // the first N are read: later files are not opened
+        }
         let checked = read::check(path, settings);
         digests.push(checked.digest);
         let (items, passed): (read::ItemStream, bool) = match checked.failure {
@@ -562,6 +572,9 @@ fn read_batches(
             if passed {
                 fails_after_check(path, &item)?;
             }
+            let Some(item) = picker.offer(f, path, item) else {
+                continue; // held for the sample
+            };
             if let Item::Doc(r) = &item {
                 bytes += r.text.len();
             }
@@ -572,8 +585,12 @@ fn read_batches(
                 }
                 bytes = 0;
             }
+            if picker.full() {
+                break;
+            }
         }
     }
+    batch.extend(picker.into_held());
     if !batch.is_empty() {
         let _ = tx.send(batch);
     }

@@ -76,6 +76,7 @@ fn map_with(
         strict: ctx.plan.strict,
         verbose: false,
         mem_budget: driver::DEFAULT_MEM_BUDGET,
+        trial: Default::default(),
     };
     let rows = pipeline.near_dedup.rows;
     let has_chat = pipeline.sources.iter().any(|s| s.format == Format::Chat);

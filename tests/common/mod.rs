@@ -23,6 +23,7 @@ pub fn build_to(pipeline: &Path, out: &Path, threads: usize) -> BuildOutcome {
             strict: false,
             verbose: false,
             mem_budget: almr::driver::DEFAULT_MEM_BUDGET,
+            trial: Default::default(),
         },
     )
     .unwrap_or_else(|e| panic!("build of {} failed: {e:#}", pipeline.display()))
