@@ -16,12 +16,32 @@ use std::collections::BTreeMap;
 #[derive(Parser)]
 #[command(name = "almr", version, about, long_about = None)]
 struct Cli {
+    /// Print nothing on stderr but errors: no progress bars, no warnings.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Print every warning: each malformed record, not only the first ten.
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
 
+/// How much goes to stderr besides errors.
+#[derive(Clone, Copy)]
+struct Ui {
+    quiet: bool,
+    verbose: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Print a shell completion script: `almr completions bash >
+    /// /etc/bash_completion.d/almr`, or for zsh or fish.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Read, tokenize and shard every source of a pipeline file.
     Build(BuildArgs),
     /// Plan a build for a cluster: freeze the inputs, cut them into N
@@ -233,6 +253,7 @@ impl BuildArgs {
             threads: self.threads,
             strict: self.strict,
             verbose: !self.json,
+            all_warnings: false,
             mem_budget: self.mem_budget.saturating_mul(1 << 20),
             trial: Trial {
                 limit: self.limit.map(|records| Limit {
@@ -441,11 +462,19 @@ fn parse_valid_share(s: &str) -> Result<ValidShare, String> {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    let json = cli.command.json();
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // The reader of our output went away (`almr … | head`): done, as
         // for `cat` and `rg`.
         Err(e) if almr::fsutil::is_broken_pipe(e.as_ref()) => ExitCode::SUCCESS,
+        Err(e) if json => {
+            let causes: Vec<String> = e.chain().skip(1).map(|c| c.to_string()).collect();
+            let error = serde_json::json!({ "error": format!("{e:#}"), "message": e.to_string(), "causes": causes });
+            eprintln!("{error}");
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -453,9 +482,30 @@ fn main() -> ExitCode {
     }
 }
 
+impl Command {
+    /// Whether the command prints JSON (`--json`): then an error is one
+    /// JSON object on stderr.
+    fn json(&self) -> bool {
+        match self {
+            Command::Build(a) => a.json,
+            Command::Mix(a) => a.json,
+            Command::Status { json, .. }
+            | Command::Inspect { json, .. }
+            | Command::Explain { json, .. }
+            | Command::Stats { json, .. }
+            | Command::Sample { json, .. }
+            | Command::Verify { json, .. } => *json,
+            _ => false,
+        }
+    }
+}
+
 /// `almr build`.
-fn build_command(args: &BuildArgs) -> Result<()> {
-    let outcome = build(&args.pipeline, &args.options())?;
+fn build_command(args: &BuildArgs, ui: Ui) -> Result<()> {
+    let mut opts = args.options();
+    opts.verbose &= !ui.quiet;
+    opts.all_warnings = ui.verbose;
+    let outcome = build(&args.pipeline, &opts)?;
     match (&outcome.dry_run, args.json) {
         (Some(report), true) => print_json(report)?,
         (Some(report), false) => almr::out!("{report}")?,
@@ -471,8 +521,16 @@ fn build_command(args: &BuildArgs) -> Result<()> {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    let ui = Ui {
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+    };
     match cli.command {
-        Command::Build(args) => build_command(&args)?,
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "almr", &mut std::io::stdout());
+        }
+        Command::Build(args) => build_command(&args, ui)?,
         Command::Plan {
             pipeline,
             work,
@@ -507,7 +565,7 @@ fn run(cli: Cli) -> Result<()> {
             local,
             jobs,
             threads,
-        } => run_plan(&work, stage.zip(task), local, jobs, threads)?,
+        } => run_plan(&work, stage.zip(task), local, jobs, threads, ui)?,
         Command::Status { work, array, json } => status(&work, array, json)?,
         Command::Inspect {
             prefix,
@@ -516,7 +574,7 @@ fn run(cli: Cli) -> Result<()> {
             json,
         } => inspect(&prefix, doc, tokenizer.as_deref(), json)?,
         Command::Explain { out, id, json } => explain(&out, &id, json)?,
-        Command::Mix(args) => mix(&args)?,
+        Command::Mix(args) => mix(&args, ui)?,
         Command::Stats { out, json, html } => stats(&out, json, html.as_deref())?,
         Command::Sample {
             mix,
@@ -564,19 +622,20 @@ fn run_plan(
     local: bool,
     jobs: usize,
     threads: Option<usize>,
+    ui: Ui,
 ) -> Result<()> {
     let opts = almr::scale::RunOptions {
         threads,
-        verbose: true,
+        verbose: !ui.quiet,
     };
     match (one, local) {
         (Some((stage, task)), false) => {
-            if !almr::scale::run_task(work, stage, task, &opts)? {
+            if !almr::scale::run_task(work, stage, task, &opts)? && !ui.quiet {
                 eprintln!("{} {task}: already done", stage.name());
             }
         }
         _ => {
-            let ran = almr::scale::run_local(work, jobs, true)?;
+            let ran = almr::scale::run_local(work, jobs, !ui.quiet)?;
             almr::outln!("{ran} tasks run; the plan in {} is done", work.display())?;
         }
     }
@@ -633,12 +692,19 @@ fn explain(out: &Path, id: &str, json: bool) -> Result<()> {
 }
 
 /// `almr mix`.
-fn mix(args: &MixArgs) -> Result<()> {
+fn mix(args: &MixArgs, ui: Ui) -> Result<()> {
     let report = almr::mix::mix(&args.out, &args.options())?;
     let exported = match args.export {
         Some(ExportKind::Megatron) => Some(almr::mix::export::write_megatron(&report, &args.out)?),
         None => None,
     };
+    for warning in report
+        .valid_warnings()
+        .iter()
+        .filter(|_| !ui.quiet && !args.json)
+    {
+        eprintln!("warning: {warning}");
+    }
     if args.json {
         almr::out!("{}", report.to_json())?;
         return Ok(());

@@ -78,6 +78,7 @@ fn run_steps(
         threads: Some(2),
         strict: false,
         verbose: false,
+        all_warnings: false,
         mem_budget,
         trial: Default::default(),
     };

@@ -72,6 +72,8 @@ pub struct BuildOptions {
     pub strict: bool,
     /// Print warnings and show a progress bar (on a terminal).
     pub verbose: bool,
+    /// Warn about every malformed record, not only the first ten.
+    pub all_warnings: bool,
     /// Bytes of near-dedup band tables held in memory before they spill to
     /// disk.
     pub mem_budget: usize,
@@ -260,7 +262,7 @@ fn build_into(
     bar.finish_and_clear();
     // A dry run's report has what these warnings say, and no rejects tables.
     let warn = opts.verbose && !opts.trial.dry_run;
-    if warn && warned > MAX_WARNINGS {
+    if warn && !opts.all_warnings && warned > MAX_WARNINGS {
         eprintln!(
             "warning: {} more malformed records; all are listed in rejects/read.parquet",
             warned - MAX_WARNINGS,

@@ -455,7 +455,7 @@ impl<'a> Driver<'a> {
         let at = format!("{}:{}", run.labels[file], m.line);
         c.malformed.add(reason);
         self.warned += 1;
-        if self.opts.verbose && self.warned <= MAX_WARNINGS {
+        if self.opts.verbose && (self.opts.all_warnings || self.warned <= MAX_WARNINGS) {
             self.bar
                 .suspend(|| eprintln!("warning: {at}: {reason}: {}", m.detail));
         }

@@ -161,7 +161,64 @@ pub struct MixShard {
     pub tokens: u64,
 }
 
+/// Validation windows below which a loss is noise: `almr mix` warns about a
+/// source or language whose split gives fewer, and so does the trainer.
+pub const MIN_WINDOWS: usize = 8;
+
 impl MixReport {
+    /// A warning for each source, then each language, whose validation
+    /// split gives fewer than [`MIN_WINDOWS`] windows, with the
+    /// `--valid-share` that would give about that many.
+    pub fn valid_warnings(&self) -> Vec<String> {
+        let mut warnings: Vec<String> = (self.sources.iter())
+            .filter(|s| (s.valid_samples as usize) < MIN_WINDOWS)
+            .map(|s| {
+                let advice = match s.valid_share >= 0.5 {
+                    true => String::from("the source is too small for more at this --seq-len"),
+                    false => format!(
+                        "hold out more with --valid-share {}={}",
+                        s.name,
+                        self.share_for(s)
+                    ),
+                };
+                format!(
+                    "source {}: its validation split gives {} window{} of {} tokens (fewer than \
+                     {MIN_WINDOWS}), so its validation loss is noise; {advice}",
+                    s.name,
+                    s.valid_samples,
+                    if s.valid_samples == 1 { "" } else { "s" },
+                    self.seq_len,
+                )
+            })
+            .collect();
+        let mut by_language: std::collections::BTreeMap<&str, u64> = Default::default();
+        for s in &self.sources {
+            *by_language.entry(&s.language).or_default() += s.valid_samples;
+        }
+        for (lang, n) in by_language {
+            if (n as usize) < MIN_WINDOWS {
+                warnings.push(format!(
+                    "language {lang}: validation windows {n} (fewer than {MIN_WINDOWS}): its \
+                     validation loss is noise; raise --valid-share of its sources"
+                ));
+            }
+        }
+        warnings
+    }
+
+    /// The share of `s`'s documents that would give about
+    /// [`MIN_WINDOWS`] validation windows, rounded up to two digits and at
+    /// most 0.5.
+    fn share_for(&self, s: &MixSource) -> String {
+        let total = (s.train_tokens + s.valid_tokens).max(1) as f64;
+        // Two windows and a fifth to spare: documents are held out whole,
+        // and a window must fit inside the split.
+        let needed = 1.2 * (MIN_WINDOWS as f64 + 2.0) * (self.seq_len + 1) as f64;
+        let share = (needed / total).max(s.valid_share * 1.5).min(0.5);
+        let digits = 10f64.powi(1 - share.log10().floor() as i32);
+        format!("{}", (share * digits).ceil() / digits)
+    }
+
     /// Pretty JSON with a trailing newline.
     pub fn to_json(&self) -> String {
         let mut s = serde_json::to_string_pretty(self).expect("report serializes");

@@ -75,6 +75,7 @@ fn map_with(
         threads: opts.threads,
         strict: ctx.plan.strict,
         verbose: false,
+        all_warnings: false,
         mem_budget: driver::DEFAULT_MEM_BUDGET,
         trial: Default::default(),
     };

@@ -22,6 +22,7 @@ pub fn build_to(pipeline: &Path, out: &Path, threads: usize) -> BuildOutcome {
             threads: Some(threads),
             strict: false,
             verbose: false,
+            all_warnings: false,
             mem_budget: almr::driver::DEFAULT_MEM_BUDGET,
             trial: Default::default(),
         },

@@ -283,8 +283,8 @@ pub fn valid_loss(model: &Llama, data: &MixData, limit: usize, batch: usize) -> 
 }
 
 /// A language whose validation loss is measured over fewer windows than
-/// this is noise, and is warned about.
-pub const MIN_WINDOWS: usize = 8;
+/// this is noise, and is warned about (as `almr mix` warns).
+pub use almr::mixfile::report::MIN_WINDOWS;
 
 /// The validation windows (samples of `seq_len + 1` tokens) an evaluation
 /// of a mix measures, per language. A training run records them in
