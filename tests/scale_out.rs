@@ -331,6 +331,15 @@ fn a_task_that_fails_half_way_is_the_only_one_rerun() {
     assert_eq!(before, after, "map tasks 0 and 2 were not run again");
     assert_same(&one, &dir.path().join("out"), "after the rerun");
 
+    // A task's input changed under the plan is an error, not a wrong result.
+    std::fs::remove_file(work.join("write/done/00000.json")).unwrap();
+    let kept = work.join("map/task-00000/kept.bin");
+    let bytes = std::fs::read(&kept).unwrap();
+    std::fs::write(&kept, &bytes[..bytes.len() - 8]).unwrap();
+    let changed = almr(&["run", w, "--stage", "write", "--task", "0"]);
+    assert!(!changed.status.success());
+    assert!(String::from_utf8_lossy(&changed.stderr).contains("the work directory changed"));
+
     // A pipeline changed since the plan is refused.
     let mut text = std::fs::read_to_string(&pipeline).unwrap();
     text.push_str("# changed\n");

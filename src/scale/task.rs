@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Plan, Stage};
 use crate::error::{Error, Result};
-use crate::fsutil;
+use crate::fsutil::{self, FileDigest};
 
 /// The environment variable of fault drills: `STAGE:TASK:fail` makes that
 /// task fail half-way, `STAGE:TASK:stall` makes it stop half-way until it
@@ -29,8 +29,9 @@ pub struct Marker {
     pub plan_sha256: String,
     /// The task's counts.
     pub counts: serde_json::Value,
-    /// SHA-256 of each file the task wrote, by path under its directory.
-    pub outputs: BTreeMap<String, String>,
+    /// Size and SHA-256 of each file the task wrote, by path under its
+    /// directory.
+    pub outputs: BTreeMap<String, FileDigest>,
 }
 
 /// Who runs a task: written into its `.tmp-` directory when it starts.
@@ -89,7 +90,7 @@ impl<'a> Context<'a> {
         };
         let missing = missing_tasks(&self.work, self.plan, before)?;
         if missing.is_empty() {
-            return Ok(());
+            return self.check_earlier();
         }
         Err(Error::Invalid(format!(
             "stage {} is not done: tasks {} are missing; `almr status {}` lists them",
@@ -97,6 +98,33 @@ impl<'a> Context<'a> {
             array_list(&missing),
             self.work.display()
         )))
+    }
+
+    /// Checks that every file the earlier stages' markers list is there,
+    /// with its size: a work directory changed under the plan is an error,
+    /// not a wrong result.
+    fn check_earlier(&self) -> Result<()> {
+        for &stage in Stage::ALL.iter().take_while(|&&s| s != self.stage) {
+            for (task, marker) in self.markers(stage)?.iter().enumerate() {
+                let dir = self.dir_of(stage, task);
+                for (rel, digest) in &marker.outputs {
+                    let path = dir.join(rel);
+                    let bytes = std::fs::metadata(&path).map(|m| m.len()).ok();
+                    if bytes != Some(digest.bytes) {
+                        return Err(Error::Invalid(format!(
+                            "{}: {}, its marker says {} bytes: the work directory changed since \
+                             stage {} task {task} finished; remove {} to run that task again",
+                            path.display(),
+                            bytes.map_or("missing".into(), |b| format!("{b} bytes")),
+                            digest.bytes,
+                            stage.name(),
+                            marker_path(&self.work, stage, task).display()
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The finished directory of task `task` of `stage`.
@@ -268,8 +296,8 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     })
 }
 
-/// SHA-256 of every file under `dir`, by relative path.
-fn digest_tree(dir: &Path) -> Result<BTreeMap<String, String>> {
+/// Size and SHA-256 of every file under `dir`, by relative path.
+fn digest_tree(dir: &Path) -> Result<BTreeMap<String, FileDigest>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -281,7 +309,7 @@ fn digest_tree(dir: &Path) -> Result<BTreeMap<String, String>> {
             }
             let digest = fsutil::digest_file(&path).map_err(Error::file("reading", &path))?;
             let rel = path.strip_prefix(dir).unwrap_or(&path);
-            out.insert(rel.display().to_string(), digest.sha256);
+            out.insert(rel.display().to_string(), digest);
         }
     }
     Ok(out)
