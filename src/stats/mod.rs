@@ -1,10 +1,11 @@
 //! `almr stats`: what a build and its mixes hold, per source and per
 //! language, as a table (the [`fmt::Display`](std::fmt::Display) of
 //! [`Stats`]), as JSON, or as a self-contained HTML report with charts
-//! ([`html`], drawn by [`charts`]).
+//! ([`html`], drawn by [`charts`]). `mixes` reads the mixes of the build.
 
 pub mod charts;
 pub mod html;
+mod mixes;
 mod text;
 
 use std::collections::BTreeMap;
@@ -13,10 +14,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::chain::Step;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::manifest::{Counts, Manifest};
-use crate::mix::{MixIndex, MixIndexError, MixReport, Split};
-use crate::mixfile::packed;
 use crate::shard::ShardReader;
 
 /// Document lengths in tokens (EOS included): nearest-rank percentiles.
@@ -151,10 +150,31 @@ pub struct MixStats {
     pub max_window_deviation: f64,
     /// Window length.
     pub window: u64,
-    /// Per source: name, target share, achieved share, epochs.
+    /// Per source: name, target share, achieved share, epochs, validation
+    /// split.
     pub sources: Vec<MixSourceStats>,
+    /// Validation samples, over all sources.
+    pub valid_samples: u64,
+    /// The validation split per language, in order of first appearance.
+    pub valid: Vec<ValidSplit>,
     /// The ALMR along the stream, at up to 500 evenly spaced points.
     pub curve: Vec<CurvePoint>,
+}
+
+/// A mix's validation split in one language.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ValidSplit {
+    /// Language code.
+    pub language: String,
+    /// The mix's sources in that language.
+    pub sources: Vec<String>,
+    /// Documents held out.
+    pub documents: u64,
+    /// Their tokens.
+    pub tokens: u64,
+    /// Validation samples cut from them: windows of `seq_len + 1` tokens,
+    /// or packed sequences.
+    pub samples: u64,
 }
 
 /// How one mix uses one source.
@@ -162,6 +182,8 @@ pub struct MixStats {
 pub struct MixSourceStats {
     /// Source name.
     pub name: String,
+    /// Language code.
+    pub language: String,
     /// Whether it is additional.
     pub additional: bool,
     /// Target share of the stream.
@@ -172,6 +194,10 @@ pub struct MixSourceStats {
     pub epochs: f64,
     /// Validation documents held out.
     pub valid_documents: u64,
+    /// Their tokens.
+    pub valid_tokens: u64,
+    /// Validation samples cut from them.
+    pub valid_samples: u64,
 }
 
 /// Everything `almr stats` reports.
@@ -236,124 +262,6 @@ fn group(
     }
 }
 
-/// Points of a mix's ALMR curve.
-fn curve(weights: &[(u64, u64)], window: usize) -> Vec<CurvePoint> {
-    let n = weights.len();
-    let window = window.max(1);
-    let mut prefix = vec![(0u64, 0u64); n + 1];
-    for (i, &(add, all)) in weights.iter().enumerate() {
-        prefix[i + 1] = (prefix[i].0 + add, prefix[i].1 + all);
-    }
-    let share = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-    let points = n.min(500);
-    (1..=points)
-        .map(|p| {
-            let end = p * n / points;
-            let start = end.saturating_sub(window);
-            CurvePoint {
-                samples: end as u64,
-                cumulative: share(prefix[end].0, prefix[end].1),
-                window: share(
-                    prefix[end].0 - prefix[start].0,
-                    prefix[end].1 - prefix[start].1,
-                ),
-            }
-        })
-        .collect()
-}
-
-/// Each training sample's weight toward the ALMR, as (additional, all): 1
-/// or 0 of 1 for a window of text; the trained tokens of additional
-/// sources, of all trained tokens, for a packed sequence.
-fn sample_weights(path: &Path) -> Result<(MixReport, Vec<(u64, u64)>)> {
-    if !packed::is_packed(path) {
-        let index = MixIndex::open(path)?;
-        let r = index.report();
-        let w = (0..index.len(Split::Train))
-            .map(|i| {
-                Ok((
-                    r.sources[index.source_of(Split::Train, i)?].additional as u64,
-                    1,
-                ))
-            })
-            .collect::<Result<_>>()?;
-        return Ok((r.clone(), w));
-    }
-    let index = packed::PackedIndex::open(path)?;
-    let r = index.report();
-    let mut w = Vec::with_capacity(index.len(Split::Train));
-    for i in 0..index.len(Split::Train) {
-        let (seq, convs) = (
-            index.read(Split::Train, i)?,
-            index.conversations(Split::Train, i)?,
-        );
-        let (mut add, mut all) = (0u64, 0u64);
-        for (k, e) in convs.iter().enumerate() {
-            let end = seq.starts.get(k + 1).copied().unwrap_or(seq.ids.len());
-            let trained = seq.mask[seq.starts[k]..end]
-                .iter()
-                .map(|&b| b as u64)
-                .sum::<u64>();
-            all += trained;
-            if r.sources[e.source as usize].additional {
-                add += trained;
-            }
-        }
-        w.push((add, all));
-    }
-    Ok((r.clone(), w))
-}
-
-/// Mixes under `OUT/mix/`, sorted by name.
-fn mixes(out: &Path) -> Result<Vec<MixStats>> {
-    let dir = out.join(crate::mix::DIR);
-    let mut names = Vec::new();
-    if dir.is_dir() {
-        for e in std::fs::read_dir(&dir).map_err(Error::file("listing", &dir))? {
-            let path = e?.path();
-            if path.extension().is_some_and(|x| x == "json") {
-                names.push(path);
-            }
-        }
-    }
-    names.sort();
-    let mut out = Vec::new();
-    for path in names {
-        let (report, weights) = match sample_weights(&path) {
-            Err(Error::MixIndex(e @ MixIndexError::Stale { .. })) => {
-                eprintln!("warning: not shown: {e}");
-                continue;
-            }
-            other => other?,
-        };
-        let r = &report;
-        out.push(MixStats {
-            name: r.name.clone(),
-            samples: r.samples,
-            seq_len: r.seq_len,
-            tokens: r.tokens,
-            target_almr: r.target_almr,
-            achieved_almr: r.achieved_almr,
-            max_window_deviation: r.max_window_deviation,
-            window: r.window,
-            sources: r
-                .sources
-                .iter()
-                .map(|s| MixSourceStats {
-                    name: s.name.clone(),
-                    additional: s.additional,
-                    target_share: s.target_share,
-                    achieved_share: s.achieved_share,
-                    epochs: s.epochs,
-                    valid_documents: s.valid_documents,
-                })
-                .collect(),
-            curve: curve(&weights, report.window as usize),
-        });
-    }
-    Ok(out)
-}
-
 /// Gathers the statistics of the build in `out` and of its mixes.
 pub fn stats(out: &Path) -> Result<Stats> {
     let manifest = Manifest::load(out)?;
@@ -395,7 +303,7 @@ pub fn stats(out: &Path) -> Result<Stats> {
         out: out.to_path_buf(),
         sources,
         languages,
-        mixes: mixes(out)?,
+        mixes: mixes::mixes(out)?,
     })
 }
 
