@@ -31,11 +31,26 @@ megatron-core, which needs torch) and checks:
     byte-for-byte identical to ours (hex dumps of the first difference are
     printed otherwise).
 
+With --mix NAME, the weights of `almr mix --export megatron` go through
+Megatron's build_blending_indices (see check_blend).
+
+With --recipe ARGS_FILE (the pretrain_gpt.py arguments that
+scripts/megatron_cpt.sbatch writes to RUN_DIR/pretrain_gpt.args) and
+--megatron-lm DIR (a Megatron-LM checkout), the arguments are parsed and
+validated by Megatron-LM's own parse_args/validate_args, and the train,
+valid and test datasets are built as pretrain_gpt.py builds them
+(core_gpt_dataset_config_from_args, BlendedMegatronDatasetBuilder over
+GPTDataset, on CPU); the samples each source gets are compared with the mix
+sidecar (see check_recipe).
+
 Prints one summary line per shard and exits 1 on any mismatch.
 """
 
 import argparse
+import contextlib
 import gzip
+import io
+import logging
 import json
 import os
 import shutil
@@ -81,7 +96,7 @@ class Failures:
 
 def versions():
     out = [f"python {sys.version.split()[0]}"]
-    for pkg in ("megatron-core", "torch", "numpy", "pyarrow"):
+    for pkg in ("megatron-core", "torch", "numpy", "pyarrow", "transformers"):
         try:
             out.append(f"{pkg} {metadata.version(pkg)}")
         except metadata.PackageNotFoundError:
@@ -370,6 +385,220 @@ def check_blend(out_dir, name, fails):
           f"(almr {side['achieved_almr']:.6f}); worst prefix off by {worst:.3f} samples")
 
 
+def read_docs(prefix, dtype):
+    """Every document of shard PREFIX, read with plain numpy through
+    docs.parquet's n_tokens (not through Megatron)."""
+    n_tokens = np.asarray(pq.read_table(prefix + ".docs.parquet").column("n_tokens").to_pylist(),
+                          dtype=np.int64)
+    flat = np.fromfile(prefix + ".bin", dtype=dtype)
+    ends = np.cumsum(n_tokens)
+    return [flat[e - n:e] for n, e in zip(n_tokens, ends)]
+
+
+def tree(path):
+    """Relative paths, sizes and modification times of every file under `path`."""
+    out = {}
+    for root, _, files in os.walk(path):
+        for f in files:
+            full = os.path.join(root, f)
+            st = os.stat(full)
+            out[os.path.relpath(full, path)] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def check_recipe(out_dir, manifest, args, fails):
+    """Parses the arguments of scripts/megatron_cpt.sbatch with Megatron-LM's
+    own parser and builds the datasets pretrain_gpt.py would build from them,
+    then compares them with the almr mix they name."""
+    tag = "recipe"
+    megatron_lm = os.path.abspath(args.megatron_lm)
+    # megatron.training and pretrain_gpt come from the checkout; megatron.core
+    # stays the installed package (appended, so it is found first).
+    sys.path.append(megatron_lm)
+    os.environ["WORLD_SIZE"] = str(args.world_size)
+    os.environ.setdefault("RANK", "0")
+    os.environ.setdefault("LOCAL_RANK", "0")
+    os.environ.setdefault("CUDA_DEVICE_MAX_CONNECTIONS", "1")  # megatron_cpt.sbatch exports it
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from megatron.core.datasets.blended_megatron_dataset_builder import (
+            BlendedMegatronDatasetBuilder,
+        )
+        from megatron.core.datasets.gpt_dataset import GPTDataset
+        from megatron.training.arguments import parse_args, validate_args
+        from megatron.training.global_vars import set_args
+        from megatron.training.tokenizer.tokenizer import _vocab_size_with_padding
+        from megatron.training.training import (
+            get_train_valid_test_num_samples,
+            update_train_iters,
+        )
+        import pretrain_gpt
+
+    with open(args.recipe) as f:
+        argv = [line for line in f.read().split("\n") if line != ""]
+    print(f"recipe: {args.recipe}: {len(argv)} arguments; Megatron-LM {megatron_lm}; "
+          f"WORLD_SIZE={args.world_size}")
+    saved_argv = sys.argv
+    sys.argv = ["pretrain_gpt.py"] + argv
+    # validate_args asks the GPU for its architecture; there is none here, so
+    # it is told the one given (--gpu-arch: 9 is Hopper, H100/H200).
+    import megatron.training.arguments as margs_mod
+    margs_mod.get_device_arch_version = lambda: args.gpu_arch
+    said = io.StringIO()  # Megatron prints every argument; shown on failure only
+    try:
+        with contextlib.redirect_stdout(said):
+            margs = parse_args()  # exits 2 on any argument it does not know
+            validate_args(margs)
+            set_args(margs)
+            update_train_iters(margs)
+    except BaseException:
+        print(said.getvalue())
+        raise
+    finally:
+        sys.argv = saved_argv
+    print(f"recipe: parse_args and validate_args accept every argument: TP {margs.tensor_model_parallel_size} "
+          f"PP {margs.pipeline_model_parallel_size} DP {margs.data_parallel_size}, "
+          f"{margs.num_layers} layers, hidden {margs.hidden_size}, ffn {margs.ffn_hidden_size}, "
+          f"{margs.num_attention_heads} heads, {margs.num_query_groups} query groups, "
+          f"rope base {margs.rotary_base:g}, {margs.normalization}, swiglu {margs.swiglu}, "
+          f"bias {margs.add_bias_linear}, untied {margs.untie_embeddings_and_output_weights}, "
+          f"params {margs.params_dtype}")
+    print(f"recipe: lr {margs.lr:.6g} -> min {margs.min_lr:.6g}, {margs.lr_decay_style} "
+          f"({margs.lr_wsd_decay_style}): warmup {margs.lr_warmup_samples} samples, decay over the "
+          f"last {margs.lr_wsd_decay_samples} of {margs.lr_decay_samples}; {margs.train_samples} "
+          f"samples = {margs.train_iters} steps of {margs.global_batch_size}; "
+          f"load {margs.load} (finetune {margs.finetune})")
+
+    # The mix the arguments name.
+    data_args = os.path.abspath(margs.data_args_path)
+    name = os.path.basename(data_args)
+    if not name.endswith(".megatron.txt"):
+        fails.add(tag, f"--data-args-path {data_args} is not an OUT/mix/NAME.megatron.txt")
+        return
+    name = name[: -len(".megatron.txt")]
+    mix_dir = os.path.join(out_dir, "mix")
+    if os.path.dirname(data_args) != os.path.realpath(mix_dir):
+        fails.add(tag, f"--data-args-path {data_args} is not under {mix_dir}")
+    with open(os.path.join(mix_dir, name + ".json")) as f:
+        side = json.load(f)
+    if margs.seq_length != side["seq_len"]:
+        fails.add(tag, f"--seq-length {margs.seq_length} != the mix's seq_len {side['seq_len']}")
+    if not margs.train_iters:
+        fails.add(tag, f"{margs.train_samples} samples are not one global batch of "
+                       f"{margs.global_batch_size}: Megatron would train 0 steps")
+    if margs.train_samples != side["samples"]:
+        fails.add(tag, f"--train-samples {margs.train_samples} != the mix's samples {side['samples']}")
+    if args.recipe_sweep:
+        with open(os.path.join(args.recipe_sweep, "recommendation.json")) as f:
+            rec = json.load(f)["recommended"]
+        ok_r = rec is not None and rec["almr"] == side["target_almr"]
+        ok_lr = rec is not None and rec["lr"] == margs.lr
+        print(f"recipe: {args.recipe_sweep}/recommendation.json: almr {rec and rec['almr']} "
+              f"(mix target {side['target_almr']}), lr {rec and rec['lr']} (--lr {margs.lr})")
+        if not (ok_r and ok_lr):
+            fails.add(tag, "the mix's ALMR or --lr is not the sweep's recommendation")
+
+    # The tokenizer, as pretrain_gpt.py builds it.
+    logging.getLogger("megatron").setLevel(logging.WARNING)
+    tok = manifest["tokenizer"]
+    config = pretrain_gpt.core_gpt_dataset_config_from_args(margs)
+    padded = _vocab_size_with_padding(config.tokenizer.vocab_size, margs, logging_enabled=False)
+    print(f"recipe: tokenizer {margs.tokenizer_type} {margs.tokenizer_model}: vocab "
+          f"{config.tokenizer.vocab_size} (padded for TP {margs.tensor_model_parallel_size}: "
+          f"{padded}), eod {config.tokenizer.eod}; manifest: vocab {tok['vocab_size']}, "
+          f"eos {tok['eos']!r} = {tok['eos_id']}")
+    if config.tokenizer.vocab_size != tok["vocab_size"] or config.tokenizer.eod != tok["eos_id"]:
+        fails.add(tag, "Megatron's tokenizer does not have the manifest's vocab size and EOS id")
+
+    # The datasets, as pretrain_gpt.py builds them. With a cache path Megatron
+    # asks torch.distributed for its rank: this process is rank 0 of a
+    # one-process group (gloo, on CPU).
+    if not torch.distributed.is_initialized():
+        store = tempfile.NamedTemporaryFile(prefix="almr-pg-", delete=False).name
+        os.unlink(store)
+        torch.distributed.init_process_group("gloo", init_method="file://" + store,
+                                             rank=0, world_size=1)
+    before = tree(out_dir)
+    sizes = get_train_valid_test_num_samples()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train, valid, test = BlendedMegatronDatasetBuilder(
+            GPTDataset, sizes, lambda: True, config
+        ).build()
+    after = tree(out_dir)
+    touched = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    print(f"recipe: BlendedMegatronDatasetBuilder(GPTDataset, {list(sizes)}) with --split "
+          f"{margs.split}: train {len(train) if train is not None else None}, valid "
+          f"{len(valid) if valid is not None else None}, test "
+          f"{len(test) if test is not None else None}; cache {margs.data_cache_path}")
+    if touched:
+        fails.add(tag, f"Megatron wrote into OUT: {touched[:3]}")
+    # Megatron's blend holds sum(ceil(weight * N)) samples, up to one more
+    # than N per dataset; training reads its first N at most.
+    n = side["samples"]
+    if train is None or not n <= len(train) < n + len(train.datasets):
+        fails.add(tag, f"train dataset has {train and len(train)} samples, the mix {n}")
+        return
+    if valid is not None or test is not None:
+        print("recipe: note: Megatron's valid/test documents are a range of each shard, "
+              "not almr's held-out documents")
+
+    # Samples per source, against the sidecar.
+    counts = np.bincount(np.asarray(train.dataset_index)[:n], minlength=len(train.datasets))
+    by_prefix = {os.path.realpath(ds.dataset_path): k for k, ds in enumerate(train.datasets)}
+    dtype = DTYPES[tok["dtype"]]
+    L = margs.seq_length + 1
+    n_blend = min(len(train), 64)
+    for k in range(n_blend):
+        item = train[k]
+        t, lab = item["tokens"].numpy(), item["labels"].numpy()
+        if t.size != margs.seq_length or not np.array_equal(t[1:], lab[:-1]):
+            fails.add(tag, f"train[{k}]: tokens/labels are not one window of {L} tokens")
+    for s in side["sources"]:
+        ks = [by_prefix.get(os.path.realpath(os.path.join(out_dir, sh["prefix"])))
+              for sh in s["shards"] if sh["tokens"] > 0]
+        if s["samples"] == 0:
+            got = sum(int(counts[k]) for k in ks if k is not None)
+            print(f"recipe {name}: {s['name']}: no samples in the mix; Megatron {got}")
+            continue
+        if any(k is None for k in ks):
+            fails.add(tag, f"{s['name']}: a shard of the mix is not among Megatron's datasets")
+            continue
+        got = sum(int(counts[k]) for k in ks)
+        ok = abs(got - s["samples"]) <= 1
+        if not ok:
+            fails.add(tag, f"{s['name']}: Megatron {got} samples, almr {s['samples']}")
+        # The windows Megatron reads, against the shard read with numpy.
+        windows = 0
+        per_epoch_all = 0
+        for k in ks:
+            ds = train.datasets[k]
+            prefix = os.path.realpath(ds.dataset_path)
+            docs = read_docs(prefix, dtype)
+            per_epoch_all += sum(d.size for d in docs)
+            if len(ds.indices) != len(docs):
+                fails.add(tag, f"{s['name']}: Megatron uses {len(ds.indices)} of {len(docs)} documents")
+            for j in np.linspace(0, len(ds) - 1, min(16, len(ds))).round().astype(int):
+                text, ids = ds._query_document_sample_shuffle_indices(int(j))
+                text = np.asarray(text)
+                cat = np.concatenate([docs[int(d)] for d in ids])
+                first = docs[int(ids[0])].size
+                hit = text.size == L and any(
+                    np.array_equal(cat[o:o + L], text) for o in range(first))
+                windows += 1
+                if not hit:
+                    fails.add(tag, f"{s['name']}: sample {j} of {prefix} is not a window of "
+                                   f"{L} tokens over its documents {list(ids)}")
+        print(f"recipe {name}: {s['name']}: almr {s['samples']} samples, Megatron {got} of its first {n}"
+              + ("" if ok else "  <-- differs by more than one")
+              + f"; {windows} windows of {L} tokens = the shard's; Megatron "
+                f"{got * margs.seq_length / per_epoch_all:.3f} epochs of {s['documents']} "
+                f"documents, almr {s['epochs']:.3f} of {s['train_documents']} "
+                f"({s['valid_documents']} held out)")
+    print(f"recipe {name}: {n_blend} blended samples: tokens and labels one window of {L} tokens; "
+          f"OUT unchanged ({len(before)} files)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out_dir", help="an `almr build` output directory (with manifest.json)")
@@ -386,7 +615,23 @@ def main():
     ap.add_argument("--mix", action="append", default=[], metavar="NAME",
                     help="also check OUT/mix/NAME.megatron.txt (from `almr mix --export "
                     "megatron`) with Megatron's build_blending_indices (repeatable)")
+    ap.add_argument("--recipe", metavar="ARGS_FILE",
+                    help="pretrain_gpt.py arguments, one a line (RUN_DIR/pretrain_gpt.args of "
+                    "scripts/megatron_cpt.sbatch): parse them with Megatron-LM's parser and "
+                    "build its datasets from them (needs --megatron-lm)")
+    ap.add_argument("--megatron-lm", metavar="DIR",
+                    help="a Megatron-LM checkout (for --recipe: megatron/training, pretrain_gpt.py)")
+    ap.add_argument("--world-size", type=int, default=64,
+                    help="for --recipe: the GPUs the arguments are validated for (default 64)")
+    ap.add_argument("--gpu-arch", type=int, default=9,
+                    help="for --recipe: the GPU architecture (major compute capability) "
+                    "validate_args is told, without a GPU (default 9, Hopper)")
+    ap.add_argument("--recipe-sweep", metavar="SWEEP",
+                    help="for --recipe: also check the mix's ALMR and --lr against "
+                    "SWEEP/recommendation.json")
     args = ap.parse_args()
+    if args.recipe and not args.megatron_lm:
+        ap.error("--recipe needs --megatron-lm DIR")
 
     out_dir = os.path.abspath(args.out_dir)
     with open(os.path.join(out_dir, "manifest.json")) as f:
@@ -422,6 +667,8 @@ def main():
 
     for name in args.mix:
         check_blend(out_dir, name, fails)
+    if args.recipe:
+        check_recipe(out_dir, manifest, args, fails)
 
     if golden is not None:
         print(f"golden: {len(stats['golden_seen'])} of {len(golden)} golden documents "

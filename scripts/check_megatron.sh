@@ -5,10 +5,13 @@
 # Usage: scripts/check_megatron.sh OUT_DIR [check_megatron.py options]
 #   e.g. scripts/check_megatron.sh out/default \
 #          --golden fixtures/golden/llama3_ids.jsonl.gz --rewrite-with-megatron
+#   --mix NAME: Megatron's build_blending_indices on OUT/mix/NAME.megatron.txt
+#   --recipe ARGS --megatron-lm DIR: the arguments of megatron_cpt.sbatch
+#   through Megatron-LM's parser and dataset builder (check_megatron_recipe.sh)
 #
 # Creates (once) a virtual environment with pinned, real megatron-core and
 # torch from PyPI at $MEGATRON_VENV (default: ~/.cache/almr/megatron-venv).
-# torch from PyPI pulls the CUDA wheels: about 5.6 GB installed, ~1.5 min on a
+# torch from PyPI pulls the CUDA wheels: about 5.8 GB installed, ~2.5 min on a
 # fast link. Nothing needs a GPU; the check runs on CPU.
 set -euo pipefail
 
@@ -22,10 +25,17 @@ pins=(
   "torch==2.15.0"
   "numpy==2.4.6"
   "pyarrow==26.0.1"
+  # for --recipe: what Megatron-LM's megatron/training and pretrain_gpt.py
+  # import, and transformers for its HuggingFaceTokenizer
+  "transformers==5.24.0"
+  "pydantic==2.14.4"
+  "pyyaml==6.0.4"
+  "regex==2026.11.19"
+  "six==1.17.0"
 )
 
 if [ "$#" -lt 1 ]; then
-  sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
 
