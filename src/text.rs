@@ -253,6 +253,11 @@ pub struct Doc<'a> {
     pub words: Vec<&'a str>,
     /// Its non-blank lines, trimmed.
     pub lines: Vec<&'a str>,
+    /// For each of `lines`, whether it is set aside as code or a formula
+    /// (empty when none is).
+    code: Vec<bool>,
+    /// The words of the lines that are not set aside (`None`: `words`).
+    prose_words: Option<Vec<&'a str>>,
 }
 
 impl<'a> Doc<'a> {
@@ -263,7 +268,44 @@ impl<'a> Doc<'a> {
             chars: char_len(text),
             words: words(text),
             lines: lines(text),
+            code: Vec::new(),
+            prose_words: None,
         }
+    }
+
+    /// Sets lines aside as code or formulas: `code[i]` for `lines[i]`.
+    pub fn with_code_lines(mut self, code: Vec<bool>) -> Self {
+        if code.iter().any(|&c| c) {
+            let prose = self.lines.iter().zip(&code).filter(|(_, &c)| !c);
+            self.prose_words = Some(prose.flat_map(|(l, _)| words(l)).collect());
+        }
+        self.code = code;
+        self
+    }
+
+    /// Whether line `i` of `lines` is set aside as code or a formula.
+    pub fn is_code(&self, i: usize) -> bool {
+        self.code.get(i).copied().unwrap_or(false)
+    }
+
+    /// The words of the lines that are not set aside as code or formulas.
+    pub fn prose_words(&self) -> &[&'a str] {
+        self.prose_words.as_deref().unwrap_or(&self.words)
+    }
+
+    /// Whether the words outside lines of code and formulas are at least
+    /// half of all the words: the document is prose, not code.
+    pub fn mostly_prose(&self) -> bool {
+        self.prose_words().len() * 2 >= self.words.len()
+    }
+
+    /// The lines that are not set aside as code or formulas.
+    pub fn prose_lines(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.lines
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| !self.is_code(i))
+            .map(|(_, l)| *l)
     }
 }
 

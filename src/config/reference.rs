@@ -178,7 +178,7 @@ mod tests {
             }
         }
         assert!(
-            md.contains("| `reject_curly_bracket` | boolean | `true` | "),
+            md.contains("| `reject_curly_bracket` | boolean | `false` | "),
             "{md}"
         );
         assert!(

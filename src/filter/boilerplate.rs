@@ -2,7 +2,9 @@
 //! when it is a menu (four or more short items between separators such as
 //! `|`, `·`, `»`, `>`), or when it is short and contains a boilerplate phrase
 //! ("All rights reserved", "版权所有", "返回首页", …). The document is
-//! rejected when boilerplate lines hold too many of its characters.
+//! rejected when boilerplate lines hold too many of its characters. A line of
+//! code or a formula that is set aside is never boilerplate (`a \\ b \\ c`
+//! and paths are not menus).
 
 use aho_corasick::AhoCorasick;
 use schemars::JsonSchema;
@@ -129,9 +131,12 @@ impl Boilerplate {
 fn boilerplate(doc: &Doc, c: &BoilerplateConfig, phrases: &AhoCorasick) -> Result<(), Rejection> {
     let (mut bad, mut all) = (0usize, 0usize);
     let mut example = "";
-    for line in &doc.lines {
+    for (i, line) in doc.lines.iter().enumerate() {
         let n = char_len(line);
         all += n;
+        if doc.is_code(i) {
+            continue;
+        }
         let phrase = n <= c.max_line_chars && phrases.is_match(*line);
         if phrase || is_menu(line) {
             bad += n;

@@ -1,7 +1,10 @@
 //! C4's line rules (Raffel et al. 2020, as in datatrove's C4 filter), with
 //! Chinese punctuation: lines without terminal punctuation, very short lines,
-//! "javascript" and cookie/policy notices are bad lines; "lorem ipsum" and
-//! curly brackets (code) condemn the whole document.
+//! "javascript" and cookie/policy notices are bad lines; "lorem ipsum"
+//! condemns the whole document, and so do curly brackets (code) when
+//! `reject_curly_bracket` is set, as in C4 (off by default, so that code
+//! and TeX survive). A line of code or a formula (see `code`) is never a bad
+//! line unless `code.set_aside` is off.
 //!
 //! C4 deletes bad lines. Here that is `remove_lines = true`; by default the
 //! text is kept as it is and the document is rejected when bad lines hold more
@@ -15,6 +18,7 @@ use std::sync::OnceLock;
 
 use aho_corasick::AhoCorasick;
 
+use super::code::code_lines;
 use crate::step::{Notes, Rejection};
 use crate::text::{char_len, has_words};
 
@@ -28,13 +32,20 @@ pub struct C4Config {
     pub min_words_per_line: usize,
     /// A good line ends with terminal punctuation (C4: yes).
     pub require_terminal_punct: bool,
+    /// A hard-wrapped line of prose needs no terminal punctuation: one that
+    /// ends with a comma, or whose next line in the paragraph begins with a
+    /// lowercase letter (docstrings, TeX sources and plain-text files wrap
+    /// their sentences; C4's web text has one paragraph a line).
+    pub allow_wrapped_lines: bool,
     /// Delete bad lines, as C4 does, instead of measuring them.
     pub remove_lines: bool,
     /// Without `remove_lines`: most characters in bad lines, per character.
     pub max_bad_line_char_frac: f64,
     /// Reject documents containing "lorem ipsum".
     pub reject_lorem_ipsum: bool,
-    /// Reject documents containing `{` (code).
+    /// Reject documents containing `{`, as C4 does to drop code (datatrove's
+    /// `filter_curly_bracket`). Off by default: it rejects every C-like
+    /// source file, JSON and TeX document.
     pub reject_curly_bracket: bool,
 }
 
@@ -44,10 +55,11 @@ impl Default for C4Config {
             enabled: true,
             min_words_per_line: 3,
             require_terminal_punct: true,
+            allow_wrapped_lines: true,
             remove_lines: false,
             max_bad_line_char_frac: 0.6,
             reject_lorem_ipsum: true,
-            reject_curly_bracket: true,
+            reject_curly_bracket: false,
         }
     }
 }
@@ -104,14 +116,51 @@ fn is_note(line: &str) -> bool {
         || (line.starts_with('(') && line.ends_with(')'))
 }
 
-fn is_bad_line(line: &str, c: &C4Config) -> bool {
-    (c.require_terminal_punct && !ends_with_terminal(line))
+fn is_bad_line(line: &str, wrapped: bool, c: &C4Config) -> bool {
+    (c.require_terminal_punct && !wrapped && !ends_with_terminal(line))
         || !has_words(line, c.min_words_per_line)
         || notices().is_match(line)
 }
 
-/// Applies the C4 rules; may delete lines when `remove_lines` is set.
-pub fn c4(text: &mut String, c: &C4Config, notes: &mut Notes) -> Result<(), Rejection> {
+/// Whether `line` is hard-wrapped prose that `next` continues: it ends with
+/// a comma, or `next` (in the same paragraph) begins with a lowercase letter.
+fn is_wrapped(line: &str, next: &str) -> bool {
+    !next.is_empty() && (line.ends_with(',') || next.chars().next().is_some_and(char::is_lowercase))
+}
+
+/// Each line of `text` with whether it is a bad line. Blank lines are not;
+/// nor, with `set_aside_code`, are lines of code and formulas.
+fn judge_lines<'t>(text: &'t str, c: &C4Config, set_aside_code: bool) -> Vec<(&'t str, bool)> {
+    let mut code = match set_aside_code {
+        true => code_lines(text),
+        false => Vec::new(),
+    }
+    .into_iter();
+    let lines: Vec<&str> = text.lines().collect();
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, &line)| {
+            let l = line.trim();
+            if l.is_empty() {
+                return (line, false);
+            }
+            let is_code = code.next().unwrap_or(false);
+            let next = lines.get(i + 1).map_or("", |n| n.trim());
+            let wrapped = c.allow_wrapped_lines && is_wrapped(l, next);
+            (line, !is_code && is_bad_line(l, wrapped, c))
+        })
+        .collect()
+}
+
+/// Applies the C4 rules; may delete lines when `remove_lines` is set. With
+/// `set_aside_code`, lines of code and formulas are never bad lines.
+pub fn c4(
+    text: &mut String,
+    c: &C4Config,
+    set_aside_code: bool,
+    notes: &mut Notes,
+) -> Result<(), Rejection> {
     if c.reject_lorem_ipsum && lorem().is_match(text.as_str()) {
         return Err(Rejection::new("c4.lorem_ipsum", "contains \"lorem ipsum\""));
     }
@@ -124,12 +173,14 @@ pub fn c4(text: &mut String, c: &C4Config, notes: &mut Notes) -> Result<(), Reje
             ));
         }
     }
+    let lines = judge_lines(text, c, set_aside_code);
     if c.remove_lines {
-        let kept: Vec<&str> = text
-            .lines()
-            .filter(|l| l.trim().is_empty() || !is_bad_line(l.trim(), c))
+        let kept: Vec<&str> = lines
+            .iter()
+            .filter(|(_, bad)| !bad)
+            .map(|(l, _)| *l)
             .collect();
-        let removed = text.lines().count() - kept.len();
+        let removed = lines.len() - kept.len();
         if removed > 0 {
             notes.add("c4_lines_removed", removed as u64);
             let joined = kept.join("\n");
@@ -144,14 +195,14 @@ pub fn c4(text: &mut String, c: &C4Config, notes: &mut Notes) -> Result<(), Reje
         return Ok(());
     }
     let (mut bad, mut all) = (0usize, 0usize);
-    for line in text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !is_note(l))
+    for (line, is_bad) in lines
+        .iter()
+        .map(|&(l, is_bad)| (l.trim(), is_bad))
+        .filter(|(l, _)| !l.is_empty() && !is_note(l))
     {
         let n = char_len(line);
         all += n;
-        if is_bad_line(line, c) {
+        if is_bad {
             bad += n;
         }
     }
@@ -171,7 +222,7 @@ mod tests {
 
     fn run(text: &str, c: &C4Config) -> Result<String, Rejection> {
         let mut t = text.to_string();
-        c4(&mut t, c, &mut Notes::default()).map(|()| t)
+        c4(&mut t, c, true, &mut Notes::default()).map(|()| t)
     }
 
     #[test]
@@ -189,18 +240,36 @@ mod tests {
     }
 
     #[test]
-    fn code_and_menus_are_rejected() {
+    fn menus_are_rejected_and_code_only_on_request() {
         let code = "Here is the text.\nfunction f(x) { return x; }";
-        assert_eq!(
-            run(code, &C4Config::default()).unwrap_err().reason,
-            "c4.curly_bracket"
-        );
+        assert!(run(code, &C4Config::default()).is_ok());
+        let curly = C4Config {
+            reject_curly_bracket: true,
+            ..C4Config::default()
+        };
+        assert_eq!(run(code, &curly).unwrap_err().reason, "c4.curly_bracket");
+        let mut t = code.to_string();
+        let e = c4(&mut t, &C4Config::default(), false, &mut Notes::default()).unwrap_err();
+        assert_eq!(e.reason, "c4.bad_lines");
         let menu =
             "Home\nNews\nSports\nWorld\nBusiness\nContact us\nAbout\nA real sentence is here.";
         assert_eq!(
             run(menu, &C4Config::default()).unwrap_err().reason,
             "c4.bad_lines"
         );
+    }
+
+    #[test]
+    fn wrapped_prose_needs_no_final_punctuation() {
+        let text = "The only supported seed types are None, int, float,\n\
+                    str, bytes, and bytearray. If a is an int, all\n\
+                    bits are used for the seed of the generator.";
+        assert!(run(text, &C4Config::default()).is_ok());
+        let strict = C4Config {
+            allow_wrapped_lines: false,
+            ..C4Config::default()
+        };
+        assert_eq!(run(text, &strict).unwrap_err().reason, "c4.bad_lines");
     }
 
     #[test]

@@ -6,10 +6,12 @@
 //! ratios, CJK share (zh/ja/ko sources only), boilerplate, word lists. Every check has its own table under
 //! `[source.filter]`, with the reference values from datatrove and
 //! data-juicer as defaults. Counting is Chinese-aware throughout: each CJK
-//! character is a word, never a whitespace-separated run.
+//! character is a word, never a whitespace-separated run. Lines of code and
+//! formulas are set aside from the rules that judge prose (`code`).
 
 mod boilerplate;
 mod c4;
+mod code;
 pub mod pii;
 mod quality;
 mod repetition;
@@ -21,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use self::boilerplate::Boilerplate;
 pub use self::boilerplate::BoilerplateConfig;
 pub use self::c4::C4Config;
+pub use self::code::CodeConfig;
 pub use self::pii::PiiConfig;
 pub use self::quality::{CjkConfig, GopherQualityConfig, LengthConfig, RatiosConfig};
 pub use self::repetition::RepetitionConfig;
@@ -50,6 +53,8 @@ pub struct FilterConfig {
     pub boilerplate: BoilerplateConfig,
     /// Banned and flagged word lists.
     pub words: WordListConfig,
+    /// Lines of code and formulas.
+    pub code: CodeConfig,
     /// PII redaction, applied to documents that pass every check.
     pub pii: PiiConfig,
 }
@@ -72,6 +77,15 @@ impl Filter {
             boilerplate: Boilerplate::new(&config.boilerplate),
             words: WordLists::new(&config.words)?,
         })
+    }
+
+    /// Measures `text`, with its lines of code and formulas set aside when
+    /// `code.set_aside` is on.
+    fn doc<'t>(&self, text: &'t str) -> Doc<'t> {
+        match self.config.code.set_aside {
+            true => Doc::new(text).with_code_lines(code::code_lines(text)),
+            false => Doc::new(text),
+        }
     }
 
     fn check(&self, doc: &Doc) -> Result<(), Rejection> {
@@ -106,9 +120,9 @@ impl DocStep for Filter {
 
     fn apply(&self, text: &mut String, notes: &mut Notes) -> Result<(), Rejection> {
         if self.config.c4.enabled {
-            c4::c4(text, &self.config.c4, notes)?;
+            c4::c4(text, &self.config.c4, self.config.code.set_aside, notes)?;
         }
-        self.check(&Doc::new(text))?;
+        self.check(&self.doc(text))?;
         pii::redact(text, &self.config.pii, notes);
         Ok(())
     }
@@ -117,7 +131,7 @@ impl DocStep for Filter {
     /// The C4 rules are not applied: they cut lines without end punctuation,
     /// which is most of a chat turn.
     fn apply_turns(&self, turns: &mut [String], notes: &mut Notes) -> Result<(), Rejection> {
-        self.check(&Doc::new(&turns.join("\n\n")))?;
+        self.check(&self.doc(&turns.join("\n\n")))?;
         for t in turns {
             pii::redact(t, &self.config.pii, notes);
         }

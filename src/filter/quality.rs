@@ -38,7 +38,8 @@ pub struct GopherQualityConfig {
     /// Most words (Gopher: 100000).
     pub max_words: usize,
     /// Lowest mean length of the non-CJK words (Gopher: 3). Checked only when
-    /// at least half the words are non-CJK.
+    /// at least half the words are non-CJK words outside lines of code and
+    /// formulas, and measured over those.
     pub min_mean_word_len: f64,
     /// Highest mean length of the non-CJK words (Gopher: 10).
     pub max_mean_word_len: f64,
@@ -50,7 +51,8 @@ pub struct GopherQualityConfig {
     pub max_ellipsis_lines_ratio: f64,
     /// Least share of words with a letter in them (Gopher: 0.8).
     pub min_alpha_words_ratio: f64,
-    /// Fewest stop words from `stop_words` (Gopher: 2).
+    /// Fewest stop words from `stop_words` (Gopher: 2). Not asked of a
+    /// document whose lines of code and formulas hold most of its words.
     pub min_stop_words: usize,
     /// Stop words, matched as whole words (case-insensitive). The default
     /// holds Gopher's English list and common one-character Chinese function
@@ -167,19 +169,19 @@ pub fn gopher_quality(doc: &Doc, c: &GopherQualityConfig) -> Result<(), Rejectio
     gopher_content_words(doc, c)
 }
 
-/// Word count, and the mean length of Latin-script words where they are
-/// most of the text.
+/// Word count, and the mean length of the Latin-script words of the prose
+/// where they are most of the words.
 fn gopher_words(doc: &Doc, c: &GopherQualityConfig) -> Result<(), Rejection> {
     let n = doc.words.len();
     at_least("gopher_quality.min_words", n as f64, c.min_words as f64)?;
     at_most("gopher_quality.max_words", n as f64, c.max_words as f64)?;
-    let latin: Vec<&str> = doc
-        .words
+    let prose = doc.prose_words();
+    let latin: Vec<&str> = prose
         .iter()
         .copied()
         .filter(|w| !w.chars().next().is_some_and(is_cjk))
         .collect();
-    if latin.len() * 2 >= n {
+    if !latin.is_empty() && latin.len() * 2 >= n {
         let mean =
             latin.iter().map(|w| w.chars().count()).sum::<usize>() as f64 / latin.len() as f64;
         at_least("gopher_quality.mean_word_len", mean, c.min_mean_word_len)?;
@@ -188,12 +190,15 @@ fn gopher_words(doc: &Doc, c: &GopherQualityConfig) -> Result<(), Rejection> {
     Ok(())
 }
 
-/// Symbols per word, and the shares of bullet and ellipsis lines.
+/// Symbols per word, and the shares of bullet and ellipsis lines. Lines of
+/// code and formulas set aside count in the totals, but their symbols and
+/// they themselves never count against the document.
 fn gopher_symbols_and_lines(doc: &Doc, c: &GopherQualityConfig) -> Result<(), Rejection> {
-    let symbols = doc.text.matches('#').count()
-        + doc.text.matches("...").count()
-        + doc.text.matches('…').count();
-    let ratio = symbols as f64 / doc.words.len() as f64;
+    let symbols: usize = doc
+        .prose_lines()
+        .map(|l| l.matches('#').count() + l.matches("...").count() + l.matches('…').count())
+        .sum();
+    let ratio = symbols as f64 / doc.words.len().max(1) as f64;
     at_most(
         "gopher_quality.symbol_word_ratio",
         ratio,
@@ -201,7 +206,7 @@ fn gopher_symbols_and_lines(doc: &Doc, c: &GopherQualityConfig) -> Result<(), Re
     )?;
     let lines = doc.lines.len().max(1) as f64;
     let share =
-        |test: &dyn Fn(&str) -> bool| doc.lines.iter().filter(|l| test(l)).count() as f64 / lines;
+        |test: &dyn Fn(&str) -> bool| doc.prose_lines().filter(|l| test(l)).count() as f64 / lines;
     let bullets = share(&|l| {
         l.starts_with([
             '•', '●', '○', '■', '□', '▪', '▫', '◦', '-', '*', '–', '·', '➢', '►',
@@ -220,20 +225,22 @@ fn gopher_symbols_and_lines(doc: &Doc, c: &GopherQualityConfig) -> Result<(), Re
     )
 }
 
-/// The share of words with a letter, and the stop words.
+/// The share of words with a letter (the words of lines of code and
+/// formulas set aside count as such), and the stop words, which only a
+/// document that is mostly prose must have.
 fn gopher_content_words(doc: &Doc, c: &GopherQualityConfig) -> Result<(), Rejection> {
     let n = doc.words.len();
-    let alpha = doc
-        .words
+    let no_letter = doc
+        .prose_words()
         .iter()
-        .filter(|w| w.chars().any(char::is_alphabetic))
+        .filter(|w| !w.chars().any(char::is_alphabetic))
         .count();
     at_least(
         "gopher_quality.alpha_words",
-        alpha as f64 / n as f64,
+        (n - no_letter) as f64 / n as f64,
         c.min_alpha_words_ratio,
     )?;
-    if c.min_stop_words > 0 {
+    if c.min_stop_words > 0 && doc.mostly_prose() {
         let stops = doc
             .words
             .iter()
@@ -304,20 +311,19 @@ fn is_common_punct(c: char) -> bool {
     )
 }
 
-/// Character-class ratios.
+/// Character-class ratios. The characters of lines of code and formulas
+/// set aside count as visible, but never as special.
 pub fn ratios(doc: &Doc, c: &RatiosConfig) -> Result<(), Rejection> {
-    let (mut special, mut alnum, mut visible) = (0usize, 0usize, 0usize);
-    for ch in doc.text.chars() {
-        if ch.is_whitespace() {
-            continue;
-        }
+    let (mut alnum, mut visible) = (0usize, 0usize);
+    for ch in doc.text.chars().filter(|ch| !ch.is_whitespace()) {
         visible += 1;
-        if ch.is_alphanumeric() {
-            alnum += 1;
-        } else if !is_common_punct(ch) {
-            special += 1;
-        }
+        alnum += usize::from(ch.is_alphanumeric());
     }
+    let special = doc
+        .prose_lines()
+        .flat_map(str::chars)
+        .filter(|&ch| !ch.is_whitespace() && !ch.is_alphanumeric() && !is_common_punct(ch))
+        .count();
     let visible = visible.max(1) as f64;
     let s = special as f64 / visible;
     if s > c.max_special_char_ratio {
@@ -393,6 +399,33 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.reason, "ratios.special_chars");
+    }
+
+    #[test]
+    fn formula_lines_are_not_special_characters() {
+        let text =
+            "The identity below holds for every natural number n and is used in the proof.\n\
+                    \\sum_{k=1}^{n} k^{2} = \\frac{n(n+1)(2n+1)}{6}\n\
+                    \\sum_{k=1}^{n} k^{3} = \\left(\\frac{n(n+1)}{2}\\right)^{2}";
+        let c = RatiosConfig::default();
+        let e = ratios(&doc(text), &c).unwrap_err();
+        assert_eq!(e.reason, "ratios.special_chars");
+        let code = super::super::code::code_lines(text);
+        assert_eq!(code, [false, true, true]);
+        assert!(ratios(&doc(text).with_code_lines(code), &c).is_ok());
+    }
+
+    #[test]
+    fn code_needs_no_stop_words() {
+        let text: String = (0..30)
+            .map(|i| format!("total_{i} = compute(values, scale)\n"))
+            .collect::<String>()
+            + "Sum the values.";
+        let c = GopherQualityConfig::default();
+        let e = gopher_quality(&doc(&text), &c).unwrap_err();
+        assert_eq!(e.reason, "gopher_quality.stop_words");
+        let code = super::super::code::code_lines(&text);
+        assert!(gopher_quality(&doc(&text).with_code_lines(code), &c).is_ok());
     }
 
     #[test]

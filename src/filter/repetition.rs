@@ -1,5 +1,10 @@
 //! Repetition: Gopher's duplicate lines, paragraphs and n-grams (Rae et al.
 //! 2021, Table A1, as in datatrove), and data-juicer's character repetition.
+//! A line of code or a formula that is set aside (`}`, `\end{align}`) does
+//! not count as a repeated line unless it repeats the line right above it,
+//! and its words are never in a repeated n-gram: they count in the totals
+//! only. The n-gram rules are for prose: they are skipped when lines of code
+//! and formulas hold most of the words.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -60,13 +65,17 @@ impl Default for RepetitionConfig {
     }
 }
 
-/// (share of items that repeat an earlier one, share of characters in them)
-fn duplicates(items: &[&str]) -> (f64, f64) {
+/// (share of items that repeat an earlier one, share of characters in them);
+/// an item for which `exempt` holds counts, but never as a repeat.
+fn duplicates(items: &[&str], exempt: impl Fn(usize) -> bool) -> (f64, f64) {
     let mut seen = HashCounts::with_capacity_and_hasher(items.len(), Default::default());
     let (mut dup, mut dup_chars, mut chars) = (0usize, 0usize, 0usize);
-    for item in items {
+    for (i, item) in items.iter().enumerate() {
         let n = char_len(item);
         chars += n;
+        if exempt(i) {
+            continue;
+        }
         let count = seen.entry(hash(item)).or_insert(0);
         if *count > 0 {
             dup += 1;
@@ -166,49 +175,19 @@ fn reject(reason: String, value: f64, limit: f64) -> Rejection {
     Rejection::new(reason, format!("{value:.3} > {limit}"))
 }
 
-/// All repetition checks.
-pub fn repetition(doc: &Doc, c: &RepetitionConfig) -> Result<(), Rejection> {
-    let (lines, line_chars) = duplicates(&doc.lines);
-    if lines > c.dup_line_frac {
-        return Err(reject(
-            "gopher_repetition.dup_lines".into(),
-            lines,
-            c.dup_line_frac,
-        ));
-    }
-    let paras = paragraphs(doc.text);
-    let (para, para_chars) = duplicates(&paras);
-    if para > c.dup_para_frac {
-        return Err(reject(
-            "gopher_repetition.dup_paragraphs".into(),
-            para,
-            c.dup_para_frac,
-        ));
-    }
-    if line_chars > c.dup_line_char_frac {
-        return Err(reject(
-            "gopher_repetition.dup_line_chars".into(),
-            line_chars,
-            c.dup_line_char_frac,
-        ));
-    }
-    if para_chars > c.dup_para_char_frac {
-        return Err(reject(
-            "gopher_repetition.dup_paragraph_chars".into(),
-            para_chars,
-            c.dup_para_char_frac,
-        ));
-    }
-    let hashes: Vec<u64> = doc.words.iter().map(|w| hash(w)).collect();
+/// Gopher's top and duplicated n-gram rules over the words of the prose;
+/// the words of lines of code and formulas count in the total only.
+fn ngram_repetition(doc: &Doc, c: &RepetitionConfig) -> Result<(), Rejection> {
+    let words = doc.prose_words();
+    let hashes: Vec<u64> = words.iter().map(|w| hash(w)).collect();
     let rolling = Rolling::new(&hashes);
-    let lens: Vec<usize> = doc.words.iter().map(|w| char_len(w)).collect();
-    let total: usize = lens.iter().sum();
-    let cjk_words = doc
-        .words
+    let lens: Vec<usize> = words.iter().map(|w| char_len(w)).collect();
+    let total: usize = doc.words.iter().map(|w| char_len(w)).sum();
+    let cjk_words = words
         .iter()
         .filter(|w| w.chars().next().is_some_and(is_cjk))
         .count();
-    let scale = if cjk_words * 2 >= doc.words.len() {
+    let scale = if cjk_words * 2 >= words.len() {
         c.cjk_chars_per_word.max(1)
     } else {
         1
@@ -241,6 +220,50 @@ pub fn repetition(doc: &Doc, c: &RepetitionConfig) -> Result<(), Rejection> {
             ));
         }
     }
+    Ok(())
+}
+
+/// All repetition checks.
+pub fn repetition(doc: &Doc, c: &RepetitionConfig) -> Result<(), Rejection> {
+    // A line of code or a formula that comes back later (`}`, `else:`, a
+    // formula shown again in its source) is not a repeat; one that repeats
+    // the line above it is.
+    let (lines, line_chars) = duplicates(&doc.lines, |i| {
+        doc.is_code(i) && (i == 0 || doc.lines[i - 1] != doc.lines[i])
+    });
+    if lines > c.dup_line_frac {
+        return Err(reject(
+            "gopher_repetition.dup_lines".into(),
+            lines,
+            c.dup_line_frac,
+        ));
+    }
+    let paras = paragraphs(doc.text);
+    let (para, para_chars) = duplicates(&paras, |_| false);
+    if para > c.dup_para_frac {
+        return Err(reject(
+            "gopher_repetition.dup_paragraphs".into(),
+            para,
+            c.dup_para_frac,
+        ));
+    }
+    if line_chars > c.dup_line_char_frac {
+        return Err(reject(
+            "gopher_repetition.dup_line_chars".into(),
+            line_chars,
+            c.dup_line_char_frac,
+        ));
+    }
+    if para_chars > c.dup_para_char_frac {
+        return Err(reject(
+            "gopher_repetition.dup_paragraph_chars".into(),
+            para_chars,
+            c.dup_para_char_frac,
+        ));
+    }
+    if doc.mostly_prose() {
+        ngram_repetition(doc, c)?;
+    }
     let rep = char_repetition(doc.text, 10);
     if rep > c.max_char_repetition {
         return Err(reject("char_repetition".into(), rep, c.max_char_repetition));
@@ -268,6 +291,21 @@ mod tests {
             "{}",
             e.reason
         );
+    }
+
+    #[test]
+    fn code_lines_that_come_back_are_not_repeats() {
+        let code = "int a = 1;\n}\nint b = 2;\n}\nint c = 3;\n}\nint d = 4;\n}";
+        let c = RepetitionConfig::default();
+        let e = repetition(&Doc::new(code), &c).unwrap_err();
+        assert_eq!(e.reason, "gopher_repetition.dup_lines");
+        let doc = Doc::new(code).with_code_lines(super::super::code::code_lines(code));
+        assert!(repetition(&doc, &c).is_ok());
+        // The same line over and over is repetition, code or not.
+        let log = "Warning: mysql_connect() failed in db.php on line 12\n".repeat(8);
+        let doc = Doc::new(&log).with_code_lines(super::super::code::code_lines(&log));
+        let e = repetition(&doc, &c).unwrap_err();
+        assert_eq!(e.reason, "gopher_repetition.dup_lines");
     }
 
     #[test]
