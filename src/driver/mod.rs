@@ -1,7 +1,7 @@
 //! `almr build`: the driver that runs a pipeline's [`Chain`] over its
 //! sources and writes shards, provenance, rejects and the manifest.
 //!
-//! Data flow for each source, in pipeline order ([`source`]):
+//! Data flow for each source, in pipeline order (`source`):
 //!
 //! 1. A reader thread streams the source's files, in order, and cuts the
 //!    items into batches (bounded channel: at most a few batches in memory).
@@ -10,18 +10,18 @@
 //!    the last run fused with tokenizing and the corpus steps' sketches.
 //!    Results keep the batch's order, so the output does not depend on the
 //!    thread count.
-//! 3. Documents go, in order, to the source's current shard ([`sink`]);
+//! 3. Documents go, in order, to the source's current shard (`sink`);
 //!    dropped and malformed records go to `rejects/<stage>.parquet`, and
 //!    everything is counted.
 //!
-//! When every source is done, the corpus steps decide, and [`late`] takes
+//! When every source is done, the corpus steps decide, and `late` takes
 //! the documents they drop out of the shards. Everything is written into a
 //! new generation directory, `OUT/.generations/G/`, which one rename of the
-//! `OUT/.current` link publishes ([`publish`]).
+//! `OUT/.current` link publishes (`publish`).
 //!
 //! The driver knows the steps only by their kind, never by name.
 //!
-//! `--limit` and `--dry-run` make a build a trial ([`trial`]).
+//! `--limit` and `--dry-run` make a build a trial (`trial`).
 
 pub(crate) mod late;
 mod limit;

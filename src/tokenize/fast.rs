@@ -9,7 +9,7 @@
 //! * normalizer: none, or NFC;
 //! * pre-tokenizer: `Split` on the Llama-3 or Qwen pattern (isolated, not
 //!   inverted) followed by `ByteLevel` without its own regex or prefix space;
-//! * model: byte-level BPE (see [`ByteBpe`]);
+//! * model: byte-level BPE (see `ByteBpe`);
 //! * post-processor: none, `ByteLevel` or `TemplateProcessing`, which add
 //!   nothing without special tokens;
 //! * no truncation or padding.
