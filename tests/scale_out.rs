@@ -293,6 +293,20 @@ fn a_task_that_fails_half_way_is_the_only_one_rerun() {
     let early = almr(&["run", w, "--stage", "exact", "--task", "0"]);
     assert!(!early.status.success());
     assert!(String::from_utf8_lossy(&early.stderr).contains("stage map is not done"));
+    let p = pipeline.to_str().unwrap();
+    let cases: [(&[&str], &str); 2] = [
+        (&["--tasks", "0"], "at least 1"),
+        (&["--tasks", "2", "--exact-tasks", "1000000000"], "at most"),
+    ];
+    for (args, says) in cases {
+        let mut all = vec!["plan", p, "--work", "w2"];
+        all.extend(args);
+        let bad = almr(&all);
+        assert!(
+            String::from_utf8_lossy(&bad.stderr).contains(says),
+            "{args:?}"
+        );
+    }
     let past = almr(&["run", w, "--stage", "map", "--task", "3"]);
     assert!(String::from_utf8_lossy(&past.stderr).contains("has 3 task(s)"));
 

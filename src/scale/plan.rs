@@ -12,6 +12,8 @@ use crate::fsutil;
 
 /// The plan's file in the work directory.
 pub const FILE_NAME: &str = "plan.json";
+/// The most tasks a stage may have.
+pub const MAX_TASKS: usize = 100_000;
 
 /// What `almr plan` writes: everything a task needs besides the pipeline
 /// file and the inputs.
@@ -69,8 +71,20 @@ pub struct PlanOptions {
 /// work directory with another plan is refused; the same plan again is
 /// accepted, so that `almr plan` can be rerun.
 pub fn make_plan(pipeline_path: &Path, work: &Path, opts: &PlanOptions) -> Result<Plan> {
-    if opts.tasks == 0 {
-        return Err(Error::Invalid("--tasks must be at least 1".into()));
+    for (flag, n) in [
+        ("--tasks", Some(opts.tasks)),
+        ("--exact-tasks", opts.exact_tasks),
+        ("--band-tasks", opts.band_tasks),
+    ] {
+        match n {
+            Some(0) => return Err(Error::Invalid(format!("{flag} must be at least 1"))),
+            Some(n) if n > MAX_TASKS => {
+                return Err(Error::Invalid(format!(
+                    "{flag} {n}: at most {MAX_TASKS} tasks a stage (a Slurm array holds far fewer)"
+                )))
+            }
+            _ => {}
+        }
     }
     let loaded = config::load(pipeline_path)?;
     let files = planned_files(&loaded)?;
