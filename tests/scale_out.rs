@@ -407,6 +407,11 @@ fn a_real_slurm_runs_the_emitted_jobs_and_resubmits_a_killed_one() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // While it runs, a second copy of it is refused, and status says so.
+    let w = work.to_str().unwrap();
+    let twice = almr(&["run", w, "--stage", "map", "--task", "1"]);
+    assert!(String::from_utf8_lossy(&twice.stderr).contains("stage map task 1 is running"));
+    assert!(succeeded(&almr(&["status", w])).contains("task 1: running (pid"));
     let kill = slurm
         .command("scancel")
         .arg(format!("{map_job}_1"))
@@ -414,7 +419,6 @@ fn a_real_slurm_runs_the_emitted_jobs_and_resubmits_a_killed_one() {
         .unwrap();
     succeeded(&kill);
     slurm.wait_idle(Duration::from_secs(120));
-    let w = work.to_str().unwrap();
     assert_eq!(
         succeeded(&almr(&["status", w, "--array", "map"])).trim(),
         "1"

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::task::{array_list, host_name, marker_path, read_json, Started};
+use super::task::{array_list, host_name, lock_path, marker_path, read_json, Started};
 use super::{Plan, Stage};
 use crate::error::Result;
 
@@ -59,23 +59,33 @@ fn stage_status(work: &Path, plan: &Plan, stage: Stage) -> StageStatus {
         s.missing.push(t);
         let tmp = work.join(stage.name()).join(format!(".tmp-{t:05}"));
         if let Ok(who) = read_json::<Started>(&tmp.join(".started.json")) {
-            s.started.push((t, describe_starter(&who)));
+            let running = is_locked(&lock_path(work, stage, t));
+            s.started.push((t, describe_starter(&who, running)));
         }
     }
     s
 }
 
-/// `running (pid N)` when the process lives on this machine, else who
-/// started it.
-fn describe_starter(who: &Started) -> String {
-    let here = who.host == host_name();
-    match here && Path::new(&format!("/proc/{}", who.pid)).exists() {
-        true => format!("running (pid {})", who.pid),
-        false if here => format!("killed (pid {} is gone)", who.pid),
-        false => format!(
-            "started on {} (pid {}): running or killed",
-            who.host, who.pid
-        ),
+/// Whether a task's lock is held: the task is running.
+fn is_locked(path: &Path) -> bool {
+    std::fs::File::open(path).is_ok_and(|f| match f.try_lock_shared() {
+        Ok(()) => {
+            let _ = f.unlock();
+            false
+        }
+        Err(_) => true,
+    })
+}
+
+/// Who started a task and whether it still runs: its lock tells.
+fn describe_starter(who: &Started, running: bool) -> String {
+    let at = match who.host == host_name() {
+        true => format!("pid {}", who.pid),
+        false => format!("pid {} on {}", who.pid, who.host),
+    };
+    match running {
+        true => format!("running ({at})"),
+        false => format!("killed ({at} is gone)"),
     }
 }
 

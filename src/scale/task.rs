@@ -139,6 +139,8 @@ impl<'a> Context<'a> {
         body: impl FnOnce(&Path) -> Result<serde_json::Value>,
     ) -> Result<serde_json::Value> {
         let stage_dir = self.work.join(self.stage.name());
+        std::fs::create_dir_all(&stage_dir).map_err(Error::file("creating", &stage_dir))?;
+        let _lock = self.lock()?;
         let tmp = stage_dir.join(format!(".tmp-{:05}", self.task));
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).map_err(Error::file("removing", &tmp))?;
@@ -170,6 +172,23 @@ impl<'a> Context<'a> {
         std::fs::create_dir_all(stage_dir.join("done"))?;
         write_json(&path, &marker)?;
         Ok(marker.counts)
+    }
+
+    /// Takes the task's lock, `W/STAGE/.lock-TASK`, held while it runs: a
+    /// second copy of a running task (a resubmission while the first still
+    /// runs) fails at once instead of writing over it.
+    fn lock(&self) -> Result<std::fs::File> {
+        let path = lock_path(&self.work, self.stage, self.task);
+        match fsutil::lock_with_pid(&path).map_err(Error::file("locking", &path))? {
+            Ok(file) => Ok(file),
+            Err(pid) => Err(Error::Invalid(format!(
+                "stage {} task {} is running: {} holds {}",
+                self.stage.name(),
+                self.task,
+                fsutil::holder_name(&pid),
+                path.display()
+            ))),
+        }
     }
 
     /// The fault drill of [`FAULT_VAR`], called half-way through a task.
@@ -222,6 +241,11 @@ impl<'a> Context<'a> {
 /// `W/STAGE/task-TASK`.
 pub fn task_dir(work: &Path, stage: Stage, task: usize) -> PathBuf {
     work.join(stage.name()).join(format!("task-{task:05}"))
+}
+
+/// `W/STAGE/.lock-TASK`, held by the process running the task.
+pub fn lock_path(work: &Path, stage: Stage, task: usize) -> PathBuf {
+    work.join(stage.name()).join(format!(".lock-{task:05}"))
 }
 
 /// `W/STAGE/done/TASK.json`.
