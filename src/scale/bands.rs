@@ -13,6 +13,7 @@ use std::path::Path;
 use serde_json::json;
 
 use super::exact::all_drops;
+use super::map::KeptIndex;
 use super::runs::{self, Table};
 use super::task::Context;
 use super::Stage;
@@ -41,7 +42,7 @@ pub fn run(ctx: &Context, dir: &Path) -> Result<serde_json::Value> {
             .collect::<Result<Vec<_>>>()?;
         let streams: Vec<_> = tables
             .iter()
-            .zip(&sigs.offsets)
+            .zip(&sigs.index.offsets)
             .map(|(table, &offset)| table.iter().map(move |[k, r]| [k, r + offset]))
             .collect();
         let live = runs::merge(streams).filter(|[_, r]| dups.binary_search(r).is_err());
@@ -74,27 +75,22 @@ fn band_table(ctx: &Context, t: usize, band: usize) -> Result<Table<2>> {
         .join(format!("{band:03}.bin"));
     match path.exists() {
         true => Table::open(&path),
-        false => Table::open(Path::new("/dev/null")),
+        false => Ok(Table::empty()),
     }
 }
 
 /// Every map task's signatures, found by global record number.
 struct Signatures {
-    offsets: Vec<u64>,
-    kept: Vec<Table<1>>,
+    index: KeptIndex,
     maps: Vec<Option<memmap2::Mmap>>,
     k: usize,
 }
 
 impl Signatures {
     fn open(ctx: &Context, k: usize) -> Result<Self> {
-        let offsets = ctx.record_offsets()?;
-        let mut kept = Vec::new();
         let mut maps = Vec::new();
         for t in 0..ctx.plan.map.len() {
-            let dir = ctx.dir_of(Stage::Map, t);
-            kept.push(Table::open(&dir.join("kept.bin"))?);
-            let path = dir.join("sigs.bin");
+            let path = ctx.dir_of(Stage::Map, t).join("sigs.bin");
             let file = File::open(&path).map_err(Error::file("reading", &path))?;
             let len = file.metadata()?.len();
             // SAFETY: a finished map task's file in the work directory,
@@ -107,8 +103,7 @@ impl Signatures {
             });
         }
         Ok(Signatures {
-            offsets,
-            kept,
+            index: KeptIndex::open(ctx)?,
             maps,
             k,
         })
@@ -116,18 +111,10 @@ impl Signatures {
 
     /// The signature of global record `r`.
     fn get(&self, r: u64) -> Result<Vec<u32>> {
-        let t = self.offsets.partition_point(|&o| o <= r) - 1;
-        let local = r - self.offsets[t];
-        let tok = self.kept[t].lower_bound(&[local]);
-        let bytes = self.maps[t]
-            .as_ref()
+        let (t, tok) = self.index.locate(r)?;
+        let bytes = (self.maps[t].as_ref())
             .and_then(|m| m.get(tok * self.k * 4..(tok + 1) * self.k * 4))
-            .filter(|_| tok < self.kept[t].len() && self.kept[t].get(tok) == [local]);
-        let bytes = bytes.ok_or_else(|| {
-            Error::Internal(format!(
-                "map task {t} has no signature of its record {local}"
-            ))
-        })?;
+            .ok_or_else(|| Error::Internal(format!("map task {t} has no signature {tok}")))?;
         Ok(bytes
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))

@@ -175,6 +175,20 @@ fn plan_shards(
     Ok((shards, kept_as))
 }
 
+/// Reads the near duplicates, by record.
+pub fn read_near(path: &Path) -> Result<HashMap<u64, NearDrop>> {
+    let text = std::fs::read_to_string(path).map_err(Error::file("reading", path))?;
+    text.lines()
+        .map(|l| {
+            let d: NearDrop = serde_json::from_str(l).map_err(|source| Error::JsonFile {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            Ok((d.doc, d))
+        })
+        .collect()
+}
+
 /// A record as reject rows describe it: `ID (SOURCE, FILE:LINE)`.
 pub fn describe(ctx: &Context, pipeline: &Pipeline, rec: &Rec) -> String {
     let file = &ctx.plan.files[rec.file];

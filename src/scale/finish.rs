@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::cluster::{describe, NEAR};
+use super::cluster::{describe, read_near, NearDrop, NEAR};
 use super::exact::all_drops;
 use super::map::InputDigest;
 use super::record::{Fate, Rec, Records};
@@ -124,7 +124,7 @@ fn replay(
 ) -> Result<Vec<Counts>> {
     let dups: HashMap<u64, u64> = all_drops(ctx)?.into_iter().map(|[d, f]| (d, f)).collect();
     let firsts: HashSet<u64> = dups.values().copied().collect();
-    let near: HashSet<u64> = near_dups(ctx)?;
+    let near = read_near(&ctx.dir_of(Stage::Cluster, 0).join(NEAR))?;
     let mut described: HashMap<u64, String> = HashMap::new();
     let mut counts = vec![Counts::default(); ctx.plan.files.len()];
     let mut records = Records::new(ctx.map_dirs(0), 0);
@@ -166,7 +166,7 @@ fn fate_into(
     n: u64,
     rec: &Rec,
     c: &mut Counts,
-    near: &HashSet<u64>,
+    near: &HashMap<u64, NearDrop>,
     rejects: &mut RejectTables,
 ) -> Result<()> {
     match &rec.fate {
@@ -182,7 +182,7 @@ fn fate_into(
             c.rejected.add(&format!("{stage}/{reason}"));
             rejects.push(row(ctx, loaded, rec, stage, reason, detail.clone()))
         }
-        Fate::Tokenized { .. } if near.contains(&n) => {
+        Fate::Tokenized { .. } if near.contains_key(&n) => {
             c.rejected
                 .add(&format!("{}/near_duplicate", Step::NearDedup));
             Ok(())
@@ -222,24 +222,6 @@ fn row(
         reason: reason.into(),
         detail,
     }
-}
-
-/// The near duplicates' record numbers.
-fn near_dups(ctx: &Context) -> Result<HashSet<u64>> {
-    let path = ctx.dir_of(Stage::Cluster, 0).join(NEAR);
-    let text = std::fs::read_to_string(&path).map_err(Error::file("reading", &path))?;
-    text.lines()
-        .map(|l| {
-            let v: serde_json::Value =
-                serde_json::from_str(l).map_err(|source| Error::JsonFile {
-                    path: path.clone(),
-                    source,
-                })?;
-            v["doc"]
-                .as_u64()
-                .ok_or_else(|| Error::Internal(format!("{}: a line without doc", path.display())))
-        })
-        .collect()
 }
 
 /// Links the write tasks' shards into the staged output, by source and

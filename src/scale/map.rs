@@ -23,9 +23,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::record::{changes, Fate, Reach, Rec, RecWriter};
-use super::runs;
+use super::runs::{self, Table};
 use super::task::{write_json, Context};
-use super::RunOptions;
+use super::{RunOptions, Stage};
 use crate::chain::{Chain, SourceSteps};
 use crate::config::LoadedPipeline;
 use crate::dedup::near::band_keys;
@@ -40,6 +40,45 @@ use crate::text::snippet;
 
 /// The token store's prefix in a map task's directory.
 pub const TOKENS: &str = "tokens";
+
+/// Every map task's `kept.bin`: where a tokenized record's tokens and
+/// signature are, by global record number.
+pub struct KeptIndex {
+    /// The global number of each map task's first record.
+    pub offsets: Vec<u64>,
+    kept: Vec<Table<1>>,
+}
+
+impl KeptIndex {
+    /// Opens the index of every map task.
+    pub fn open(ctx: &Context) -> Result<Self> {
+        let kept = (0..ctx.plan.map.len())
+            .map(|t| Table::open(&ctx.dir_of(Stage::Map, t).join("kept.bin")))
+            .collect::<Result<_>>()?;
+        Ok(KeptIndex {
+            offsets: ctx.record_offsets()?,
+            kept,
+        })
+    }
+
+    /// The map task that read global record `r`.
+    pub fn task_of(&self, r: u64) -> usize {
+        self.offsets.partition_point(|&o| o <= r).saturating_sub(1)
+    }
+
+    /// The map task and store position of tokenized record `r`.
+    pub fn locate(&self, r: u64) -> Result<(usize, usize)> {
+        let t = self.task_of(r);
+        let local = r - self.offsets[t];
+        let at = self.kept[t].lower_bound(&[local]);
+        match at < self.kept[t].len() && self.kept[t].get(at) == [local] {
+            true => Ok((t, at)),
+            false => Err(Error::Internal(format!(
+                "map task {t} stored nothing for its record {local}"
+            ))),
+        }
+    }
+}
 
 /// One input file's digest, as a map task read it.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -201,11 +201,38 @@ impl Plan {
     pub fn load(work: &Path) -> Result<(Plan, String)> {
         let path = work.join(FILE_NAME);
         let raw = std::fs::read(&path).map_err(Error::file("reading", &path))?;
-        let plan = serde_json::from_slice(&raw).map_err(|source| Error::JsonFile {
+        let plan: Plan = serde_json::from_slice(&raw).map_err(|source| Error::JsonFile {
             path: path.clone(),
             source,
         })?;
+        plan.check()
+            .map_err(|why| Error::Invalid(format!("{}: {why}", path.display())))?;
         Ok((plan, fsutil::sha256_hex(&raw)))
+    }
+
+    /// What every stage relies on: at least one task a stage, and map
+    /// ranges that cover the files in order.
+    fn check(&self) -> std::result::Result<(), String> {
+        let counts = [self.map.len(), self.exact_tasks, self.band_tasks];
+        if counts.iter().any(|&n| n == 0 || n > MAX_TASKS) {
+            return Err(format!("task counts {counts:?} out of 1..={MAX_TASKS}"));
+        }
+        let mut at = 0;
+        for r in &self.map {
+            if r[0] != at || r[1] < r[0] {
+                return Err(format!(
+                    "map range {r:?} does not start where the last ended ({at})"
+                ));
+            }
+            at = r[1];
+        }
+        match at == self.files.len() {
+            true => Ok(()),
+            false => Err(format!(
+                "map ranges end at {at}, not at its {} files",
+                self.files.len()
+            )),
+        }
     }
 
     /// The pipeline as planned: parsed from its file, with the frozen input
@@ -230,13 +257,6 @@ impl Plan {
             pipeline,
             inputs,
         })
-    }
-
-    /// The map task that reads file `file`.
-    pub fn task_of_file(&self, file: usize) -> usize {
-        self.map
-            .partition_point(|r| r[1] <= file)
-            .min(self.map.len() - 1)
     }
 }
 

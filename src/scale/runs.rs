@@ -60,6 +60,11 @@ impl<const K: usize> Table<K> {
         })
     }
 
+    /// A table of no entries.
+    pub fn empty() -> Self {
+        Table { map: None, len: 0 }
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.len

@@ -12,11 +12,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::cluster::{NearDrop, PlannedShard, NEAR, SHARDS};
+use super::cluster::{read_near, NearDrop, PlannedShard, NEAR, SHARDS};
 use super::exact::all_drops;
-use super::map::TOKENS;
+use super::map::{KeptIndex, TOKENS};
 use super::record::{Fate, Records};
-use super::runs::Table;
 use super::task::{read_json, write_json, Context};
 use super::Stage;
 use crate::chain::Step;
@@ -79,8 +78,10 @@ pub fn run(ctx: &Context, dir: &Path) -> Result<serde_json::Value> {
     let dups: Vec<u64> = all_drops(ctx)?.into_iter().map(|[d, _]| d).collect();
     let mut rejects = BufWriter::new(std::fs::File::create(dir.join(NEAR_REJECTS))?);
     let mut written = Vec::new();
-    let first_task = mine.first().map_or(ctx.task, |s| stores.task_of(s.first));
-    let mut records = Records::new(ctx.map_dirs(first_task), stores.offsets[first_task]);
+    let first_task = mine
+        .first()
+        .map_or(ctx.task, |s| stores.index.task_of(s.first));
+    let mut records = Records::new(ctx.map_dirs(first_task), stores.index.offsets[first_task]);
     for (k, shard) in mine.iter().enumerate() {
         let members = members(ctx, &loaded.pipeline, shard, &mut records, &dups, &mut near)?;
         let order: Vec<u32> = match loaded.pipeline.sources[shard.source].shuffle_seed {
@@ -111,19 +112,6 @@ pub fn run(ctx: &Context, dir: &Path) -> Result<serde_json::Value> {
         .sync_all()?;
     write_json(&dir.join(WRITTEN), &written)?;
     Ok(json!({ "shards": written.len(), "planned": mine.len() }))
-}
-
-fn read_near(path: &Path) -> Result<HashMap<u64, NearDrop>> {
-    let text = std::fs::read_to_string(path).map_err(Error::file("reading", path))?;
-    text.lines()
-        .map(|l| {
-            let d: NearDrop = serde_json::from_str(l).map_err(|source| Error::JsonFile {
-                path: path.to_path_buf(),
-                source,
-            })?;
-            Ok((d.doc, d))
-        })
-        .collect()
 }
 
 /// The documents of `shard`, in input order.
@@ -241,8 +229,7 @@ fn write_shard(
 
 /// The map tasks' token stores, found by global record number.
 struct Stores {
-    offsets: Vec<u64>,
-    kept: Vec<Table<1>>,
+    index: KeptIndex,
     tokens: Vec<ShardReader>,
     masks: Vec<Option<ShardReader>>,
     dtype: DType,
@@ -251,16 +238,13 @@ struct Stores {
 impl Stores {
     fn open(ctx: &Context) -> Result<Self> {
         let mut s = Stores {
-            offsets: ctx.record_offsets()?,
-            kept: Vec::new(),
+            index: KeptIndex::open(ctx)?,
             tokens: Vec::new(),
             masks: Vec::new(),
             dtype: DType::I32,
         };
         for t in 0..ctx.plan.map.len() {
-            let dir = ctx.dir_of(Stage::Map, t);
-            s.kept.push(Table::open(&dir.join("kept.bin"))?);
-            let prefix = dir.join(TOKENS);
+            let prefix = ctx.dir_of(Stage::Map, t).join(TOKENS);
             let tokens = ShardReader::open(&prefix)?;
             s.dtype = tokens.dtype();
             s.tokens.push(tokens);
@@ -271,24 +255,6 @@ impl Stores {
             });
         }
         Ok(s)
-    }
-
-    /// The map task that read global record `r`.
-    fn task_of(&self, r: u64) -> usize {
-        self.offsets.partition_point(|&o| o <= r).saturating_sub(1)
-    }
-
-    /// The map task and store position of tokenized record `r`.
-    fn locate(&self, r: u64) -> Result<(usize, usize)> {
-        let t = self.task_of(r);
-        let local = r - self.offsets[t];
-        let at = self.kept[t].lower_bound(&[local]);
-        match at < self.kept[t].len() && self.kept[t].get(at) == [local] {
-            true => Ok((t, at)),
-            false => Err(Error::Internal(format!(
-                "map task {t} stored no tokens for its record {local}"
-            ))),
-        }
     }
 
     /// Writes the tokens (and masks) of `records` as a shard at `prefix`,
@@ -308,7 +274,7 @@ impl Stores {
         let mut mask: Option<(ShardWriter, u64)> = None;
         let mut ids = Vec::new();
         for &r in records {
-            let (t, at) = self.locate(r)?;
+            let (t, at) = self.index.locate(r)?;
             ids.clear();
             self.tokens[t].read_into(at, &mut ids)?;
             tokens.push(&ids)?;
