@@ -112,6 +112,21 @@ pub fn causal(
     composed(q, k, v, scale, segments)
 }
 
+/// The gradients of [`causal`] on the CPU in f32 at `q`, `k` and `v` given
+/// `dy`, the output's: `(dq, dk, dv)`, recomputing the probabilities.
+pub fn causal_grad(
+    [q, k, v]: [&Tensor; 3],
+    dy: &Tensor,
+    scale: f64,
+    segments: Option<&Segments>,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let op = CausalAttention {
+        scale,
+        segments: segments.cloned(),
+    };
+    Ok(op.tensor_grads([q, k, v], dy)?)
+}
+
 /// [`causal`] as tensor ops: the scores, the causal softmax (or, with
 /// segments, a mask and a softmax), the values.
 fn composed(
@@ -388,7 +403,18 @@ impl CustomOp3 for CausalAttention {
         _res: &Tensor,
         grad_res: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let dy = grad_res;
+        let (dq, dk, dv) = self.tensor_grads([q, k, v], grad_res)?;
+        Ok((Some(dq), Some(dk), Some(dv)))
+    }
+}
+
+impl CausalAttention {
+    /// [`CausalAttention::grads`] on tensors.
+    fn tensor_grads(
+        &self,
+        [q, k, v]: [&Tensor; 3],
+        dy: &Tensor,
+    ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
         let dims = Dims::of([q.dims(), k.dims(), v.dims()])?;
         if dy.dims() != q.dims() {
             candle_core::bail!("attention: gradient of another shape");
@@ -398,9 +424,9 @@ impl CustomOp3 for CausalAttention {
             Ok(self.grads([s[0], s[1], s[2], s[3]], dims))
         })?;
         Ok((
-            Some(Tensor::from_vec(dq, q.shape(), q.device())?),
-            Some(Tensor::from_vec(dk, k.shape(), k.device())?),
-            Some(Tensor::from_vec(dv, v.shape(), v.device())?),
+            Tensor::from_vec(dq, q.shape(), q.device())?,
+            Tensor::from_vec(dk, k.shape(), k.device())?,
+            Tensor::from_vec(dv, v.shape(), v.device())?,
         ))
     }
 }

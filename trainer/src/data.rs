@@ -109,7 +109,7 @@ fn segments(s: &PackedSeq, seq_len: usize) -> Vec<(usize, usize)> {
     out
 }
 
-/// A batch of packed samples, `[len, seq_len]`, padded with [`PAD`] after
+/// A batch of packed samples, `[len, seq_len]`, padded with `PAD` after
 /// the last conversation. Token `j` targets token `j + 1` only where that
 /// one is in the same conversation and its mask is 1, else
 /// [`IGNORE`]: the last token of each conversation and the padding predict

@@ -27,6 +27,12 @@ pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
         .apply_op2(&w.contiguous()?, RmsNorm { eps })?)
 }
 
+/// The gradients of [`rms_norm`] at `x` and `w` given `dy`, the output's:
+/// `(dx, dw)`, on the CPU in f32.
+pub fn rms_norm_grad(x: &Tensor, w: &Tensor, dy: &Tensor, eps: f64) -> Result<(Tensor, Tensor)> {
+    Ok((RmsNorm { eps }).grads(x, w, dy)?)
+}
+
 struct RmsNorm {
     eps: f64,
 }
@@ -73,8 +79,6 @@ impl CustomOp2 for RmsNorm {
         Ok((CpuStorage::F32(y), lx.shape().clone()))
     }
 
-    /// With `n = x·r`, `r = 1/√(mean(x²) + eps)` and `g = dy ⊙ w`:
-    /// `dx = r · (g − n · mean(g ⊙ n))`, `dw = Σ_rows dy ⊙ n`.
     fn bwd(
         &self,
         x: &Tensor,
@@ -82,6 +86,15 @@ impl CustomOp2 for RmsNorm {
         _res: &Tensor,
         dy: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw) = self.grads(x, w, dy)?;
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+impl RmsNorm {
+    /// With `n = x·r`, `r = 1/√(mean(x²) + eps)` and `g = dy ⊙ w`:
+    /// `dx = r · (g − n · mean(g ⊙ n))`, `dw = Σ_rows dy ⊙ n`.
+    fn grads(&self, x: &Tensor, w: &Tensor, dy: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
         let (dx, dw) = kernels::with_f32s(&[x, w, dy], "rms-norm", |s| {
             let (x, w, dy) = (s[0], s[1], s[2]);
             let h = w.len();
@@ -118,8 +131,8 @@ impl CustomOp2 for RmsNorm {
             Ok((dx, dw))
         })?;
         Ok((
-            Some(Tensor::from_vec(dx, x.shape(), x.device())?),
-            Some(Tensor::from_vec(dw, w.shape(), w.device())?),
+            Tensor::from_vec(dx, x.shape(), x.device())?,
+            Tensor::from_vec(dw, w.shape(), w.device())?,
         ))
     }
 }
@@ -146,6 +159,17 @@ pub fn rope_heads(x: &Tensor, heads: usize, angles: &Angles) -> Result<Tensor> {
         angles: angles.clone(),
     };
     Ok(x.contiguous()?.apply_op1(op)?)
+}
+
+/// The gradient of [`rope_heads`] at its input (`[b, t, heads·d]`) given
+/// `dy` (`[b, heads, t, d]`), on the CPU in f32.
+pub fn rope_heads_grad(dy: &Tensor, heads: usize, angles: &Angles) -> Result<Tensor> {
+    let (b, _, t, d) = dy.dims4()?;
+    let op = Rope {
+        heads,
+        angles: angles.clone(),
+    };
+    Ok(op.grad(&Shape::from((b, t, heads * d)), dy)?)
 }
 
 struct Rope {
@@ -233,7 +257,14 @@ impl CustomOp1 for Rope {
     /// `dx = dy ⊙ cos + rotate_halfᵀ(dy ⊙ sin)`, `rotate_halfᵀ([g1, g2]) =
     /// [g2, −g1]`, moved back to `[b, t, heads·d]`.
     fn bwd(&self, x: &Tensor, _res: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let (_, t, d) = self.dims(x.dims())?;
+        Ok(Some(self.grad(x.shape(), dy)?))
+    }
+}
+
+impl Rope {
+    /// The gradient of an input of `shape` given `dy`, the output's.
+    fn grad(&self, shape: &Shape, dy: &Tensor) -> candle_core::Result<Tensor> {
+        let (_, t, d) = self.dims(shape.dims())?;
         let h = d / 2;
         let dx = kernels::with_f32s(&[dy], "rope", |s| {
             let mut dx = vec![0f32; s[0].len()];
@@ -245,7 +276,7 @@ impl CustomOp1 for Rope {
             });
             Ok(dx)
         })?;
-        Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
+        Tensor::from_vec(dx, shape, dy.device())
     }
 }
 
@@ -254,6 +285,12 @@ impl CustomOp1 for Rope {
 /// `silu(gate) ⊙ up`.
 pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
     Ok(gate.contiguous()?.apply_op2(&up.contiguous()?, SwiGlu)?)
+}
+
+/// The gradients of [`swiglu`] at `gate` and `up` given `dy`, the
+/// output's: `(dgate, dup)`, on the CPU in f32.
+pub fn swiglu_grad(gate: &Tensor, up: &Tensor, dy: &Tensor) -> Result<(Tensor, Tensor)> {
+    Ok(SwiGlu.grads(gate, up, dy)?)
 }
 
 struct SwiGlu;
@@ -293,7 +330,6 @@ impl CustomOp2 for SwiGlu {
         Ok((CpuStorage::F32(y), lg.shape().clone()))
     }
 
-    /// `dgate = dy ⊙ up ⊙ σ(g)·(1 + g·(1 − σ(g)))`, `dup = dy ⊙ silu(g)`.
     fn bwd(
         &self,
         g: &Tensor,
@@ -301,6 +337,14 @@ impl CustomOp2 for SwiGlu {
         _res: &Tensor,
         dy: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dg, du) = self.grads(g, u, dy)?;
+        Ok((Some(dg), Some(du)))
+    }
+}
+
+impl SwiGlu {
+    /// `dgate = dy ⊙ up ⊙ σ(g)·(1 + g·(1 − σ(g)))`, `dup = dy ⊙ silu(g)`.
+    fn grads(&self, g: &Tensor, u: &Tensor, dy: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
         let (dg, du) = kernels::with_f32s(&[g, u, dy], "swiglu", |s| {
             let (g, u, dy) = (s[0], s[1], s[2]);
             let mut dg = vec![0f32; g.len()];
@@ -319,8 +363,8 @@ impl CustomOp2 for SwiGlu {
             Ok((dg, du))
         })?;
         Ok((
-            Some(Tensor::from_vec(dg, g.shape(), g.device())?),
-            Some(Tensor::from_vec(du, u.shape(), u.device())?),
+            Tensor::from_vec(dg, g.shape(), g.device())?,
+            Tensor::from_vec(du, u.shape(), u.device())?,
         ))
     }
 }

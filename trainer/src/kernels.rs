@@ -3,7 +3,7 @@
 //!
 //! Each public kernel is compiled three times (for AVX-512F, for AVX2 with
 //! FMA, and for plain x86-64) and picks the widest the CPU has at run time.
-//! The loops keep [`LANES`] separate partial results, so the compiler
+//! The loops keep `LANES` separate partial results, so the compiler
 //! vectorizes them without reassociating anything: every width gives the
 //! same bits.
 
@@ -160,7 +160,7 @@ fn dot(a: &[f32], b: &[f32]) -> f64 {
 const ROUND: f32 = 12_582_912.0;
 
 /// `exp(x)` for `x ≤ 0`, to about 2 ulp, in straight-line code that the
-/// compiler vectorizes: `x = n·ln 2 + r` with `n` rounded by [`ROUND`],
+/// compiler vectorizes: `x = n·ln 2 + r` with `n` rounded by `ROUND`,
 /// `exp(r)` by its degree-6 Taylor polynomial on `|r| ≤ ln 2 / 2`, times
 /// `2ⁿ` put into the exponent bits.
 #[inline(always)]

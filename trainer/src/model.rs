@@ -11,8 +11,9 @@
 
 use std::collections::BTreeMap;
 
-use candle_core::backprop::GradStore;
-use candle_core::{DType, Device, Tensor, Var, D};
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Tensor, TensorId, Var, D};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -21,6 +22,11 @@ use crate::config::LlamaConfig;
 use crate::error::{Result, TrainerError};
 use crate::fused;
 use crate::loss;
+use crate::ops;
+
+mod backprop;
+
+use backprop::Saved;
 
 /// How a parameter is initialised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +118,21 @@ impl Param {
     /// The name and the variable.
     fn named(&self) -> (String, Var) {
         (self.name.clone(), self.var.clone())
+    }
+}
+
+/// The gradients of a model's parameters, by variable.
+#[derive(Default)]
+pub struct Grads(HashMap<TensorId, Tensor>);
+
+impl Grads {
+    /// The gradient of the variable `var`, if it has one.
+    pub fn get(&self, var: &Tensor) -> Option<&Tensor> {
+        self.0.get(&var.id())
+    }
+
+    fn insert(&mut self, var: &Tensor, grad: Tensor) {
+        self.0.insert(var.id(), grad);
     }
 }
 
@@ -588,13 +609,25 @@ impl Llama {
     /// compute dtype) for token ids `[b, t]` (u32), packed as `packing`
     /// says, tracked by autograd.
     fn hidden(&self, ids: &Tensor, packing: Option<&Packing>) -> Result<Tensor> {
+        self.body(&self.embed(ids)?, packing)
+    }
+
+    /// The embedding rows of token ids `[b, t]` (u32): `[b, t, hidden]` in
+    /// the compute dtype.
+    fn embed(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let embed = self.embed_tokens.cast(self.compute)?;
-        let ids = ids.flatten_all()?;
-        let mut x = embed
-            .index_select(&ids, 0)?
-            .reshape((b, t, self.config.hidden_size))?;
+        Ok(embed
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, t, self.config.hidden_size))?)
+    }
+
+    /// The blocks and the last norm over embedded tokens `x` (`[b, t,
+    /// hidden]`).
+    fn body(&self, x: &Tensor, packing: Option<&Packing>) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
         let pos = Positions::new(&self.config, (b, t), packing, &self.device, self.compute)?;
+        let mut x = x.clone();
         for block in &self.layers {
             x = block.forward(&x, &pos)?;
         }
@@ -638,35 +671,130 @@ impl Llama {
     /// packed as `packing` says, and the gradients of `scale ×` that mean
     /// for every parameter. The head runs fused with the loss
     /// ([`crate::loss`]); the rest of the model gets its gradients from the
-    /// head's gradient at the hidden states.
+    /// head's gradient at the hidden states, down to the embedded tokens,
+    /// whose gradient is added into the embedding's rows in place (into the
+    /// head's own gradient when the two are tied).
     pub fn backward(
         &self,
         inputs: &Tensor,
         packing: Option<&Packing>,
         targets: &[i64],
         scale: f64,
-    ) -> Result<(f64, GradStore)> {
-        let x = self.hidden(inputs, packing)?;
+    ) -> Result<(f64, Grads)> {
+        if self.device.is_cpu() && self.compute == DType::F32 {
+            return self.backward_cpu(inputs, packing, targets, scale);
+        }
+        self.backward_autograd(inputs, packing, targets, scale)
+    }
+
+    /// [`Llama::backward`] through candle's autograd (CUDA, bf16).
+    fn backward_autograd(
+        &self,
+        inputs: &Tensor,
+        packing: Option<&Packing>,
+        targets: &[i64],
+        scale: f64,
+    ) -> Result<(f64, Grads)> {
+        let embedded = Var::from_tensor(&self.embed(&inputs.detach())?.detach())?;
+        let x = self.body(embedded.as_tensor(), packing)?;
         let (b, t, h) = x.dims3()?;
         let x = x.reshape((b * t, h))?;
-        let head = self.head().var.as_tensor();
-        let hg = loss::linear_cross_entropy(
-            &x.detach(),
-            &head.detach(),
-            targets,
-            scale,
-            self.head_rows,
-        )?;
+        let hg = self.head_grads(&x, targets, scale)?;
         // ∂(Σ x ⊙ ∂x)/∂θ is the chain rule through the model below the head.
-        let mut grads = (&x * hg.hidden.to_dtype(x.dtype())?)?
+        let mut store = (&x * hg.hidden.to_dtype(x.dtype())?)?
             .sum_all()?
             .backward()?;
-        let total = match grads.remove(head) {
-            Some(g) => (g + hg.weight)?,
-            None => hg.weight,
+        let rows = match store.remove(embedded.as_tensor()) {
+            Some(g) => g.reshape((b * t, h))?,
+            None => Tensor::zeros((b * t, h), DType::F32, &self.device)?,
         };
-        grads.insert(head, total);
+        let mut grads = Grads::default();
+        for (_, var) in self.params() {
+            if let Some(g) = store.remove(var.as_tensor()) {
+                grads.insert(var.as_tensor(), g);
+            }
+        }
+        drop(store);
+        self.embedding_grads(inputs, &rows, hg.weight, &mut grads)?;
         Ok((hg.loss, grads))
+    }
+
+    /// [`Llama::backward`] in f32 on the CPU: the blocks' backward pass
+    /// written out ([`backprop`]), each block's activations dropped once its
+    /// gradients are out.
+    fn backward_cpu(
+        &self,
+        inputs: &Tensor,
+        packing: Option<&Packing>,
+        targets: &[i64],
+        scale: f64,
+    ) -> Result<(f64, Grads)> {
+        let (b, t) = inputs.dims2()?;
+        let logits = loss::logits_buffer(b * t, self.config.vocab_size, self.head_rows);
+        let pos = Positions::new(&self.config, (b, t), packing, &self.device, self.compute)?;
+        let (x, saved) = self.blocks_saved(&inputs.detach(), &pos)?;
+        let h = x.dim(2)?;
+        let norm_w = self.norm.weight.var.as_tensor().detach();
+        let last = fused::rms_norm(&x, &norm_w, self.norm.eps)?;
+        let head = self.head().var.as_tensor().detach();
+        let last = last.reshape((b * t, h))?;
+        let hg =
+            loss::linear_cross_entropy_in(logits, &last, &head, targets, scale, self.head_rows)?;
+        let mut grads = Grads::default();
+        let dlast = hg.hidden.reshape((b, t, h))?;
+        let (mut dx, dw) = fused::rms_norm_grad(&x, &norm_w, &dlast, self.norm.eps)?;
+        grads.insert(self.norm.weight.var.as_tensor(), dw);
+        drop(x);
+        for (block, s) in self.layers.iter().zip(saved).rev() {
+            dx = block.backward(s, &pos, &dx, &mut grads)?;
+        }
+        self.embedding_grads(inputs, &dx.reshape((b * t, h))?, hg.weight, &mut grads)?;
+        Ok((hg.loss, grads))
+    }
+
+    /// The blocks' output for token ids `inputs` (`[b, t]`), untracked, and
+    /// what each block keeps for its backward pass.
+    fn blocks_saved(&self, inputs: &Tensor, pos: &Positions) -> Result<(Tensor, Vec<Saved>)> {
+        let mut x = self.embed(inputs)?.detach();
+        let mut saved = Vec::with_capacity(self.layers.len());
+        for block in &self.layers {
+            let (y, s) = block.forward_saved(&x, pos)?;
+            saved.push(s);
+            x = y;
+        }
+        Ok((x, saved))
+    }
+
+    /// The fused head's loss and gradients for the final hidden states `x`
+    /// (`[b·t, hidden]`).
+    fn head_grads(&self, x: &Tensor, targets: &[i64], scale: f64) -> Result<loss::HeadGrads> {
+        let head = self.head().var.as_tensor().detach();
+        loss::linear_cross_entropy(&x.detach(), &head, targets, scale, self.head_rows)
+    }
+
+    /// The embedding's gradient from `rows`, the gradient of the embedded
+    /// tokens `inputs` (`[b·t, hidden]`), added in place into the head's
+    /// `head_grad` when the two are tied; both into `grads`.
+    fn embedding_grads(
+        &self,
+        inputs: &Tensor,
+        rows: &Tensor,
+        head_grad: Tensor,
+        grads: &mut Grads,
+    ) -> Result<()> {
+        let ids = inputs.flatten_all()?.to_vec1::<u32>()?;
+        let embed = self.embed_tokens.var.as_tensor();
+        match &self.lm_head {
+            None => {
+                grads.insert(embed, ops::scatter_add_rows(head_grad, &ids, rows)?);
+            }
+            Some(lm_head) => {
+                let zeros = Tensor::zeros(embed.shape(), DType::F32, &self.device)?;
+                grads.insert(embed, ops::scatter_add_rows(zeros, &ids, rows)?);
+                grads.insert(lm_head.weight.var.as_tensor(), head_grad);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -689,7 +817,12 @@ mod tests {
 
     /// The plain computation: whole logits, log-softmax, the mean over the
     /// counted targets, autograd through everything.
-    fn plain_grads(m: &Llama, ids: &Tensor, targets: &[i64], scale: f64) -> (f64, GradStore) {
+    fn plain_grads(
+        m: &Llama,
+        ids: &Tensor,
+        targets: &[i64],
+        scale: f64,
+    ) -> (f64, candle_core::backprop::GradStore) {
         let logits = m.forward(ids).unwrap();
         let (b, t, v) = logits.dims3().unwrap();
         let logp = candle_nn::ops::log_softmax(&logits.reshape((b * t, v)).unwrap(), 1).unwrap();
@@ -705,6 +838,42 @@ mod tests {
         let mean = (picked.sum_all().unwrap() * (-1.0 / counted)).unwrap();
         let value = mean.to_scalar::<f32>().unwrap() as f64;
         (value, (mean * scale).unwrap().backward().unwrap())
+    }
+
+    /// The written-out backward pass of the CPU equals candle's autograd
+    /// through the same fused kernels: packed samples, grouped-query heads,
+    /// tied and untied embeddings.
+    #[test]
+    fn the_written_out_backward_equals_autograd() {
+        let seq_len = 96;
+        let packs = [pack(&[50, 30, 16], seq_len, 1), pack(&[9, 87], seq_len, 2)];
+        for tied in [true, false] {
+            let mut c = tiny();
+            c.tie_word_embeddings = tied;
+            assert!(c.kv_heads() < c.num_attention_heads, "grouped-query heads");
+            let m = Llama::init(&c, 11, &Device::Cpu, DType::F32).unwrap();
+            let b = to_packed_batch(&packs, seq_len, &Device::Cpu).unwrap();
+            let args = (&b.inputs, b.packing.as_ref(), &b.targets[..], 0.7);
+            let (got, written) = m.backward_cpu(args.0, args.1, args.2, args.3).unwrap();
+            let (want, auto) = m.backward_autograd(args.0, args.1, args.2, args.3).unwrap();
+            assert!((got - want).abs() <= 1e-6 * want, "{got} vs {want}");
+            for (name, var) in m.params() {
+                let a = written.get(var.as_tensor()).unwrap();
+                let b = auto.get(var.as_tensor()).unwrap();
+                let top = b
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                let worst = worst(a, b);
+                assert!(
+                    top > 0.0 && worst <= 1e-5 * top,
+                    "tied {tied}, {name}: {worst} of {top}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Fused tensor operations with gradients, for the CPU: one pass where
 //! candle's composed ops make several, each with a new buffer.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, InplaceOp2, Layout, Shape, Tensor, D};
 use rayon::prelude::*;
 
 use crate::error::Result;
@@ -95,6 +95,58 @@ impl CustomOp2 for CausalSoftmaxGrad {
             .enumerate()
             .for_each(|(k, (dx, (y, dy)))| kernels::softmax_grad_row(y, dy, dx, k % t + 1));
         Ok((CpuStorage::F32(dx), y_layout.shape().clone()))
+    }
+}
+
+/// Adds row `k` of `rows` (`[n, d]`) to row `ids[k]` of `dst` (`[v, d]`),
+/// for every `k` in order: the embedding's gradient from the gradient of the
+/// rows it gave. In place on a contiguous f32 CPU `dst` (which must not share
+/// its storage); elsewhere a new tensor (`index_add`). Checks the ids.
+pub fn scatter_add_rows(dst: Tensor, ids: &[u32], rows: &Tensor) -> Result<Tensor> {
+    let (v, d) = dst.dims2()?;
+    let (n, rd) = rows.dims2()?;
+    if rd != d || n != ids.len() || ids.iter().any(|&i| i as usize >= v) {
+        return Err(crate::error::TrainerError::Shape(format!(
+            "scatter of {n} rows of {rd} by {} ids into [{v}, {d}]",
+            ids.len()
+        )));
+    }
+    let rows = rows.to_dtype(dst.dtype())?.contiguous()?;
+    if dst.device().is_cpu() && dst.dtype() == DType::F32 && dst.is_contiguous() {
+        dst.inplace_op2(&rows, &ScatterAddRows { ids })?;
+        return Ok(dst);
+    }
+    let ids = Tensor::from_slice(ids, n, dst.device())?;
+    Ok(dst.index_add(&ids, &rows, 0)?)
+}
+
+/// [`scatter_add_rows`] in place, on CPU.
+struct ScatterAddRows<'a> {
+    ids: &'a [u32],
+}
+
+impl InplaceOp2 for ScatterAddRows<'_> {
+    fn name(&self) -> &'static str {
+        "scatter-add-rows"
+    }
+
+    fn cpu_fwd(
+        &self,
+        dst: &mut CpuStorage,
+        dst_layout: &Layout,
+        rows: &CpuStorage,
+        rows_layout: &Layout,
+    ) -> candle_core::Result<()> {
+        let d = rows_layout.dims()[1];
+        let dst = kernels::f32s_mut(dst, dst_layout, "scatter")?;
+        let rows = kernels::f32s(rows, rows_layout, "scatter")?;
+        for (&i, row) in self.ids.iter().zip(rows.chunks_exact(d)) {
+            let i = i as usize;
+            for (a, &b) in dst[i * d..(i + 1) * d].iter_mut().zip(row) {
+                *a += b;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -2,7 +2,7 @@
 //! strings, as `almr stats --html` draws its own: one line per run, in the
 //! run's colour, and a key of the runs under each chart, outside the plot,
 //! so that it never covers a line. The sweep's charts ([`super::sweep`])
-//! draw their lines with the same [`line_chart`].
+//! draw their lines with the same `line_chart`.
 
 use std::ops::Range;
 

@@ -1,6 +1,6 @@
 //! `almr-train report`: the curves of one or several training runs, read
 //! from each run directory's `run.json`, `metrics.jsonl` and `valid.json`.
-//! A [`Report`] displays as a table, one row per run ([`text`]),
+//! A [`Report`] displays as a table, one row per run (`text`),
 //! serializes as its summaries (`--json`), and renders as a self-contained
 //! HTML page with charts ([`html`], drawn by [`charts`]). A sweep directory
 //! reads as a [`sweep::SweepReport`]: its cells, the fit over them, and the

@@ -2,12 +2,12 @@
 //! learning-rate sweep (`SWEEP/cells.jsonl`, docs/sweep.md), the fit and
 //! the recommendation over them, and the runs of the cells
 //! (`SWEEP/cells/<cell>/steps-<S>`). A [`SweepReport`] displays as a table,
-//! one row per cell, then the recommendation ([`text`]); serializes as the
+//! one row per cell, then the recommendation (`text`); serializes as the
 //! cells and the recommendation (`--json`); and renders as a section of the
 //! HTML page ([`page`]) with the fitted loss surfaces ([`surface`]), the
 //! observed trade-off and every cell's curves ([`curves`]).
 //!
-//! The fit is made here, by [`crate::sweep::recommend`] with the tolerance
+//! The fit is made here, by [`crate::sweep::recommend()`] with the tolerance
 //! `recommendation.json` records (0.03 without one), so the report always
 //! shows the fit of the cells as they are now; a `recommendation.json` that
 //! differs from it is out of date, and the report says so.

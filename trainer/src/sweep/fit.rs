@@ -540,7 +540,7 @@ pub fn fit_theta(data: &Data) -> Vec<f64> {
 }
 
 /// The best fit from the given starts (L-BFGS from each, the first on
-/// ties), refined by [`refine`].
+/// ties), refined by `refine`.
 pub fn best_of(data: &Data, starts: &[Vec<f64>]) -> Vec<f64> {
     let mut best: Option<(Vec<f64>, f64)> = None;
     for s in starts {

@@ -1,6 +1,6 @@
 //! `almr-train sweep fit`: fits the ALMR × learning-rate law per language
 //! over a sweep's cells ([`cells`], [`fit`]) and recommends the setting of
-//! the big run ([`recommend`]). See `docs/sweep.md`.
+//! the big run ([`recommend()`]). See `docs/sweep.md`.
 
 pub mod cells;
 pub mod fit;
