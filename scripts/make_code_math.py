@@ -100,15 +100,19 @@ def read(path):
     return data.decode("utf-8")
 
 
-def python_sources(stdlib):
-    names = sorted(
+def files_in(folder, ext, skip, lo, hi):
+    """The names in `folder` ending in `ext`, not in `skip`, of lo..=hi bytes, sorted."""
+    return sorted(
         n
-        for n in os.listdir(stdlib)
-        if n.endswith(".py")
-        and n not in SOURCE_SKIP
-        and SOURCE_MIN <= os.path.getsize(os.path.join(stdlib, n)) <= SOURCE_MAX
+        for n in os.listdir(folder)
+        if n.endswith(ext)
+        and n not in skip
+        and lo <= os.path.getsize(os.path.join(folder, n)) <= hi
     )
-    for n in names:
+
+
+def python_sources(stdlib):
+    for n in files_in(stdlib, ".py", SOURCE_SKIP, SOURCE_MIN, SOURCE_MAX):
         pkg = "minimal" if n in MINIMAL else "stdlib"
         yield {
             "id": "py-" + n[:-3].strip("_").replace("_", "-"),
@@ -120,14 +124,7 @@ def python_sources(stdlib):
 
 
 def c_sources(include):
-    names = sorted(
-        n
-        for n in os.listdir(include)
-        if n.endswith(".h")
-        and n not in HEADER_SKIP
-        and HEADER_MIN <= os.path.getsize(os.path.join(include, n)) <= HEADER_MAX
-    )
-    for n in names:
+    for n in files_in(include, ".h", HEADER_SKIP, HEADER_MIN, HEADER_MAX):
         yield {
             "id": "c-" + n[:-2],
             "kind": "c_source",

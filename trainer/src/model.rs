@@ -848,11 +848,9 @@ mod tests {
         let seq_len = 96;
         let packs = [pack(&[50, 30, 16], seq_len, 1), pack(&[9, 87], seq_len, 2)];
         for tied in [true, false] {
-            let mut c = tiny();
-            c.tie_word_embeddings = tied;
+            let (m, b) = packed_model(tied, 11, &packs, seq_len);
+            let c = &m.config;
             assert!(c.kv_heads() < c.num_attention_heads, "grouped-query heads");
-            let m = Llama::init(&c, 11, &Device::Cpu, DType::F32).unwrap();
-            let b = to_packed_batch(&packs, seq_len, &Device::Cpu).unwrap();
             let args = (&b.inputs, b.packing.as_ref(), &b.targets[..], 0.7);
             let (got, written) = m.backward_cpu(args.0, args.1, args.2, args.3).unwrap();
             let (want, auto) = m.backward_autograd(args.0, args.1, args.2, args.3).unwrap();
@@ -1001,6 +999,20 @@ mod tests {
     /// A sample of `seq_len` tokens packing conversations of `lens` tokens,
     /// each a prompt of 3 tokens (mask 0) and a reply (mask 1), then
     /// padding.
+    /// The test model, tied or not, drawn from `seed`, and `packs` as one
+    /// batch.
+    fn packed_model(
+        tied: bool,
+        seed: u64,
+        packs: &[PackedSeq],
+        seq_len: usize,
+    ) -> (Llama, crate::data::Batch) {
+        let mut c = tiny();
+        c.tie_word_embeddings = tied;
+        let m = Llama::init(&c, seed, &Device::Cpu, DType::F32).unwrap();
+        (m, to_packed_batch(packs, seq_len, &Device::Cpu).unwrap())
+    }
+
     fn pack(lens: &[usize], seq_len: usize, salt: u32) -> PackedSeq {
         let n: usize = lens.iter().sum();
         let ids = (0..n as u32).map(|i| (i * 7 + salt) % 50).collect();
@@ -1045,10 +1057,7 @@ mod tests {
         let seq_len = 128;
         let packs = [pack(&[50, 40, 30], seq_len, 1), pack(&[9, 100], seq_len, 2)];
         for tied in [true, false] {
-            let mut c = tiny();
-            c.tie_word_embeddings = tied;
-            let m = Llama::init(&c, 7, &Device::Cpu, DType::F32).unwrap();
-            let b = to_packed_batch(&packs, seq_len, &Device::Cpu).unwrap();
+            let (m, b) = packed_model(tied, 7, &packs, seq_len);
             let (loss, grads) = run(&m, &b.inputs, b.packing.as_ref(), &b.targets, 1.0);
             let total = b.targets.iter().filter(|&&t| t != loss::IGNORE).count();
             let mut want_loss = 0.0;
